@@ -21,6 +21,9 @@ from bioface_jax.physics.illumination import illuminant
 from bioface_jax.physics.illumination import index_to_cct
 from bioface_jax.physics.render import fold_lut
 from bioface_jax.physics.render import render
+from bioface_jax.physics.shading import decode_normals
+from bioface_jax.physics.shading import sh_irradiance
+from bioface_jax.physics.shading import shading_target
 from bioface_jax.physics.skin import fractions_to_network
 from bioface_jax.physics.skin import network_to_fractions
 from bioface_jax.physics.skin import skin_lut
@@ -32,8 +35,8 @@ from bioface_jax.physics.spectra import SpectraFormatError
 
 __all__ = [
     "Spectra", "SpectraFormatError", "camera_sensitivity", "cct_to_index", "daylight_cie",
-    "daylight_table", "fold_lut", "fractions_to_network", "gamma_decode", "gamma_encode",
+    "daylight_table", "decode_normals", "fold_lut", "fractions_to_network", "gamma_decode", "gamma_encode",
     "illuminant", "index_to_cct", "light_colour", "load_spectra", "network_to_fractions",
-    "raw_to_xyz", "render", "skin_lut", "skin_model", "skin_reflectance", "srgb_decode",
+    "raw_to_xyz", "render", "sh_irradiance", "shading_target", "skin_lut", "skin_model", "skin_reflectance", "srgb_decode",
     "srgb_encode", "to_uint8", "xyz_to_linear_srgb",
 ]
