@@ -1,0 +1,17 @@
+"""BioFaceNet as pure-functional Flax linen modules, with its self-supervised loss.
+
+* `unet` - the authors' U-Net: one encoder, four independent decoders, a fully connected head.
+* `biofacenet` - preprocessing, output scaling, rendering through `bioface_jax.physics`, the
+  loss, and the optimiser; its module docstring documents the trainer-facing API.
+"""
+
+from bioface_jax.models.biofacenet import BioFaceNet
+from bioface_jax.models.biofacenet import BioFaceNetConfig
+from bioface_jax.models.biofacenet import compute_loss
+from bioface_jax.models.biofacenet import init
+from bioface_jax.models.biofacenet import optimizer
+from bioface_jax.models.biofacenet import predict
+from bioface_jax.models.unet import BioFaceUNet
+
+__all__ = ["BioFaceNet", "BioFaceNetConfig", "BioFaceUNet", "compute_loss", "init",
+           "optimizer", "predict"]

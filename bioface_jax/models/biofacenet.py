@@ -1,0 +1,434 @@
+"""BioFaceNet: image -> U-Net -> physical parameters -> spectral renderer, and its loss.
+
+The network (`unet.BioFaceUNet`) predicts four maps and a 17-vector; `scale_outputs` turns them
+into the physical parameters of the fixed renderer (`bioface_jax.physics.render`), and the
+self-supervised loss compares the rendered image with the linearised input (biofacenet-spec.md
+sections 0, 6-8). Everything is pure: parameters and BatchNorm statistics are explicit pytrees,
+the spectral tables and skin LUT are call arguments (fixed arrays, never Flax params, so they are
+not trained, decayed or checkpointed), and the config is a frozen, hashable dataclass so it can
+be closed over or passed as a static argument to `jax.jit`.
+
+Trainer-facing API (all pure functions):
+
+  config = BioFaceNetConfig(...)  # or BioFaceNetConfig.from_mapping(config_dict.model)
+  params, batch_stats = init(rng, (B, H, W, 3), config)
+  outputs, new_batch_stats = apply(params, batch_stats, image, config, train=...,
+                                   spectra=spectra, lut=lut)
+  outputs = predict(params, batch_stats, image, config, spectra=None, lut=None)
+  loss, (terms, new_batch_stats, outputs) = compute_loss(
+      params, batch_stats, batch, spectra, lut, config, train=True)
+  tx = optimizer(config)  # optax.GradientTransformation over `params`
+
+``batch`` is a dict: ``image`` (B, H, W, 3) gamma-encoded sRGB in [0, 1], ``mask`` (B, H, W)
+binary face mask (a trailing singleton channel is accepted), ``shading`` (B, H, W) pseudo ground
+truth shading, already clamped with max(0, .). ``outputs`` holds the physical parameters
+(``fmel``, ``fblood``, ``shading``, ``specular`` (B, H, W); ``weights`` (B, 14); ``t`` (B,);
+``b`` (B, 2)), ``linear_input`` (B, H, W, 3) and, when spectra and lut are given, ``render``
+(the dict returned by `physics.render`). ``terms`` holds the batch means of the unweighted
+terms (``appearance``, ``camera_prior``, ``specular_sparsity``, ``shading``), the mean
+least-squares shading scale ``shading_scale`` and ``total`` (= loss).
+
+Deviations from the authors' code, all documented options or guards that are inactive in the
+authors' regime:
+* ``logit_clip`` (default None = authors' unbounded exp): clips m_shade and m_spec to
+  [-c, c] before exp, so the shading maps cannot overflow float32.
+* The shading scale k uses a NaN-safe division: an image whose mask is empty (or whose masked
+  shading underflows to 0) gets k = 0 instead of the authors' 0/0.
+* ``normalise_by_foreground`` (default False = authors' code): the paper's choice of dividing
+  the three pixel-wise per-image sums by the number of foreground pixels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from bioface_jax import physics
+from bioface_jax.models.unet import BioFaceUNet
+
+VGG_MEAN = (129.1863, 104.7624, 93.5940)  # R, G, B; `averageImage` in mainBioFaces.m
+INPUT_GAMMA = 2.2  # getBatch.m linearises with a plain power law
+APPEARANCE_SCALE = 255.0**2 / 224.0**2  # [m (I - P)]^2 / 224^2 with I - P = 255 (x_lin - y)
+N_LIGHT_WEIGHTS = 14  # A, D, F1..F12
+N_VECTOR = 17  # 14 weights, 1 CCT index, 2 camera coefficients
+N_MAPS = 4  # mel, blood, shade, spec
+
+
+@dataclasses.dataclass(frozen=True)
+class BioFaceNetConfig:
+  """Model, loss and optimiser settings (defaults = the authors' final MATLAB code).
+
+  Attributes:
+    base_filters, depth, fc_width, upsample: network size; see `unet.BioFaceUNet`.
+    dtype: computation dtype name, "float32" or "bfloat16".
+    logit_clip: if set, clip the shading/specular logits to [-c, c] before exp (deviation).
+    xyz_mode, daylight: passed to `physics.render` ("exact" closed-form or "table" RAW->XYZ;
+      "table" or "cie" daylight).
+    loss_weights: (appearance, camera prior, specular sparsity, shading).
+    normalise_by_foreground: divide the pixel-wise per-image sums by the foreground count.
+    stop_gradient_shading_scale: treat the least-squares shading scale k as a constant in
+      the backward pass. At k = k* the loss is stationary in k (dL/dk = 0), so by the envelope
+      theorem the gradient is unchanged; stopping it only avoids differentiating a division.
+    optimizer: "sgd" (authors: SGD + momentum with L2 decay on conv kernels) or "adam".
+    learning_rate, momentum, weight_decay: optimiser constants (authors: 1e-5, 0.9, 5e-4).
+    bn_scale_lr_multiplier: learning-rate multiplier of BN scales (autonn: 2).
+  """
+  base_filters: int = 32
+  depth: int = 4
+  fc_width: int = 512
+  upsample: str = "nearest"
+  dtype: str = "float32"
+  logit_clip: float | None = None
+  xyz_mode: str = "exact"
+  daylight: str = "table"
+  loss_weights: tuple[float, float, float, float] = (1e-3, 1e-4, 1e-5, 1e-5)
+  normalise_by_foreground: bool = False
+  stop_gradient_shading_scale: bool = True
+  optimizer: str = "sgd"
+  learning_rate: float = 1e-5
+  momentum: float = 0.9
+  weight_decay: float = 5e-4
+  bn_scale_lr_multiplier: float = 2.0
+
+  def __post_init__(self):
+    if self.upsample not in ("nearest", "bilinear"):
+      raise ValueError(f"BioFaceNetConfig.upsample must be 'nearest' or 'bilinear', "
+                       f"got {self.upsample!r}")
+    if self.dtype not in ("float32", "bfloat16", "float64"):
+      raise ValueError(f"BioFaceNetConfig.dtype must be 'float32', 'bfloat16' or 'float64', "
+                       f"got {self.dtype!r}")
+    if self.optimizer not in ("sgd", "adam"):
+      raise ValueError(f"BioFaceNetConfig.optimizer must be 'sgd' or 'adam', "
+                       f"got {self.optimizer!r}")
+    if self.xyz_mode not in ("exact", "table") or self.daylight not in ("table", "cie"):
+      raise ValueError(f"BioFaceNetConfig: xyz_mode must be 'exact'/'table' and daylight "
+                       f"'table'/'cie', got {self.xyz_mode!r}, {self.daylight!r}")
+    if len(self.loss_weights) != 4:
+      raise ValueError(f"BioFaceNetConfig.loss_weights needs 4 values, got {self.loss_weights}")
+    if self.logit_clip is not None and not self.logit_clip > 0:
+      raise ValueError(f"BioFaceNetConfig.logit_clip must be positive or None, "
+                       f"got {self.logit_clip}")
+    object.__setattr__(self, "loss_weights", tuple(float(w) for w in self.loss_weights))
+
+  @classmethod
+  def from_mapping(cls, mapping: Mapping[str, Any]) -> BioFaceNetConfig:
+    """Builds a config from a dict or ml_collections ConfigDict; unknown keys are an error."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(mapping) - fields)
+    if unknown:
+      raise ValueError(f"unknown BioFaceNet config keys {unknown}; valid keys: {sorted(fields)}")
+    kwargs = dict(mapping)
+    if "loss_weights" in kwargs:
+      kwargs["loss_weights"] = tuple(kwargs["loss_weights"])
+    return cls(**kwargs)
+
+
+# ------------------------------------------------------------------ preprocessing and scaling
+
+
+def _check_unit_range(x: jax.Array, name: str) -> None:
+  """Raises if a concrete (non-traced) array has values outside [0, 1] or non-finite ones."""
+  if isinstance(x, jax.core.Tracer):
+    return
+  a = np.asarray(x)
+  if a.size and not (np.all(np.isfinite(a)) and a.min() >= 0.0 and a.max() <= 1.0):
+    raise ValueError(f"{name} must hold finite values in [0, 1] (gamma-encoded sRGB), "
+                     f"got range [{np.nanmin(a)}, {np.nanmax(a)}]")
+
+
+def preprocess(image_srgb: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Linearises an image and makes the network input (spec section 7).
+
+  Args:
+    image_srgb: (..., 3) gamma-encoded RGB in [0, 1]. Checked when not traced; under jit the
+      caller (the data pipeline) guarantees the range (a negative value would give NaN).
+
+  Returns:
+    net_input: 255 * x**2.2 - mu_VGG, mu_VGG = (129.1863, 104.7624, 93.5940).
+    linear: x**2.2, the appearance target.
+  """
+  if image_srgb.shape[-1] != 3:
+    raise ValueError(f"image must have 3 channels last, got shape {image_srgb.shape}")
+  _check_unit_range(image_srgb, "image")
+  linear = image_srgb**INPUT_GAMMA
+  net_input = 255.0 * linear - jnp.asarray(VGG_MEAN, linear.dtype)
+  return net_input, linear
+
+
+def scale_outputs(maps: jax.Array, vector: jax.Array,
+                  logit_clip: float | None = None) -> dict[str, jax.Array]:
+  """Raw network outputs -> physical parameters (``scalingNet.m``, spec section 6).
+
+  Args:
+    maps: (..., H, W, 4) raw maps in the order m_mel, m_blood, m_shade, m_spec.
+    vector: (..., 17) raw head output: 14 lighting weights, CCT index, 2 camera coefficients.
+    logit_clip: None (authors) or c > 0 to clip m_shade and m_spec to [-c, c] before exp.
+
+  Returns:
+    dict with ``fmel``, ``fblood`` in (-1, 1) and ``shading``, ``specular`` in (0, inf), each
+    (..., H, W); ``weights`` (..., 14) on the simplex; ``t`` (...,) in (1, 22); ``b`` (..., 2)
+    in (-3, 3).
+  """
+  if maps.shape[-1] != N_MAPS:
+    raise ValueError(f"maps must have {N_MAPS} channels last, got shape {maps.shape}")
+  if vector.shape[-1] != N_VECTOR:
+    raise ValueError(f"vector must have {N_VECTOR} entries last, got shape {vector.shape}")
+  m_shade, m_spec = maps[..., 2], maps[..., 3]
+  if logit_clip is not None:
+    m_shade = jnp.clip(m_shade, -logit_clip, logit_clip)
+    m_spec = jnp.clip(m_spec, -logit_clip, logit_clip)
+  return {
+      "fmel": 2.0 * jax.nn.sigmoid(maps[..., 0]) - 1.0,
+      "fblood": 2.0 * jax.nn.sigmoid(maps[..., 1]) - 1.0,
+      "shading": jnp.exp(m_shade),
+      "specular": jnp.exp(m_spec),
+      "weights": jax.nn.softmax(vector[..., :N_LIGHT_WEIGHTS], axis=-1),
+      "t": 1.0 + 21.0 * jax.nn.sigmoid(vector[..., N_LIGHT_WEIGHTS]),
+      "b": 6.0 * jax.nn.sigmoid(vector[..., N_LIGHT_WEIGHTS + 1:]) - 3.0,
+  }
+
+
+# ------------------------------------------------------------------------------ the model
+
+
+class BioFaceNet(nn.Module):
+  """Preprocessing, U-Net, output scaling and (optionally) the physics renderer.
+
+  Attributes: as in `BioFaceNetConfig` (network fields only).
+  """
+  base_filters: int = 32
+  depth: int = 4
+  fc_width: int = 512
+  upsample: str = "nearest"
+  dtype: Any = jnp.float32
+  logit_clip: float | None = None
+  xyz_mode: str = "exact"
+  daylight: str = "table"
+
+  @nn.compact
+  def __call__(self, image_srgb: jax.Array, spectra: Any = None, lut: jax.Array | None = None,
+               *, train: bool) -> dict[str, Any]:
+    """Predicts the physical parameters and, given spectra and lut, renders them.
+
+    Args:
+      image_srgb: (B, H, W, 3) gamma-encoded sRGB in [0, 1].
+      spectra: a `physics.Spectra` pytree, or None to skip rendering.
+      lut: the skin lookup table from `physics.skin_lut`, or None to skip rendering.
+      train: BatchNorm on batch statistics (needs ``mutable=["batch_stats"]``) if True.
+
+    Returns:
+      The ``outputs`` dict described in the module docstring.
+    """
+    net_input, linear = preprocess(image_srgb)
+    maps, vector = BioFaceUNet(self.base_filters, self.depth, self.fc_width, n_decoders=N_MAPS,
+                               n_vector=N_VECTOR, upsample=self.upsample, dtype=self.dtype,
+                               name="unet")(net_input, train)
+    outputs = scale_outputs(maps, vector, self.logit_clip)
+    outputs["linear_input"] = linear
+    if (spectra is None) != (lut is None):
+      raise ValueError("pass both spectra and lut to render, or neither")
+    if spectra is not None:
+      outputs["render"] = physics.render(spectra, lut, outputs["fmel"], outputs["fblood"],
+                                         outputs["shading"], outputs["specular"],
+                                         outputs["weights"], outputs["t"], outputs["b"],
+                                         xyz_mode=self.xyz_mode, daylight=self.daylight)
+    return outputs
+
+
+def make_model(config: BioFaceNetConfig) -> BioFaceNet:
+  """The Flax module described by ``config``."""
+  return BioFaceNet(base_filters=config.base_filters, depth=config.depth,
+                    fc_width=config.fc_width, upsample=config.upsample,
+                    dtype=jnp.dtype(config.dtype), logit_clip=config.logit_clip,
+                    xyz_mode=config.xyz_mode, daylight=config.daylight)
+
+
+def init(rng: jax.Array, image_shape: tuple[int, ...],
+         config: BioFaceNetConfig) -> tuple[Any, Any]:
+  """Initialises the network.
+
+  Args:
+    rng: a PRNG key.
+    image_shape: (B, H, W, 3); H and W divisible by 2**config.depth.
+    config: the model config.
+
+  Returns:
+    (params, batch_stats) pytrees.
+  """
+  variables = make_model(config).init(rng, jnp.zeros(image_shape, jnp.float32), train=False)
+  return variables["params"], variables["batch_stats"]
+
+
+def apply(params: Any, batch_stats: Any, image_srgb: jax.Array, config: BioFaceNetConfig, *,
+          train: bool, spectra: Any = None, lut: jax.Array | None = None
+          ) -> tuple[dict[str, Any], Any]:
+  """Runs the model; returns (outputs, batch_stats), the latter updated only if ``train``."""
+  variables = {"params": params, "batch_stats": batch_stats}
+  model = make_model(config)
+  if train:
+    outputs, updates = model.apply(variables, image_srgb, spectra, lut, train=True,
+                                   mutable=["batch_stats"])
+    return outputs, updates["batch_stats"]
+  return model.apply(variables, image_srgb, spectra, lut, train=False), batch_stats
+
+
+def predict(params: Any, batch_stats: Any, image_srgb: jax.Array, config: BioFaceNetConfig,
+            spectra: Any = None, lut: jax.Array | None = None) -> dict[str, Any]:
+  """Evaluation-mode forward pass (running BatchNorm statistics)."""
+  return apply(params, batch_stats, image_srgb, config, train=False, spectra=spectra,
+               lut=lut)[0]
+
+
+# ----------------------------------------------------------------------------- loss terms
+# Each returns one value per image (B,); the total is the batch mean of the weighted sum.
+
+
+def appearance_loss(linear_input: jax.Array, rendered: jax.Array, mask: jax.Array) -> jax.Array:
+  """(255^2/224^2) * sum_{x,c} [m (x_lin - y)]^2 per image; (B,H,W,3), (B,H,W,3), (B,H,W)."""
+  diff = mask[..., None] * (linear_input - rendered)
+  return APPEARANCE_SCALE * jnp.sum(diff**2, axis=(-3, -2, -1))
+
+
+def camera_prior_loss(b: jax.Array) -> jax.Array:
+  """||b||^2 per image; b (B, 2)."""
+  return jnp.sum(b**2, axis=-1)
+
+
+def specular_sparsity_loss(specular_rgb: jax.Array) -> jax.Array:
+  """sum over pixels and channels of the 3-channel raw specular image (unmasked, >= 0)."""
+  return jnp.sum(specular_rgb, axis=(-3, -2, -1))
+
+
+def shading_scale(target: jax.Array, shading: jax.Array, mask: jax.Array) -> jax.Array:
+  """Least-squares scale k = sum m S i_d / sum m i_d^2 per image (0 where the denominator is 0).
+
+  Args:
+    target: (B, H, W) pseudo ground-truth shading S.
+    shading: (B, H, W) predicted diffuse shading i_d.
+    mask: (B, H, W) binary mask.
+  """
+  num = jnp.sum(mask * target * shading, axis=(-2, -1))
+  den = jnp.sum(mask * shading**2, axis=(-2, -1))
+  ok = den > 0
+  return jnp.where(ok, num / jnp.where(ok, den, 1.0), 0.0)
+
+
+def shading_loss(target: jax.Array, shading: jax.Array, mask: jax.Array,
+                 stop_gradient_scale: bool = True) -> tuple[jax.Array, jax.Array]:
+  """sum_x [m (S - k i_d)]^2 per image, with k from `shading_scale`; returns (loss, k)."""
+  k = shading_scale(target, shading, mask)
+  if stop_gradient_scale:
+    k = jax.lax.stop_gradient(k)
+  diff = mask * (target - k[..., None, None] * shading)
+  return jnp.sum(diff**2, axis=(-2, -1)), k
+
+
+def loss_from_outputs(outputs: Mapping[str, Any], mask: jax.Array, target_shading: jax.Array,
+                      config: BioFaceNetConfig) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """The weighted loss from model outputs that include ``render`` (spec section 8).
+
+  Returns:
+    (total, terms): total = mean over images of sum_i w_i L_i; terms as in the module docstring.
+  """
+  render = outputs["render"]
+  per_image = {
+      "appearance": appearance_loss(outputs["linear_input"], render["linear_srgb"], mask),
+      "camera_prior": camera_prior_loss(outputs["b"]),
+      "specular_sparsity": specular_sparsity_loss(render["specular"]),
+  }
+  per_image["shading"], k = shading_loss(target_shading, outputs["shading"], mask,
+                                         config.stop_gradient_shading_scale)
+  if config.normalise_by_foreground:
+    n_fg = jnp.maximum(jnp.sum(mask, axis=(-2, -1)), 1.0)
+    for name in ("appearance", "specular_sparsity", "shading"):
+      per_image[name] = per_image[name] / n_fg
+  w_app, w_cam, w_spec, w_sh = config.loss_weights
+  total = jnp.mean(w_app * per_image["appearance"] + w_cam * per_image["camera_prior"]
+                   + w_spec * per_image["specular_sparsity"] + w_sh * per_image["shading"])
+  terms = {name: jnp.mean(v) for name, v in per_image.items()}
+  terms["shading_scale"] = jnp.mean(k)
+  terms["total"] = total
+  return total, terms
+
+
+def _check_batch(batch: Mapping[str, jax.Array]) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Validates the batch dict's keys and shapes; returns (image, mask (B,H,W), shading)."""
+  missing = [k for k in ("image", "mask", "shading") if k not in batch]
+  if missing:
+    raise KeyError(f"batch is missing keys {missing}; it has {sorted(batch)}")
+  image, mask, target = batch["image"], batch["mask"], batch["shading"]
+  if image.ndim != 4 or image.shape[-1] != 3:
+    raise ValueError(f"batch['image'] must be (B, H, W, 3), got {image.shape}")
+  if mask.ndim == 4 and mask.shape[-1] == 1:
+    mask = mask[..., 0]
+  if mask.shape != image.shape[:3]:
+    raise ValueError(f"batch['mask'] must be {image.shape[:3]} (or with a trailing 1), "
+                     f"got {batch['mask'].shape}")
+  if target.shape != image.shape[:3]:
+    raise ValueError(f"batch['shading'] must be {image.shape[:3]}, got {target.shape}")
+  return image, mask.astype(jnp.float32), target
+
+
+def compute_loss(params: Any, batch_stats: Any, batch: Mapping[str, jax.Array], spectra: Any,
+                 lut: jax.Array, config: BioFaceNetConfig, train: bool = True
+                 ) -> tuple[jax.Array, tuple[dict[str, jax.Array], Any, dict[str, Any]]]:
+  """Forward pass, rendering and loss; differentiate with ``jax.value_and_grad(has_aux=True)``.
+
+  Returns:
+    (loss, (terms, new_batch_stats, outputs)).
+  """
+  image, mask, target = _check_batch(batch)
+  outputs, new_batch_stats = apply(params, batch_stats, image, config, train=train,
+                                   spectra=spectra, lut=lut)
+  loss, terms = loss_from_outputs(outputs, mask, target, config)
+  return loss, (terms, new_batch_stats, outputs)
+
+
+# ------------------------------------------------------------------------------ optimiser
+
+
+def _leaf_name(path: tuple[Any, ...]) -> str:
+  return str(getattr(path[-1], "key", path[-1]))
+
+
+def _is_bn_scale(path: tuple[Any, ...]) -> bool:
+  parent = str(getattr(path[-2], "key", path[-2])) if len(path) > 1 else ""
+  return _leaf_name(path) == "scale" and parent.startswith("bn")
+
+
+def decay_mask(params: Any) -> Any:
+  """True for conv filters (``kernel`` leaves): the only parameters with weight decay."""
+  return jax.tree_util.tree_map_with_path(lambda p, _: _leaf_name(p) == "kernel", params)
+
+
+def scale_by_lr_multiplier(bn_scale_multiplier: float) -> optax.GradientTransformation:
+  """Multiplies the updates of BatchNorm scales by ``bn_scale_multiplier`` (autonn: 2)."""
+
+  def update_fn(updates, state, params=None):
+    del params
+    return jax.tree_util.tree_map_with_path(
+        lambda p, u: u * bn_scale_multiplier if _is_bn_scale(p) else u, updates), state
+
+  return optax.GradientTransformation(lambda _: optax.EmptyState(), update_fn)
+
+
+def optimizer(config: BioFaceNetConfig) -> optax.GradientTransformation:
+  """The authors' SGD (spec section 9.1), or Adam with the same L2 decay and multipliers.
+
+  SGD: v <- 0.9 v - (g + wd * w) on conv kernels, w <- w + lr_p v, lr_p = lr x multiplier,
+  with g the gradient of the batch-mean loss.
+  """
+  steps = [optax.add_decayed_weights(config.weight_decay, mask=decay_mask)]
+  if config.optimizer == "sgd":
+    steps.append(optax.sgd(config.learning_rate, momentum=config.momentum))
+  else:
+    steps.append(optax.adam(config.learning_rate))
+  steps.append(scale_by_lr_multiplier(config.bn_scale_lr_multiplier))
+  return optax.chain(*steps)
