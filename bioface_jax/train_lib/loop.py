@@ -1,0 +1,432 @@
+"""The model-agnostic training loop: `train(task, config, workdir)`.
+
+A model plugs in by providing a `Task` (init / train_step / make_batches, optionally eval and
+figures); the loop owns everything else: the data-parallel mesh and jit shardings, automatic
+resume from `workdir/checkpoints`, per-step RNG keys, metric logging, a progress display,
+periodic figures, the non-finite-loss guard and clean Ctrl-C handling.
+
+Steps are counted from 1: step `s` consumes batch number `s - 1` of the data stream (0-based),
+uses the key `fold_in(base_key, s)` and produces the state saved as checkpoint `s`. So the data
+position of checkpoint `s` is `s`, and a resumed run calls `task.make_batches(s)` and continues
+with step `s + 1` exactly as the uninterrupted run would have. `task.init` gets
+`fold_in(base_key, 0)`; `base_key = jax.random.key(config.seed)` (stored in each checkpoint).
+
+Loss checks are one step behind the dispatch (step `s`'s metrics are fetched after step
+`s + 1` is queued) so the host never stalls the device; every log, checkpoint, figure and eval
+step synchronises first, so no checkpoint is written for a state whose loss was not finite.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import jax
+import matplotlib.image
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+import numpy as np
+
+from bioface_jax.train_lib import checkpoint as checkpoint_lib
+from bioface_jax.train_lib import metrics as metrics_lib
+from bioface_jax.train_lib import parallel
+from bioface_jax.train_lib import progress as progress_lib
+
+Batch = Mapping[str, np.ndarray]
+State = Any
+Metrics = Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """What a model provides to the trainer. All functions see global batches.
+
+  Attributes:
+    init: `(rng, example_batch) -> state`. Builds the train state pytree (params, batch
+      statistics, optimiser state, step counters, ...; every leaf an array). Jitted, output
+      replicated. `example_batch` is the first (sharded) batch of the run.
+    train_step: `(state, batch, rng) -> (state, metrics)`, pure; `rng` is a typed key
+      (`jax.random.key`) different for every step. Jitted with the state and `rng`
+      replicated, the batch sharded over `'data'` and the input state donated. `metrics` is
+      a dict of scalars; entries whose name contains "loss" are checked for NaN/Inf.
+    make_batches: `(start) -> iterator of dict-of-NumPy batches`, yielding batch numbers
+      `start, start + 1, ...` of a deterministic stream (so resume continues it exactly).
+      Each batch has `config.batch_size` rows (in a multi-process run: this process's
+      `batch_size // process_count` rows).
+    eval_step: optional `(state, batch) -> metrics` (jitted), averaged over
+      `make_eval_batches()` every `config.eval_every_steps` and logged as `eval/<name>`.
+    make_eval_batches: optional `() -> iterable of batches` for `eval_step`.
+    make_figure: optional `(state, numpy_batch) -> image` where image is an (H, W, 3) array
+      (uint8, or float in [0, 1]) or a matplotlib Figure; called every
+      `config.figure_every_steps`, saved to `workdir/figures/step_XXXXXX.png` and TensorBoard.
+  """
+
+  init: Callable[[jax.Array, Batch], State]
+  train_step: Callable[[State, Batch, jax.Array], tuple[State, Metrics]]
+  make_batches: Callable[[int], Iterable[Batch]]
+  eval_step: Callable[[State, Batch], Metrics] | None = None
+  make_eval_batches: Callable[[], Iterable[Batch]] | None = None
+  make_figure: Callable[[State, Batch], Any] | None = None
+
+
+_REQUIRED = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+  """The config fields the loop reads (any other fields are ignored; a value of 0 = never).
+
+  Attributes:
+    num_train_steps: train until this step.
+    batch_size: global batch size; must divide by the number of devices.
+    seed: seeds the base RNG key.
+    log_every_steps: write averaged metrics (JSONL + TensorBoard) every this many steps.
+    checkpoint_every_steps: save a checkpoint every this many steps (one is always saved
+      at the end).
+    figure_every_steps: call `task.make_figure` every this many steps.
+    eval_every_steps: run `task.eval_step` over `task.make_eval_batches()` every this many
+      steps and at the end.
+    max_to_keep: checkpoints kept on disk.
+    async_checkpointing: write checkpoints in a background thread.
+  """
+
+  num_train_steps: int
+  batch_size: int
+  seed: int = 0
+  log_every_steps: int = 50
+  checkpoint_every_steps: int = 1000
+  figure_every_steps: int = 0
+  eval_every_steps: int = 0
+  max_to_keep: int = 3
+  async_checkpointing: bool = True
+
+  @classmethod
+  def from_config(cls, config: Any) -> LoopConfig:
+    """Reads the fields from an `ml_collections.ConfigDict`, a dict or any attribute object."""
+    values = {}
+    for field in dataclasses.fields(cls):
+      if isinstance(config, Mapping):
+        value = config.get(field.name, _REQUIRED)
+      else:
+        value = getattr(config, field.name, _REQUIRED)
+      if value is _REQUIRED:
+        if field.default is dataclasses.MISSING:
+          raise KeyError(f"train config is missing the required field '{field.name}'.")
+        continue
+      values[field.name] = bool(value) if field.type == "bool" else int(value)
+    out = cls(**values)
+    if out.num_train_steps < 0:
+      raise ValueError(f"config.num_train_steps must be >= 0, got {out.num_train_steps}.")
+    return out
+
+
+class NonFiniteLossError(FloatingPointError):
+  """Raised when a loss metric becomes NaN or Inf; nothing is checkpointed from that state.
+
+  Attributes:
+    step: the step whose loss was not finite.
+    last_checkpoint_step: the newest checkpoint on disk (None if none).
+  """
+
+  def __init__(self, message: str, step: int, last_checkpoint_step: int | None):
+    super().__init__(message)
+    self.step = step
+    self.last_checkpoint_step = last_checkpoint_step
+
+
+def config_to_json(config: Any) -> Any:
+  """A JSON-serialisable copy of `config` (ConfigDict, dataclass or dict; others as str)."""
+  if hasattr(config, "to_dict"):
+    config = config.to_dict()
+  elif dataclasses.is_dataclass(config) and not isinstance(config, type):
+    config = dataclasses.asdict(config)
+  return json.loads(json.dumps(config, default=str))
+
+
+def _every(step: int, period: int) -> bool:
+  return period > 0 and step % period == 0
+
+
+def _figure_to_array(figure: Any) -> np.ndarray:
+  """A matplotlib Figure (closed afterwards) or an image array -> (H, W, 3) uint8."""
+  if hasattr(figure, "savefig"):
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    image = np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+      pyplot.close(figure)  # Figures made with pyplot stay alive until closed.
+    return image
+  return metrics_lib.to_uint8_image(figure)
+
+
+def _loss_names(metrics: Mapping[str, Any]) -> list[str]:
+  names = [k for k in metrics if "loss" in k.lower()]
+  return names or list(metrics)
+
+
+def _host_scalars(metrics: Metrics, what: str) -> dict[str, float]:
+  """Device metrics -> {name: float}, with a clear error for non-scalar entries."""
+  out = {}
+  for k, v in jax.device_get(dict(metrics)).items():
+    v = np.asarray(v)
+    if v.size != 1:
+      raise ValueError(f"{what} returned metric '{k}' with shape {v.shape}; metrics must be "
+                       "scalars (reduce them inside the step).")
+    out[k] = float(v.reshape(()))
+  return out
+
+
+def train(task: Task, config: Any, workdir: str | os.PathLike, *,
+          mesh: jax.sharding.Mesh | None = None,
+          progress_stream: Any = None) -> tuple[State, list[dict[str, Any]]]:
+  """Trains `task` to `config.num_train_steps`, resuming from `workdir` if it has checkpoints.
+
+  Args:
+    task: the model's `Task`.
+    config: an `ml_collections.ConfigDict` (or dict / dataclass) with the `LoopConfig` fields;
+      the whole config is stored (as JSON) in every checkpoint.
+    workdir: the run directory: `checkpoints/`, `metrics.jsonl`, `tb/`, `figures/`.
+    mesh: the data-parallel mesh (default: `parallel.make_mesh()` over all devices).
+    progress_stream: where the progress display writes (default stdout).
+
+  Returns:
+    `(state, history)`: the final train state and the metric rows logged by this call
+    (`[{"step": s, "loss": ..., ...}, ...]`, metrics averaged over each logging window).
+
+  Raises:
+    NonFiniteLossError: a loss metric became NaN/Inf (names the step and last checkpoint).
+    KeyboardInterrupt: re-raised after saving a checkpoint of the last completed step;
+      rerunning the same command resumes from it.
+  """
+  trainer = _Trainer(task, config, workdir, mesh, progress_stream)
+  try:
+    return trainer.run()
+  finally:
+    trainer.close()
+
+
+class _Trainer:
+  """One `train` call: set-up, the loop and its periodic actions, clean-up."""
+
+  # ------------------------------------------------------------------ set up mesh and I/O
+
+  def __init__(self, task: Task, config: Any, workdir: str | os.PathLike,
+               mesh: jax.sharding.Mesh | None, progress_stream: Any):
+    self.task = task
+    self.cfg = LoopConfig.from_config(config)
+    self.config_json = config_to_json(config)
+    self.mesh = parallel.make_mesh() if mesh is None else mesh
+    parallel.check_batch_size(self.cfg.batch_size, self.mesh)
+    self.primary = jax.process_index() == 0
+    self.local_rows = self.cfg.batch_size // jax.process_count()
+    self.workdir = os.path.abspath(os.fspath(workdir))
+    os.makedirs(self.workdir, exist_ok=True)
+    self.rep = parallel.replicated_sharding(self.mesh)
+    self.dat = parallel.data_sharding(self.mesh)
+    self.progress_stream = progress_stream
+    self.writer = None
+    self.progress = None
+    self.batches = None
+    self.ckpt = checkpoint_lib.Checkpointer(
+        os.path.join(self.workdir, "checkpoints"), self.cfg.max_to_keep,
+        self.cfg.async_checkpointing)
+    self.start = self.ckpt.latest_step() or 0
+    self.step = self.start     # The number of completed steps that `self.state` holds.
+    self.state = None
+    self.pending: list[tuple[int, Metrics]] = []  # Dispatched steps, metrics not yet checked.
+    self.history: list[dict[str, Any]] = []
+    self.row: dict[str, float] = {}  # What this step logs (train window and/or eval).
+    self.window: dict[str, list[float]] = collections.defaultdict(list)
+    self.window_start = (self.start, time.perf_counter())
+
+  def close(self) -> None:
+    if self.progress is not None:
+      self.progress.close()
+    if self.writer is not None:
+      self.writer.close()
+    self.ckpt.close()
+    if self.batches is not None and hasattr(self.batches, "close"):
+      self.batches.close()
+
+  # ------------------------------------------------------------------ input pipeline
+
+  def _next_batch(self, batch_number: int) -> Batch:
+    batch = next(self.batches, None)
+    if batch is None:
+      raise ValueError(f"task.make_batches({self.start}) ran out of data at batch "
+                       f"{batch_number} (step {batch_number + 1}).")
+    for k, v in batch.items():
+      if (np.shape(v)[0] if np.ndim(v) else None) != self.local_rows:
+        raise ValueError(
+            f"task.make_batches: batch {batch_number} entry '{k}' has shape {np.shape(v)}; "
+            f"expected a leading dimension of {self.local_rows} (config.batch_size / "
+            "process count).")
+    return batch
+
+  # ------------------------------------------------------------------ init or load checkpoint
+
+  def _init_or_restore(self, example: Mapping[str, jax.Array]) -> None:
+    base_key = jax.random.key(self.cfg.seed)
+    init_key = jax.random.fold_in(base_key, 0)
+    if not self.start:
+      self.state = jax.jit(self.task.init, out_shardings=self.rep)(init_key, example)
+    else:
+      abstract = jax.eval_shape(self.task.init, init_key, example)
+      target = jax.tree.map(
+          lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=self.rep), abstract)
+      self.state, meta = self.ckpt.restore(self.start, target)
+      if int(meta.get("data_position", self.start)) != self.start:
+        raise ValueError(f"checkpoint {self.start} in {self.ckpt.directory} has data_position "
+                         f"{meta.get('data_position')}, expected {self.start}.")
+      base_key = jax.random.wrap_key_data(np.asarray(meta["rng"], dtype=np.uint32))
+      old = meta.get("config", {})
+      changed = sorted(k for k in set(old) | set(self.config_json)
+                       if isinstance(old, dict) and old.get(k) != self.config_json.get(k))
+      self.progress.message(f"Resuming from checkpoint {self.start} in {self.ckpt.directory}"
+                            + (f" (config changed: {', '.join(changed)})." if changed else "."))
+    self.base_key = jax.device_put(base_key, self.rep)
+
+  def _meta(self, step: int) -> dict[str, Any]:
+    return {"step": step, "data_position": step,
+            "rng": np.asarray(jax.random.key_data(self.base_key)).tolist(),
+            "seed": self.cfg.seed, "config": self.config_json}
+
+  # ------------------------------------------------------------------ train loop
+
+  def run(self) -> tuple[State, list[dict[str, Any]]]:
+    cfg, task = self.cfg, self.task
+    self.writer = metrics_lib.MetricWriter(
+        self.workdir, resume_step=self.start, enabled=self.primary)
+    self.progress = progress_lib.Progress(
+        cfg.num_train_steps, self.start, cfg.batch_size,
+        every_steps=cfg.log_every_steps or 100, stream=self.progress_stream,
+        enabled=self.primary)
+    self.batches = iter(task.make_batches(self.start))
+    first = self._next_batch(self.start)
+    self.batches = itertools.chain([first], self.batches)
+    with jax.set_mesh(self.mesh):
+      self._init_or_restore(parallel.shard_batch(first, self.mesh))
+      p_step = jax.jit(task.train_step, in_shardings=(self.rep, self.dat, self.rep),
+                       out_shardings=(self.rep, self.rep), donate_argnums=(0,))
+      fold_in = jax.jit(jax.random.fold_in, out_shardings=self.rep)
+      if task.eval_step is not None:
+        self.p_eval = jax.jit(task.eval_step, in_shardings=(self.rep, self.dat),
+                              out_shardings=self.rep)
+      try:
+        for step in range(self.start + 1, cfg.num_train_steps + 1):
+          batch = self._next_batch(step - 1)
+          new_state, metrics = p_step(
+              self.state, parallel.shard_batch(batch, self.mesh), fold_in(self.base_key, step))
+          self.step, self.state = step, new_state  # One statement: interrupt-consistent.
+          del new_state
+          self._finish_pending()  # The previous step's (lag one: the device stays busy).
+          self.pending.append((step, metrics))
+          last = step == cfg.num_train_steps
+          do_log = _every(step, cfg.log_every_steps) or last
+          do_ckpt = _every(step, cfg.checkpoint_every_steps) or last
+          do_fig = task.make_figure is not None and _every(step, cfg.figure_every_steps)
+          do_eval = (task.eval_step is not None and task.make_eval_batches is not None
+                     and cfg.eval_every_steps > 0
+                     and (_every(step, cfg.eval_every_steps) or last))
+          if do_log or do_ckpt or do_fig or do_eval:
+            self._finish_pending()
+          if do_log:
+            self._log(step)
+          if do_eval:
+            self._evaluate()
+          self._write_row(step)
+          if do_ckpt:
+            self.ckpt.save(step, self.state, self._meta(step))
+          if do_fig:
+            self._figure(step, batch)
+        self._finish_pending()
+        self.ckpt.save(self.step, self.state, self._meta(self.step))  # No-op if it exists.
+      except KeyboardInterrupt:
+        self._save_on_interrupt()
+        raise
+    return self.state, self.history
+
+  # ------------------------------------------------------------------ metrics and guards
+
+  def _finish_pending(self) -> None:
+    """Fetches queued step metrics, checks the losses, feeds the log window and progress."""
+    while self.pending:
+      step, metrics = self.pending.pop(0)
+      host = _host_scalars(metrics, "task.train_step")
+      bad = {k: host[k] for k in _loss_names(host) if not math.isfinite(host[k])}
+      if bad:
+        self.ckpt.wait()
+        last = self.ckpt.latest_step()
+        raise NonFiniteLossError(
+            f"Non-finite loss at step {step}: {bad}. Training stopped; this state was not "
+            f"checkpointed. Last good checkpoint: "
+            f"{'none' if last is None else f'step {last} in {self.ckpt.directory}'}.",
+            step, last)
+      for k, v in host.items():
+        self.window[k].append(v)
+      self.progress.update(step, host)
+
+  def _log(self, step: int) -> None:
+    now = time.perf_counter()
+    row = {k: float(np.mean(v)) for k, v in self.window.items()}
+    n = step - self.window_start[0]
+    if n > 0 and now > self.window_start[1]:
+      row["steps_per_sec"] = n / (now - self.window_start[1])
+      row["images_per_sec"] = row["steps_per_sec"] * self.cfg.batch_size
+    self.row.update(row)
+    self.window.clear()
+    self.window_start = (step, now)
+
+  def _write_row(self, step: int) -> None:
+    """Writes what this step logged (train window and/or eval) as one JSONL row."""
+    if self.row:
+      self.writer.write_scalars(step, self.row)
+      self.history.append({"step": step, **self.row})
+      self.row = {}
+
+  def _evaluate(self) -> None:
+    sums: dict[str, float] = collections.defaultdict(float)
+    count = 0
+    for b in self.task.make_eval_batches():
+      for k, v in _host_scalars(self.p_eval(self.state, parallel.shard_batch(b, self.mesh)),
+                                "task.eval_step").items():
+        sums[k] += v
+      count += 1
+    self.row.update({f"eval/{k}": v / count for k, v in sums.items()})
+
+  def _figure(self, step: int, batch: Batch) -> None:
+    image = _figure_to_array(self.task.make_figure(self.state, batch))
+    if self.primary:
+      fig_dir = os.path.join(self.workdir, "figures")
+      os.makedirs(fig_dir, exist_ok=True)
+      matplotlib.image.imsave(os.path.join(fig_dir, f"step_{step:06d}.png"), image)
+    self.writer.write_images(step, {"figure": image})
+
+  # ------------------------------------------------------------------ Ctrl-C
+
+  def _save_on_interrupt(self) -> None:
+    """Saves the last completed step after Ctrl-C, if that state is intact and finite."""
+    ckpt = self.ckpt
+    self._write_row(self.step)
+    if any(getattr(x, "is_deleted", lambda: False)() for x in jax.tree.leaves(self.state)):
+      self.progress.message(
+          "Interrupted while the state was being updated; no checkpoint saved. Last "
+          f"checkpoint: {ckpt.latest_step()}. Resume with the same command.")
+      return
+    try:
+      self._finish_pending()
+      ckpt.save(self.step, self.state, self._meta(self.step))
+      ckpt.wait()
+      self.progress.message(f"Interrupted after step {self.step}; saved checkpoint "
+                            f"{self.step} in {ckpt.directory}. Resume with the same command.")
+    except (NonFiniteLossError, checkpoint_lib.NonFiniteStateError) as e:
+      self.progress.message(f"Interrupted at step {self.step}; not saved ({e}). Last "
+                            f"checkpoint: {ckpt.latest_step()}.")
