@@ -143,6 +143,14 @@ class Checkpointer:
             meta=ocp.args.JsonRestore()))
     return restored["state"], dict(restored["meta"])
 
+  def read_meta(self, step: int) -> dict[str, Any]:
+    """The JSON metadata of checkpoint `step` alone (e.g. its config, to build a target)."""
+    if step not in self._manager.all_steps():
+      raise FileNotFoundError(
+          f"No checkpoint for step {step} in {self.directory} (have {self.all_steps()}).")
+    restored = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    return dict(restored["meta"])
+
   def wait(self) -> None:
     """Blocks until any background save has finished (and re-raises its error, if any)."""
     self._manager.wait_until_finished()

@@ -1,0 +1,176 @@
+"""BioFaceNet plugged into the model-agnostic trainer: data, train state, step, eval, figure.
+
+`make_task(config)` returns a `bioface_jax.train_lib.Task`:
+
+* data: the cached physics-based synthetic faces (``config.data.source = "synthetic"``, the
+  default, generated on first use) or the Neural Face Editing HDF5 shards
+  (``"nfe"``, ``config.data.dir``), both read by `data.nfe.NFEDataset`, batched by the
+  deterministic `data.pipeline.iterate_batches` (batch s is a pure function of seed and s);
+* state: ``{"params", "batch_stats", "opt_state"}``;
+* step: `bioface_jax.models.biofacenet.compute_loss` (training-mode BatchNorm) + the optimiser;
+* eval: the same loss with running BatchNorm statistics on held-out faces;
+* figure: the paper's Figure 1 layout for the first images of a held-out batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from bioface_jax import figures, physics
+from bioface_jax.models import biofacenet
+from bioface_jax.train_lib import Task
+from data import nfe, pipeline
+
+BATCH_KEYS = ("image", "mask", "shading")
+
+
+def model_config(config: ml_collections.ConfigDict) -> biofacenet.BioFaceNetConfig:
+  """The model's frozen config from the run config (top-level ``learning_rate`` wins)."""
+  fields = dict(config.model)
+  fields["learning_rate"] = float(config.learning_rate)
+  if "loss_weights" in fields:
+    fields["loss_weights"] = tuple(fields["loss_weights"])
+  return biofacenet.BioFaceNetConfig.from_mapping(fields)
+
+
+def load_datasets(config: ml_collections.ConfigDict):
+  """(train, holdout) datasets following ``config.data``."""
+  data = config.data
+  if data.source == "synthetic":
+    from data.synth import dataset as synth_dataset  # pylint: disable=g-import-not-at-top
+    options = dict(data.get("synth_options", {}) or {})
+    return synth_dataset.synthetic_dataset(data.cache_dir or None, data.num_faces, data.size,
+                                           data.seed, holdout_fraction=data.holdout_fraction,
+                                           **options)
+  if data.source == "nfe":
+    if not data.dir:
+      raise ValueError("config.data.dir must name the directory of the Neural Face Editing "
+                       "shards (zx_7_d10_inmc_celebA_XX.hdf5 + zx_7_d3_lrgb_celebA_XX.hdf5).")
+    holdout = tuple(data.holdout_shards) if data.get("holdout_shards") else None
+    fraction = data.holdout_fraction if holdout is None else None
+    return nfe.nfe_splits(data.dir, holdout_shards=holdout, holdout_fraction=fraction,
+                          seed=data.seed)
+  raise ValueError(f"config.data.source must be 'synthetic' or 'nfe', got {data.source!r}.")
+
+
+def _select(batch):
+  return {k: np.asarray(batch[k], np.float32) for k in BATCH_KEYS}
+
+
+@dataclasses.dataclass
+class BioFaceNetTask:
+  """Holds the fixed physics, model config and datasets; builds the trainer's `Task`."""
+  config: ml_collections.ConfigDict
+  spectra: physics.Spectra
+  lut: jax.Array
+  model: biofacenet.BioFaceNetConfig
+  train_set: Any
+  holdout_set: Any
+
+  @classmethod
+  def create(cls, config: ml_collections.ConfigDict) -> BioFaceNetTask:
+    spectra = physics.load_spectra()
+    train_set, holdout_set = load_datasets(config)
+    if len(train_set) < config.batch_size:
+      raise ValueError(f"the training set has {len(train_set)} faces, fewer than "
+                       f"batch_size={config.batch_size}.")
+    return cls(config, spectra, physics.skin_lut(spectra), model_config(config), train_set,
+               holdout_set)
+
+  # -- the trainer's functions ---------------------------------------------------------------
+  def init(self, rng: jax.Array, example_batch) -> dict[str, Any]:
+    params, batch_stats = biofacenet.init(rng, example_batch["image"].shape, self.model)
+    return dict(params=params, batch_stats=batch_stats,
+                opt_state=biofacenet.optimizer(self.model).init(params))
+
+  def train_step(self, state, batch, rng):
+    del rng  # The model is deterministic (no dropout).
+    tx = biofacenet.optimizer(self.model)
+
+    def loss_fn(params):
+      loss, (terms, new_stats, _) = biofacenet.compute_loss(
+          params, state["batch_stats"], batch, self.spectra, self.lut, self.model, train=True)
+      return loss, (terms, new_stats)
+
+    (loss, (terms, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state["params"])
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    metrics = {f"loss/{k}" if k != "total" else "loss": v for k, v in terms.items()}
+    metrics["loss"] = loss
+    metrics["grad_norm"] = optax.global_norm(grads)
+    return dict(params=params, batch_stats=new_stats, opt_state=opt_state), metrics
+
+  def eval_step(self, state, batch):
+    loss, (terms, _, _) = biofacenet.compute_loss(
+        state["params"], state["batch_stats"], batch, self.spectra, self.lut, self.model,
+        train=False)
+    return {"loss": loss, **{f"loss/{k}": v for k, v in terms.items() if k != "total"}}
+
+  def make_batches(self, start: int):
+    batches = pipeline.iterate_batches(self.train_set, self.config.batch_size,
+                                       self.config.seed, start_step=start)
+    return pipeline.Prefetcher(map(_select, batches), size=2)
+
+  def make_eval_batches(self):
+    n = min(len(self.holdout_set), self.config.eval_examples)
+    n -= n % self.config.batch_size
+    for start in range(0, n, self.config.batch_size):
+      yield _select(self.holdout_set.get(np.arange(start, start + self.config.batch_size)))
+
+  def make_figure(self, state, batch):
+    del batch  # Always the same held-out faces, so figures are comparable across steps.
+    source = self.holdout_set if len(self.holdout_set) >= 4 else self.train_set
+    fixed = _select(source.get(np.arange(min(4, len(source)))))
+    outputs, _ = biofacenet.apply(state["params"], state["batch_stats"],
+                                  jnp.asarray(fixed["image"]), self.model, train=False,
+                                  spectra=self.spectra, lut=self.lut)
+    outputs = jax.tree.map(np.asarray, outputs)
+    return figures.decomposition_figure(fixed["image"], outputs, fixed["mask"], rows=4)
+
+  def as_task(self) -> Task:
+    has_eval = len(self.holdout_set) >= self.config.batch_size and self.config.eval_examples > 0
+    return Task(init=self.init, train_step=self.train_step, make_batches=self.make_batches,
+                eval_step=self.eval_step if has_eval else None,
+                make_eval_batches=self.make_eval_batches if has_eval else None,
+                make_figure=self.make_figure)
+
+
+def make_task(config: ml_collections.ConfigDict) -> Task:
+  """The BioFaceNet `Task` for the trainer."""
+  return BioFaceNetTask.create(config).as_task()
+
+
+def restore_for_inference(workdir: str | pathlib.Path):
+  """(params, batch_stats, model config, run config) of the latest checkpoint in `workdir`."""
+  from bioface_jax.train_lib import Checkpointer  # pylint: disable=g-import-not-at-top
+  ckpt_dir = pathlib.Path(workdir) / "checkpoints"
+  checkpointer = Checkpointer(ckpt_dir, max_to_keep=1000, async_save=False)
+  try:
+    step = checkpointer.latest_step()
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {ckpt_dir}; train first with "
+                              f"python -m train.biofacenet --workdir {workdir}")
+    config = ml_collections.ConfigDict(checkpointer.read_meta(step)["config"])
+    model = model_config(config)
+    shape = (config.batch_size, config.data.size, config.data.size, 3)
+    abstract = jax.eval_shape(
+        lambda: dict(zip(("params", "batch_stats"),
+                         biofacenet.init(jax.random.key(0), shape, model))))
+    abstract["opt_state"] = jax.eval_shape(biofacenet.optimizer(model).init, abstract["params"])
+    state, _ = checkpointer.restore(step, abstract)
+  finally:
+    checkpointer.close()
+  return state["params"], state["batch_stats"], model, config, step
+
+
+__all__ = ["BioFaceNetTask", "make_task", "model_config", "load_datasets",
+           "restore_for_inference"]
