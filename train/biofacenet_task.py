@@ -106,7 +106,7 @@ class BioFaceNetTask:
     params = optax.apply_updates(state["params"], updates)
     metrics = {f"loss/{k}" if k != "total" else "loss": v for k, v in terms.items()}
     metrics["loss"] = loss
-    metrics["grad_norm"] = optax.global_norm(grads)
+    metrics["grad_norm"] = optax.tree.norm(grads)
     return dict(params=params, batch_stats=new_stats, opt_state=opt_state), metrics
 
   def eval_step(self, state, batch):
