@@ -40,21 +40,20 @@ from energy converts back to that energy exactly.
 
 Resampling: linear interpolation of the energy spectra onto the target wavelengths; outside the
 file's range the nearest measured value is held constant (flagged in `IsetScene.extrapolated`),
-never NaN or zero. MATLAB v5/v6/v7 files are read with scipy, v7.3 (HDF5) with h5py: MATLAB
-stores arrays column-major (dataset dims reversed), structs as groups, char as uint16.
+never NaN or zero. MATLAB v5/v6/v7 and v7.3 (HDF5) files are read and written by
+`data.matfile`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import pathlib
-import time
 import types
 from typing import Any, Mapping
 
-import h5py
 import numpy as np
-import scipy.io
+
+from data import matfile
 
 TARGET_WAVELENGTHS = np.arange(400, 721, 10)
 PLANCK_H = 6.626176e-34  # J s, ISET vcConstants('h').
@@ -110,39 +109,12 @@ def energy_to_photons(energy, wavelengths_nm):
 # ----------------------------------------------------------------------------- MAT loading
 
 
-def _attr_str(value) -> str:
-  value = value.decode("ascii") if isinstance(value, (bytes, np.bytes_)) else value
-  return str(value)
-
-
-def _h5_value(f: h5py.File, obj):
-  """One MATLAB v7.3 object -> Python (dict for structs, str for char, squeezed ndarray)."""
-  cls = _attr_str(obj.attrs.get("MATLAB_class", ""))
-  if isinstance(obj, h5py.Group):
-    return {k: _h5_value(f, obj[k]) for k in obj if not k.startswith("#")}
-  if int(np.asarray(obj.attrs.get("MATLAB_empty", 0)).ravel()[0]):
-    return "" if cls == "char" else np.zeros((0,))
-  data = np.asarray(obj[()]).T  # HDF5 dims are MATLAB's reversed.
-  if cls == "char":
-    rows = ["".join(map(chr, row)) for row in np.atleast_2d(data)]
-    return "\n".join(rows)
-  if cls == "cell":
-    return [_h5_value(f, f[ref]) for ref in data.ravel(order="F")]
-  if data.dtype.names:  # complex is stored as a compound (real, imag)
-    raise TypeError("complex arrays are not valid scene data")
-  return np.squeeze(data.astype(bool) if cls == "logical" else data)
-
-
 def _load_mat(path: pathlib.Path) -> tuple[dict, str]:
-  """Returns ({variable: value}, "v5" | "v7.3") with structs as dicts, arrays squeezed."""
+  """`matfile.load_mat`, with an unreadable file reported as an `IsetFormatError`."""
   try:
-    if h5py.is_hdf5(path):
-      with h5py.File(path, "r") as f:
-        return {k: _h5_value(f, f[k]) for k in f if not k.startswith("#")}, "v7.3"
-    raw = scipy.io.loadmat(path, simplify_cells=True)
-  except (OSError, ValueError, TypeError, KeyError, NotImplementedError) as e:
+    return matfile.load_mat(path)
+  except matfile.READ_ERRORS as e:
     raise IsetFormatError(path, "<file>", f"not a readable MATLAB .mat file ({e})") from e
-  return {k: v for k, v in raw.items() if not k.startswith("__")}, "v5"
 
 
 # ----------------------------------------------------------------------------- field access
@@ -373,49 +345,13 @@ def read_scene(path, wavelengths=TARGET_WAVELENGTHS) -> IsetScene:
               fov=_scalar(found.get("fov", variables.get("fov"))),
               dist=_scalar(found.get("dist", variables.get("dist"))))
   return IsetScene(radiance=radiance, illuminant=illuminant, wavelengths=target,
-                   source_wavelengths=wave, extrapolated=_outside(target, wave) | _outside(target, il["wave"]),
+                   source_wavelengths=wave,
+                   extrapolated=_outside(target, wave) | _outside(target, il["wave"]),
                    name=name, comment=_text(variables.get("comment")) or "",
                    illuminant_map=illuminant_map, metadata=types.MappingProxyType(meta))
 
 
 # ----------------------------------------------------------------------------- writing
-
-
-def _h5_write(parent: h5py.Group, key: str, value) -> None:
-  """Writes one variable in MATLAB v7.3's HDF5 layout."""
-  if isinstance(value, Mapping):
-    group = parent.create_group(key)
-    group.attrs["MATLAB_class"] = np.bytes_("struct")
-    names = np.empty(len(value), dtype=object)
-    names[:] = [np.frombuffer(k.encode("ascii"), dtype="S1") for k in value]
-    group.attrs.create("MATLAB_fields", names, dtype=h5py.vlen_dtype(np.dtype("S1")))
-    for k, v in value.items():
-      _h5_write(group, k, v)
-  elif isinstance(value, str):
-    if value:  # a 1 x N char row -> HDF5 dims (N, 1)
-      ds = parent.create_dataset(key, data=np.array([[ord(c)] for c in value], np.uint16))
-    else:  # MATLAB stores an empty array's dims with MATLAB_empty = 1
-      ds = parent.create_dataset(key, data=np.zeros(2, np.uint64))
-      ds.attrs["MATLAB_empty"] = np.uint8(1)
-    ds.attrs["MATLAB_class"] = np.bytes_("char")
-    ds.attrs["MATLAB_int_decode"] = np.int32(2)
-  else:
-    arr = np.asarray(value, np.float64)
-    arr = arr.reshape(1, -1) if arr.ndim < 2 else arr  # scalars 1x1, vectors 1xN rows
-    ds = parent.create_dataset(key, data=np.ascontiguousarray(arr.T))
-    ds.attrs["MATLAB_class"] = np.bytes_("double")
-
-
-def _save_v73(path: pathlib.Path, variables: Mapping) -> None:
-  """A MATLAB 7.3 MAT-file: HDF5 with MATLAB's 512-byte userblock header."""
-  with h5py.File(path, "w", userblock_size=512) as f:
-    for k, v in variables.items():
-      _h5_write(f, k, v)
-  text = ("MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: "
-          f"{time.strftime('%a %b %d %H:%M:%S %Y')} HDF5 schema 1.00 .")
-  header = text.encode("ascii").ljust(116, b" ") + bytes(8) + b"\x00\x02IM"
-  with open(path, "r+b") as fh:
-    fh.write(header.ljust(512, b"\x00"))
 
 
 def _pca(photons: np.ndarray, n_basis: int):
@@ -486,11 +422,5 @@ def write_scene(path, radiance, wavelengths, illuminant, *, format: str = "photo
                            "distance": dist, "wAngular": fov, "magnification": 1.0}}
   else:
     raise ValueError(f"format must be 'photons', 'mccoef' or 'scene', got {format!r}")
-  if version == "v5":
-    scipy.io.savemat(path, variables, appendmat=False, format="5", oned_as="row",
-                     do_compression=True)
-  elif version == "v7.3":
-    _save_v73(path, variables)
-  else:
-    raise ValueError(f"version must be 'v5' or 'v7.3', got {version!r}")
+  matfile.save_mat(path, variables, version)
   return path

@@ -39,7 +39,7 @@ import uuid
 
 import numpy as np
 
-from eval import metrics, recovery
+from eval import comparison_figure, metrics, model_io
 
 COLUMNS = ("diffuse", "specular", "albedo", "melanin", "haemoglobin", "reconstruction")
 PAPER_ROWS = {
@@ -294,7 +294,7 @@ def run(restored, scene_dir, fit_options: dict, stream=sys.stdout) -> tuple[dict
   finally:
     bar.close()
   images = np.stack([x["image"] for x in inputs]).astype(np.float32)
-  pred = recovery.Predictor(restored, spectra, lut, min(len(images), 32))(images)
+  pred = model_io.Predictor(restored, spectra, lut, min(len(images), 32))(images)
   rows = {k: {c: [] for c in COLUMNS} for k in ("ours", "constant", "ours_true", "fit_true")}
   centre_albedo = None
   per_scene = []
@@ -373,8 +373,8 @@ def main(argv=None) -> int:
   workdir = pathlib.Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT
   hint = TRAIN_DEFAULT if args.checkpoint is None else None
   try:
-    restored = recovery.load_model(workdir, hint)
-  except recovery.CheckpointNotFoundError as error:
+    restored = model_io.load_model(workdir, hint)
+  except model_io.CheckpointNotFoundError as error:
     print(f"error: {error}", file=sys.stderr)
     return 2
   scene_dir = args.scenes or default_scenes(args.count, int(restored.config.data.size),
@@ -389,10 +389,11 @@ def main(argv=None) -> int:
   (out / "table1.md").write_text(f"# Table 1 ({results['n_scenes']} scenes from {scene_dir})\n\n"
                                  + table)
   (out / "table1.json").write_text(json.dumps(results, indent=1))
-  recovery.save_figure(out / "table1.png", figure["images"], figure["pred"], figure["truth"],
-                       rows=args.figure_rows, labels=("pseudo-GT", "BioFaceNet"),
-                       title="Table 1 scenes: D65 input / reconstruction, pseudo ground truth "
-                             "(least-squares fit) vs BioFaceNet")
+  comparison_figure.save_figure(out / "table1.png", figure["images"], figure["pred"],
+                                figure["truth"], rows=args.figure_rows,
+                                labels=("pseudo-GT", "BioFaceNet"),
+                                title="Table 1 scenes: D65 input / reconstruction, pseudo ground "
+                                      "truth (least-squares fit) vs BioFaceNet")
   print(f"wrote {out / 'table1.json'}, {out / 'table1.md'} and {out / 'table1.png'}")
   return 0
 

@@ -19,19 +19,19 @@ pigment per face).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import pathlib
 import sys
-from typing import Any
 
 import numpy as np
 
 from eval import metrics
+# Also re-exported: they were defined here before eval.model_io / eval.comparison_figure.
+from eval.comparison_figure import save_figure
+from eval.model_io import (OUTPUT_KEYS, RENDER_KEYS, CheckpointNotFoundError,  # noqa: F401
+                           Predictor, Restored, load_model)
 
-OUTPUT_KEYS = ("fmel", "fblood", "shading", "specular", "weights", "t", "b", "linear_input")
-RENDER_KEYS = ("linear_srgb", "albedo_linear_srgb", "illuminant")
 TRUTH_KEYS = ("fmel", "fblood", "melanin", "haemoglobin", "diffuse", "specular", "albedo",
               "mask", "weights", "t", "b")
 STATS_FACES = 256  # training faces read for the baseline means
@@ -60,78 +60,6 @@ QUANTITIES = {
     "illuminant_angle": ("Illuminant angle", "angle between spectra, degrees",
                          "training-set mean spectrum"),
 }
-
-
-class CheckpointNotFoundError(FileNotFoundError):
-  """The work directory holds no BioFaceNet checkpoint."""
-
-
-@dataclasses.dataclass
-class Restored:
-  """A restored BioFaceNet: parameters, model config, run config and checkpoint step."""
-  params: Any
-  batch_stats: Any
-  model: Any
-  config: Any
-  step: int
-  workdir: pathlib.Path
-
-
-def load_model(workdir: str | pathlib.Path, how_to_train: str | None = None) -> Restored:
-  """Restores the latest checkpoint of a training run directory.
-
-  Raises:
-    CheckpointNotFoundError: `workdir` has no ``checkpoints/<step>`` (nothing is created).
-  """
-  workdir = pathlib.Path(workdir)
-  ckpt = workdir / "checkpoints"
-  steps = [p for p in ckpt.iterdir() if p.name.isdigit()] if ckpt.is_dir() else []
-  if not steps:
-    hint = how_to_train or ("python -m train.biofacenet --config train/configs/biofacenet.py "
-                            f"--workdir {workdir}")
-    raise CheckpointNotFoundError(f"no BioFaceNet checkpoint in {ckpt}; train one with: {hint}")
-  from train.biofacenet_task import restore_for_inference  # pylint: disable=g-import-not-at-top
-  try:
-    params, batch_stats, model, config, step = restore_for_inference(workdir)
-  except FileNotFoundError as error:
-    raise CheckpointNotFoundError(str(error)) from error
-  return Restored(params, batch_stats, model, config, int(step), workdir)
-
-
-class Predictor:
-  """Runs a restored BioFaceNet (evaluation mode) on images in fixed-size jitted batches."""
-
-  def __init__(self, restored: Restored, spectra, lut, batch_size: int = 32):
-    import jax  # pylint: disable=g-import-not-at-top
-    from bioface_jax.models import biofacenet  # pylint: disable=g-import-not-at-top
-    self.restored, self.batch_size = restored, int(batch_size)
-    model = restored.model
-
-    def run(params, batch_stats, image, spectra, lut):
-      out = biofacenet.predict(params, batch_stats, image, model, spectra=spectra, lut=lut)
-      return ({k: out[k] for k in OUTPUT_KEYS}
-              | {k: out["render"][k] for k in RENDER_KEYS})
-
-    self._run = jax.jit(run)
-    self._args = (spectra, lut)
-
-  def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-    """(N, H, W, 3) gamma-encoded sRGB in [0, 1] -> dict of NumPy outputs with N rows."""
-    images = np.asarray(images, np.float32)
-    if images.ndim != 4 or images.shape[-1] != 3:
-      raise ValueError(f"images must be (N, H, W, 3), got {images.shape}")
-    if not (np.all(np.isfinite(images)) and images.min() >= 0 and images.max() <= 1):
-      raise ValueError("images must hold finite gamma-encoded sRGB values in [0, 1]")
-    n, b = len(images), self.batch_size
-    parts = []
-    for start in range(0, n, b):
-      chunk = images[start:start + b]
-      pad = b - len(chunk)
-      if pad:
-        chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
-      out = self._run(self.restored.params, self.restored.batch_stats, chunk, *self._args)
-      parts.append({k: np.asarray(v)[:b - pad] for k, v in out.items()})
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def evaluation_sets(config, n: int, cache_dir: str | None = None):
@@ -229,82 +157,6 @@ def markdown_table(quantities: dict) -> str:
                  f"{base['mean']:.4f} ± {base['std']:.4f} | {q['convention']} | "
                  f"{q['baseline_predicts']} |")
   return "\n".join(lines)
-
-
-def save_figure(path, images, pred, truth, per_face=None, rows: int = 4,
-                labels: tuple[str, str] = ("truth", "predicted"), title: str | None = None):
-  """Truth vs prediction maps for the first `rows` faces, and mean pigment scatter plots.
-
-  Args:
-    path: output image file.
-    images: (B, H, W, 3) network inputs.
-    pred: `Predictor` outputs.
-    truth: reference maps ``fmel``, ``fblood``, ``diffuse``, ``specular``, ``albedo`` (linear
-      sRGB), ``mask``.
-    per_face: optional {"melanin"/"haemoglobin": {"true", "predicted", "pearson_r"}} per-face
-      means for the scatter row.
-    rows: faces shown.
-    labels: names of the reference and predicted rows.
-    title: figure title.
-  """
-  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
-  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
-  from bioface_jax.physics import display  # pylint: disable=g-import-not-at-top
-  rows = min(rows, len(images))
-
-  def show(linear):  # linear RGB -> display (power 1/2.2, as the input was linearised)
-    return np.clip(np.asarray(display.gamma_encode(np.clip(linear, 0, None))), 0, 1)
-
-  cols = ("image / reconstruction", "melanin", "haemoglobin", "diffuse", "specular", "albedo")
-  extra = 1 if per_face else 0
-  fig = Figure(figsize=(1.6 * len(cols), 1.6 * 2 * rows + 2.6 * extra + 0.4))
-  FigureCanvasAgg(fig)
-  grid = fig.add_gridspec(2 * rows + extra, len(cols),
-                          height_ratios=[1] * (2 * rows) + [1.6] * extra)
-  pig = dict(cmap="magma", vmin=-1, vmax=1)
-  for r in range(rows):
-    m = truth["mask"][r].astype(bool)
-    inside = lambda x: np.where(m, x, np.nan)  # noqa: E731
-    pairs = []
-    for key in ("diffuse", "specular"):
-      p = pred["shading" if key == "diffuse" else key][r]
-      t = truth[key][r]
-      top = max(float(np.percentile(t[m], 99)), 1e-12) if m.any() else 1.0
-      k = metrics.best_scale(p[None], t[None], m[None])[0]
-      pairs.append((inside(t / top), inside(k * p / top), dict(cmap="gray", vmin=0, vmax=1)))
-    k_alb = metrics.best_scale(pred["albedo_linear_srgb"][r][None], truth["albedo"][r][None],
-                               m[None])[0]
-    panels = [(images[r], show(pred["linear_srgb"][r]), {}),
-              (inside(truth["fmel"][r]), inside(pred["fmel"][r]), pig),
-              (inside(truth["fblood"][r]), inside(pred["fblood"][r]), pig), *pairs,
-              (show(truth["albedo"][r] * m[..., None]),
-               show(k_alb * pred["albedo_linear_srgb"][r] * m[..., None]), {})]
-    for c, (t_img, p_img, kw) in enumerate(panels):
-      for j, (img, label) in enumerate(zip((t_img, p_img), labels)):
-        ax = fig.add_subplot(grid[2 * r + j, c])
-        ax.imshow(img, interpolation="nearest", **kw)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if r == 0 and j == 0:
-          ax.set_title(cols[c], fontsize=8)
-        if c == 0:
-          ax.set_ylabel(f"{r}: {label}", fontsize=7)
-  for c, key in enumerate(("melanin", "haemoglobin") if per_face else ()):
-    ax = fig.add_subplot(grid[2 * rows, 3 * c:3 * c + 3])
-    t, p = np.asarray(per_face[key]["true"]), np.asarray(per_face[key]["predicted"])
-    ax.scatter(t, p, s=6)
-    lo, hi = min(t.min(), p.min()), max(t.max(), p.max())
-    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-    ax.set_xlabel(f"true mean {key} (volume fraction)", fontsize=8)
-    ax.set_ylabel("predicted", fontsize=8)
-    r = per_face[key]["pearson_r"]
-    ax.set_title(f"per-face mean {key}: r = {'n/a' if r is None else f'{r:.3f}'}", fontsize=8)
-    ax.tick_params(labelsize=7)
-  fig.suptitle(title or "BioFaceNet recovery on held-out synthetic faces (pigments: network "
-               "coordinates [-1, 1]; shading, albedo: prediction x best per-image scale)",
-               fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
 
 
 def evaluate(restored: Restored, n: int = 256, batch_size: int = 32, cache_dir: str | None = None,
