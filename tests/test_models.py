@@ -449,3 +449,18 @@ def test_sgd_matches_authors_update():
   adam = bf.optimizer(bf.BioFaceNetConfig(optimizer="adam", learning_rate=1e-3))
   updates, _ = adam.update(jax.tree.map(jnp.asarray, grads[0]), adam.init(p), p)
   assert all(bool(jnp.all(jnp.isfinite(u))) for u in jax.tree.leaves(updates))
+
+
+def test_logit_max_bounds_shading_smoothly_and_keeps_gradients():
+  maps = jnp.stack([jnp.zeros(5), jnp.zeros(5), jnp.array([-20.0, 0.0, 2.0, 10.0, 50.0]),
+                    jnp.array([-20.0, 0.0, 2.0, 10.0, 50.0])], axis=-1)
+  vector = jnp.zeros(17)
+  out = bf.scale_outputs(maps, vector, logit_max=3.0)
+  m = np.array([-20.0, 0.0, 2.0, 10.0, 50.0])
+  expected = np.exp(3.0 - np.log1p(np.exp(3.0 - m)))  # c - softplus(c - m), in float64
+  np.testing.assert_allclose(out["shading"], expected, rtol=1e-5)
+  np.testing.assert_allclose(out["specular"], expected, rtol=1e-5)
+  assert float(out["shading"].max()) < np.exp(3.0)
+  grads = jax.grad(lambda x: bf.scale_outputs(
+      maps.at[:, 2].set(x), vector, logit_max=3.0)["shading"].sum())(maps[:, 2])
+  assert np.all(np.asarray(grads) > 0)  # saturated pixels still get a gradient

@@ -30,6 +30,12 @@ least-squares shading scale ``shading_scale`` and ``total`` (= loss).
 
 Deviations from the authors' code, all documented options or guards that are inactive in the
 authors' regime:
+* ``logit_max`` (default None = authors' unbounded exp): a smooth upper bound on m_shade and
+  m_spec, ``m <- c - softplus(c - m)``, so shading and specular stay below e^c. The authors'
+  freshly initialised network has heavy-tailed logits: a few pixels reach i_d, i_s ~ 1e3
+  while the median is ~1 (measured), and those pixels dominate the summed squared error, so
+  the loss jumps by orders of magnitude between batches. Unlike a hard clip, the bound keeps a
+  gradient everywhere, so saturated pixels can come back.
 * ``logit_clip`` (default None = authors' unbounded exp): clips m_shade and m_spec to
   [-c, c] before exp, so the shading maps cannot overflow float32.
 * The shading scale k uses a NaN-safe division: an image whose mask is empty (or whose masked
@@ -69,6 +75,7 @@ class BioFaceNetConfig:
     base_filters, depth, fc_width, upsample: network size; see `unet.BioFaceUNet`.
     dtype: computation dtype name, "float32" or "bfloat16".
     logit_clip: if set, clip the shading/specular logits to [-c, c] before exp (deviation).
+    logit_max: if set, bound the shading/specular logits smoothly from above by c (deviation).
     xyz_mode, daylight: passed to `physics.render` ("exact" closed-form or "table" RAW->XYZ;
       "table" or "cie" daylight).
     loss_weights: (appearance, camera prior, specular sparsity, shading).
@@ -86,6 +93,7 @@ class BioFaceNetConfig:
   upsample: str = "nearest"
   dtype: str = "float32"
   logit_clip: float | None = None
+  logit_max: float | None = None
   xyz_mode: str = "exact"
   daylight: str = "table"
   loss_weights: tuple[float, float, float, float] = (1e-3, 1e-4, 1e-5, 1e-5)
@@ -162,14 +170,15 @@ def preprocess(image_srgb: jax.Array) -> tuple[jax.Array, jax.Array]:
   return net_input, linear
 
 
-def scale_outputs(maps: jax.Array, vector: jax.Array,
-                  logit_clip: float | None = None) -> dict[str, jax.Array]:
+def scale_outputs(maps: jax.Array, vector: jax.Array, logit_clip: float | None = None,
+                  logit_max: float | None = None) -> dict[str, jax.Array]:
   """Raw network outputs -> physical parameters (``scalingNet.m``, spec section 6).
 
   Args:
     maps: (..., H, W, 4) raw maps in the order m_mel, m_blood, m_shade, m_spec.
     vector: (..., 17) raw head output: 14 lighting weights, CCT index, 2 camera coefficients.
     logit_clip: None (authors) or c > 0 to clip m_shade and m_spec to [-c, c] before exp.
+    logit_max: None (authors) or c to bound m_shade and m_spec by c - softplus(c - m).
 
   Returns:
     dict with ``fmel``, ``fblood`` in (-1, 1) and ``shading``, ``specular`` in (0, inf), each
@@ -184,6 +193,9 @@ def scale_outputs(maps: jax.Array, vector: jax.Array,
   if logit_clip is not None:
     m_shade = jnp.clip(m_shade, -logit_clip, logit_clip)
     m_spec = jnp.clip(m_spec, -logit_clip, logit_clip)
+  if logit_max is not None:
+    m_shade = logit_max - jax.nn.softplus(logit_max - m_shade)
+    m_spec = logit_max - jax.nn.softplus(logit_max - m_spec)
   return {
       "fmel": 2.0 * jax.nn.sigmoid(maps[..., 0]) - 1.0,
       "fblood": 2.0 * jax.nn.sigmoid(maps[..., 1]) - 1.0,
@@ -209,6 +221,7 @@ class BioFaceNet(nn.Module):
   upsample: str = "nearest"
   dtype: Any = jnp.float32
   logit_clip: float | None = None
+  logit_max: float | None = None
   xyz_mode: str = "exact"
   daylight: str = "table"
 
@@ -230,7 +243,7 @@ class BioFaceNet(nn.Module):
     maps, vector = BioFaceUNet(self.base_filters, self.depth, self.fc_width, n_decoders=N_MAPS,
                                n_vector=N_VECTOR, upsample=self.upsample, dtype=self.dtype,
                                name="unet")(net_input, train)
-    outputs = scale_outputs(maps, vector, self.logit_clip)
+    outputs = scale_outputs(maps, vector, self.logit_clip, self.logit_max)
     outputs["linear_input"] = linear
     if (spectra is None) != (lut is None):
       raise ValueError("pass both spectra and lut to render, or neither")
@@ -247,6 +260,7 @@ def make_model(config: BioFaceNetConfig) -> BioFaceNet:
   return BioFaceNet(base_filters=config.base_filters, depth=config.depth,
                     fc_width=config.fc_width, upsample=config.upsample,
                     dtype=jnp.dtype(config.dtype), logit_clip=config.logit_clip,
+                    logit_max=config.logit_max,
                     xyz_mode=config.xyz_mode, daylight=config.daylight)
 
 

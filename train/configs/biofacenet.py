@@ -68,6 +68,7 @@ def _base() -> ml_collections.ConfigDict:
   c.model.upsample = "nearest"
   c.model.dtype = "float32"
   c.model.logit_clip = config_dict.placeholder(float)
+  c.model.logit_max = config_dict.placeholder(float)
   c.model.xyz_mode = "exact"
   c.model.daylight = "table"
   c.model.loss_weights = (1e-3, 1e-4, 1e-5, 1e-5)
