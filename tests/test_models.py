@@ -460,7 +460,7 @@ def test_logit_max_bounds_shading_smoothly_and_keeps_gradients():
   expected = np.exp(3.0 - np.log1p(np.exp(3.0 - m)))  # c - softplus(c - m), in float64
   np.testing.assert_allclose(out["shading"], expected, rtol=1e-5)
   np.testing.assert_allclose(out["specular"], expected, rtol=1e-5)
-  assert float(out["shading"].max()) < np.exp(3.0)
+  assert float(out["shading"].max()) <= np.exp(3.0) * (1 + 1e-6)
   grads = jax.grad(lambda x: bf.scale_outputs(
       maps.at[:, 2].set(x), vector, logit_max=3.0)["shading"].sum())(maps[:, 2])
   assert np.all(np.asarray(grads) > 0)  # saturated pixels still get a gradient
