@@ -33,15 +33,16 @@ class Restored:
 
 
 def load_model(workdir: str | pathlib.Path, how_to_train: str | None = None) -> Restored:
-  """Restores the latest checkpoint of a training run directory.
+  """Restores the latest checkpoint of a training run directory, or an inference export.
 
   Raises:
-    CheckpointNotFoundError: `workdir` has no ``checkpoints/<step>`` (nothing is created).
+    CheckpointNotFoundError: `workdir` has no ``checkpoints/<step>`` and is no inference
+      export (``variables.msgpack``, `python -m train.export`); nothing is created.
   """
   workdir = pathlib.Path(workdir)
   ckpt = workdir / "checkpoints"
   steps = [p for p in ckpt.iterdir() if p.name.isdigit()] if ckpt.is_dir() else []
-  if not steps:
+  if not steps and not (workdir / "variables.msgpack").is_file():
     hint = how_to_train or ("python -m train.biofacenet --config train/configs/biofacenet.py "
                             f"--workdir {workdir}")
     raise CheckpointNotFoundError(f"no BioFaceNet checkpoint in {ckpt}; train one with: {hint}")

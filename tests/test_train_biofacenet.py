@@ -10,6 +10,7 @@ from bioface_jax.models import biofacenet
 from bioface_jax.train_lib import parallel
 from eval import predict
 from train import biofacenet_task
+from train import export
 from train.configs import biofacenet as configs
 
 
@@ -55,9 +56,15 @@ def test_train_interrupt_resume_restore_and_predict(smoke, tmp_path):
   assert _params_equal(params, resumed["params"])
   assert _params_equal(batch_stats, resumed["batch_stats"])
 
+  assert export.main(["--workdir", str(tmp_path / "resumed"), "--out", str(tmp_path / "ship")]) == 0
+  params16, stats16, _, _, step16 = biofacenet_task.restore_for_inference(tmp_path / "ship")
+  assert step16 == 4
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4),
+               params16, jax.device_get(resumed["params"]))
+
   photo = tmp_path / "face.png"
   Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 40, 3), np.uint8)).save(photo)
-  assert predict.main([str(photo), "--workdir", str(tmp_path / "resumed"),
+  assert predict.main([str(photo), "--workdir", str(tmp_path / "ship"),
                        "--out", str(tmp_path / "pred")]) == 0
   maps = np.load(tmp_path / "pred" / "face_maps.npz")
   assert maps["fmel"].shape == (config.data.size,) * 2

@@ -150,9 +150,19 @@ def make_task(config: ml_collections.ConfigDict) -> Task:
 
 
 def restore_for_inference(workdir: str | pathlib.Path):
-  """(params, batch_stats, model config, run config) of the latest checkpoint in `workdir`."""
-  from bioface_jax.train_lib import Checkpointer  # pylint: disable=g-import-not-at-top
-  ckpt_dir = pathlib.Path(workdir) / "checkpoints"
+  """(params, batch_stats, model config, run config, step) of a trained model.
+
+  ``workdir`` is a training run directory (the latest checkpoint in ``checkpoints/``) or an
+  inference export written by ``python -m train.export`` (``variables.msgpack``).
+  """
+  from bioface_jax.train_lib import Checkpointer, export  # pylint: disable=g-import-not-at-top
+  workdir = pathlib.Path(workdir)
+  ckpt_dir = workdir / "checkpoints"
+  if not ckpt_dir.is_dir() and export.has_export(workdir):
+    variables, meta = export.load_inference(workdir)
+    config = ml_collections.ConfigDict(meta["config"])
+    return (variables["params"], variables["batch_stats"], model_config(config), config,
+            int(meta["step"]))
   checkpointer = Checkpointer(ckpt_dir, max_to_keep=1000, async_save=False)
   try:
     step = checkpointer.latest_step()

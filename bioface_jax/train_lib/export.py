@@ -1,0 +1,82 @@
+"""A compact inference export: model variables (no optimiser state) + JSON metadata.
+
+A training checkpoint holds the optimiser state too (Adam: twice the parameters), which is
+needed to resume but not to predict. `save_inference` writes only the variables, stored as
+float16 by default (half the size; the network computes in float32 after loading), to
+``variables.msgpack`` beside ``meta.json``. Both are written under temporary names and renamed,
+so a directory never holds a half-written export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from typing import Any
+
+import jax
+import numpy as np
+from flax import serialization
+
+VARIABLES = "variables.msgpack"
+META = "meta.json"
+
+
+def _atomic_write(path: pathlib.Path, data: bytes) -> None:
+  tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+  tmp.write_bytes(data)
+  os.replace(tmp, path)
+
+
+def save_inference(directory: str | os.PathLike, variables: dict[str, Any],
+                   meta: dict[str, Any], dtype=np.float16) -> pathlib.Path:
+  """Writes ``variables`` (a dict of pytrees of arrays) and ``meta`` to ``directory``.
+
+  Raises:
+    ValueError: a floating-point leaf is not finite, or does not fit in ``dtype``.
+  """
+  directory = pathlib.Path(directory)
+  directory.mkdir(parents=True, exist_ok=True)
+
+  def convert(path, leaf):
+    array = np.asarray(leaf)
+    if np.issubdtype(array.dtype, np.floating):
+      if not np.all(np.isfinite(array)):
+        raise ValueError(f"save_inference: {jax.tree_util.keystr(path)} is not finite")
+      if dtype is not None and np.abs(array).max(initial=0.0) > np.finfo(dtype).max:
+        raise ValueError(f"save_inference: {jax.tree_util.keystr(path)} overflows {dtype}")
+      array = array.astype(dtype or array.dtype)
+    return array
+
+  host = jax.tree_util.tree_map_with_path(convert, jax.device_get(variables))
+  _atomic_write(directory / VARIABLES, serialization.msgpack_serialize(host))
+  _atomic_write(directory / META, json.dumps(meta, indent=1, sort_keys=True).encode())
+  return directory
+
+
+def load_inference(directory: str | os.PathLike, dtype=np.float32
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+  """Reads an export: ``(variables with float leaves cast to dtype, meta)``.
+
+  Raises:
+    FileNotFoundError: a file of the export is missing.
+    ValueError: a file is unreadable (named in the message).
+  """
+  directory = pathlib.Path(directory)
+  for name in (VARIABLES, META):
+    if not (directory / name).is_file():
+      raise FileNotFoundError(f"no inference export in {directory}: {name} is missing")
+  try:
+    variables = serialization.msgpack_restore((directory / VARIABLES).read_bytes())
+  except Exception as error:  # msgpack raises several unrelated types
+    raise ValueError(f"{directory / VARIABLES}: not a readable export ({error})") from error
+  try:
+    meta = json.loads((directory / META).read_text())
+  except json.JSONDecodeError as error:
+    raise ValueError(f"{directory / META}: not valid JSON ({error})") from error
+  cast = lambda x: x.astype(dtype) if np.issubdtype(x.dtype, np.floating) else x  # noqa: E731
+  return jax.tree.map(cast, variables), meta
+
+
+def has_export(directory: str | os.PathLike) -> bool:
+  return (pathlib.Path(directory) / VARIABLES).is_file()
