@@ -69,7 +69,8 @@ def main(argv=None):
   rows = []
   for path in ("spectral", "folded"):
     forward = jax.jit(lambda x, p=path: physics.render(spectra, lut, **x, path=p)["linear_srgb"])
-    loss = lambda x, p=path: jnp.mean(physics.render(spectra, lut, **x, path=p)["linear_srgb"])  # noqa: E731
+    def loss(x, p=path):
+      return jnp.mean(physics.render(spectra, lut, **x, path=p)["linear_srgb"])
     backward = jax.jit(jax.value_and_grad(loss))
     rows.append((f"jax {path}", _time(lambda f=forward: f(inputs), args.repeats),
                  _time(lambda f=backward: f(inputs), args.repeats)))

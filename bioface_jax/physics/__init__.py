@@ -34,9 +34,9 @@ from bioface_jax.physics.spectra import Spectra
 from bioface_jax.physics.spectra import SpectraFormatError
 
 __all__ = [
-    "Spectra", "SpectraFormatError", "camera_sensitivity", "cct_to_index", "daylight_cie",
-    "daylight_table", "decode_normals", "fold_lut", "fractions_to_network", "gamma_decode", "gamma_encode",
-    "illuminant", "index_to_cct", "light_colour", "load_spectra", "network_to_fractions",
-    "raw_to_xyz", "render", "sh_irradiance", "shading_target", "skin_lut", "skin_model", "skin_reflectance", "srgb_decode",
-    "srgb_encode", "to_uint8", "xyz_to_linear_srgb",
+    "camera_sensitivity", "cct_to_index", "daylight_cie", "daylight_table", "decode_normals",
+    "fold_lut", "fractions_to_network", "gamma_decode", "gamma_encode", "illuminant",
+    "index_to_cct", "light_colour", "load_spectra", "network_to_fractions", "raw_to_xyz", "render",
+    "sh_irradiance", "shading_target", "skin_lut", "skin_model", "skin_reflectance", "Spectra",
+    "SpectraFormatError", "srgb_decode", "srgb_encode", "to_uint8", "xyz_to_linear_srgb",
 ]

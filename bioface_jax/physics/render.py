@@ -15,9 +15,10 @@ Two equivalent ways compute the albedo:
   reflectance and the lookup is bilinear, so both agree to rounding (tested).
 
 ``eval.bench_render`` measures both: on 2 CPU cores at batch 64 of 64x64 the spectral path is
-slightly faster forward-only (502 vs 427 images/s) but the folded path is 2.5x faster forward
-and backward (207 vs 83 images/s), because the gradient of a per-pixel 33-band gather is
-expensive while the folded table's gradient is one dense contraction. Training needs the
+slightly faster forward-only (2270 vs 1894 images/s) but the folded path is 1.8x faster
+forward and backward (532 vs 296 images/s), because the gradient of a per-pixel 33-band gather
+is expensive while the folded table's gradient is one dense contraction; at 256x256 the folded
+path is faster in both (553 vs 144 and 69 vs 21 images/s). Training needs the
 backward pass, so ``path="folded"`` is the default.
 
 Bad input: shape mismatches raise `ValueError` at trace time. When the inputs are concrete

@@ -144,7 +144,9 @@ def camera_pca(red: np.ndarray, green: np.ndarray, blue: np.ndarray, n_component
 
 def _daylight_basis() -> np.ndarray:
   """CIE daylight S0, S1, S2 at 400:10:720 nm, from colour-science (imported lazily)."""
-  from colour.colorimetry import SDS_BASIS_FUNCTIONS_CIE_ILLUMINANT_D_SERIES as basis  # pylint: disable=g-import-not-at-top
+  # Imported lazily: colour-science takes ~1 s to import and only this table needs it.
+  from colour.colorimetry import (  # pylint: disable=g-import-not-at-top
+      SDS_BASIS_FUNCTIONS_CIE_ILLUMINANT_D_SERIES as basis)
   rows = []
   for name in ("S0", "S1", "S2"):
     sd = basis[name]
