@@ -126,3 +126,15 @@ def render(table_lut, fmel, fblood, shading, specular, weights, t, b):
       out["white_balanced"][i, j] = wb
       out["linear_srgb"][i, j] = np.maximum(0, M_SRGB @ (tm @ wb))
   return out
+
+
+SH_C = (0.429043, 0.511664, 0.743125, 0.886227, 0.247708)  # Ramamoorthi-Hanrahan c1..c5
+
+
+def sh_irradiance(n, l):
+  """Irradiance E(n; L) of spec 9.3 (coefficients first: l[k] may be an array), float64."""
+  c1, c2, c3, c4, c5 = SH_C
+  x, y, z = n[..., 0], n[..., 1], n[..., 2]
+  return (c1 * l[8] * (x * x - y * y) + c3 * l[6] * z * z + c4 * l[0] - c5 * l[6]
+          + 2 * c1 * (l[4] * x * y + l[7] * x * z + l[5] * y * z)
+          + 2 * c2 * (l[3] * x + l[1] * y + l[2] * z))

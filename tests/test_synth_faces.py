@@ -25,16 +25,6 @@ from data.synth import faces as sf
 from tests import numpy_reference as ref
 
 SIZE, BATCH, SEED = 32, 4, 7
-_C1, _C2, _C3, _C4, _C5 = 0.429043, 0.511664, 0.743125, 0.886227, 0.247708
-
-
-def _irradiance(n, l):
-  x, y, z = n[..., 0], n[..., 1], n[..., 2]
-  return (_C1 * l[8] * (x * x - y * y) + _C3 * l[6] * z * z + _C4 * l[0] - _C5 * l[6]
-          + 2 * _C1 * (l[4] * x * y + l[7] * x * z + l[5] * y * z)
-          + 2 * _C2 * (l[3] * x + l[1] * y + l[2] * z))
-
-
 def _srgb(x):
   return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.maximum(x, 0) ** (1 / 2.4) - 0.055)
 
@@ -72,7 +62,7 @@ def test_diffuse_is_sh_shading_target(truth):
   target = np.asarray(physics.shading_target(truth["normals"], lights)) * truth["mask"]
   np.testing.assert_allclose(truth["diffuse"], target, rtol=1e-5, atol=1e-6)
   n = truth["normals"].astype(np.float64)
-  mine = np.maximum(0, _irradiance(n, truth["sh"].astype(np.float64).T[:, :, None, None]))
+  mine = np.maximum(0, ref.sh_irradiance(n, truth["sh"].astype(np.float64).T[:, :, None, None]))
   np.testing.assert_allclose(truth["diffuse"], mine * truth["mask"], rtol=1e-4, atol=1e-5)
   assert truth["diffuse"][truth["mask"]].mean() > 0.1
 

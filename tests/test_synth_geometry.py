@@ -13,17 +13,7 @@ import pytest
 from bioface_jax import assets
 from data.synth import appearance as ap
 from data.synth import geometry as geo
-
-# Ramamoorthi-Hanrahan irradiance (biofacenet-spec.md 9.3), our own float64 copy.
-_C1, _C2, _C3, _C4, _C5 = 0.429043, 0.511664, 0.743125, 0.886227, 0.247708
-
-
-def _irradiance(n, l):
-  x, y, z = n[..., 0], n[..., 1], n[..., 2]
-  return (_C1 * l[8] * (x * x - y * y) + _C3 * l[6] * z * z + _C4 * l[0] - _C5 * l[6]
-          + 2 * _C1 * (l[4] * x * y + l[7] * x * z + l[5] * y * z)
-          + 2 * _C2 * (l[3] * x + l[1] * y + l[2] * z))
-
+from tests import numpy_reference as ref
 
 def _fibonacci_sphere(n):
   i = np.arange(n) + 0.5
@@ -367,13 +357,13 @@ def test_sh_lighting_is_plausible():
   d = _fibonacci_sphere(4000)
   # One distant light: SH irradiance approximates the clamped cosine (R&H: ~10 % of peak).
   light = np.array([0.3, 0.4, np.sqrt(0.75)])
-  e = _irradiance(d, ap.sh_basis(light))
+  e = ref.sh_irradiance(d, ap.sh_basis(light))
   assert np.abs(e - np.maximum(d @ light, 0)).max() < 0.12
   np.testing.assert_allclose(ap.dominant_direction(ap.sh_basis(light)), light, atol=1e-6)
   front = d[d[:, 2] > 0.2]
   for seed in range(20):
     coeffs = ap.sample_sh_lighting(np.random.default_rng(seed))
     assert coeffs.shape == (9,) and coeffs.dtype == np.float32
-    e = _irradiance(front, coeffs.astype(np.float64))
+    e = ref.sh_irradiance(front, coeffs.astype(np.float64))
     assert (e > 0).mean() > 0.9 and e.max() < 2.0
     assert ap.dominant_direction(coeffs)[2] > 0.3  # Frontal-ish.
