@@ -34,6 +34,7 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402
 
+from bioface_jax import physics  # noqa: E402
 from data import iset, nfe  # noqa: E402
 from data.synth import dataset as synth_dataset  # noqa: E402
 from data.synth import faces as synth_faces  # noqa: E402
@@ -95,8 +96,7 @@ def save_figure(path: str | pathlib.Path, batch: dict[str, np.ndarray], rows: in
   fig = Figure(figsize=(1.3 * len(FIGURE_COLUMNS), 1.35 * rows + 0.3), dpi=100)
   FigureCanvasAgg(fig)
   axes = fig.subplots(rows, len(FIGURE_COLUMNS), squeeze=False)
-  encode = lambda x: np.clip(np.where(x <= 0.0031308, 12.92 * x,  # noqa: E731
-                                      1.055 * np.maximum(x, 1e-12)**(1 / 2.4) - 0.055), 0, 1)
+  encode = lambda x: np.clip(np.asarray(physics.srgb_encode(x)), 0, 1)  # noqa: E731
   for r in range(rows):
     m = batch["mask"][r]
     off = lambda x: np.ma.masked_where(~m, x)  # noqa: E731
