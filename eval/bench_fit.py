@@ -97,9 +97,9 @@ def coarse_starts(lut, cube, e):
   reflect = functools.partial(physics.skin_reflectance, lut)
   flat = jnp.asarray(cube.reshape(-1, cube.shape[-1]) / scale_l)
   e_n = jnp.asarray(e / scale_e)
+  grid = fit.multispectral.DEFAULT_GRID["gauss_newton"]
   fmel, fblood = projection.grid_search(reflect, flat, e_n,
-                                        projection.candidate_grid(lut.shape[0], fit.multispectral.DEFAULT_GRID,
-                                                                  flat.dtype))
+                                        projection.candidate_grid(lut.shape[0], grid, flat.dtype))
   i_d, i_s, _ = projection.project(reflect(fmel, fblood), flat, e_n)
   shading = scale_l / scale_e
   return np.stack([fmel, fblood, np.asarray(i_d) * shading, np.asarray(i_s) * shading], -1)
@@ -159,8 +159,8 @@ def benchmark(spectra, lut, args):
         solver, dtype = run.split(":")
         first, warm, fastest, out = time_ours(spectra, lut, cube, e, solver, dtype,
                                               args.repeats)
-        row(size, sigma, "ours " + run, first, warm, fastest, accuracy(out["fmel"], out["fblood"], truth),
-            versus(out["fmel"], out["fblood"]))
+        row(size, sigma, "ours " + run, first, warm, fastest,
+            accuracy(out["fmel"], out["fblood"], truth), versus(out["fmel"], out["fblood"]))
       starts = coarse_starts(lut, cube, e)
       rng = np.random.default_rng(1)
       n_pixels = size * size

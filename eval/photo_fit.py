@@ -7,13 +7,14 @@ the self-supervised loss on this one image, which needs no labels: the appearanc
 (rendered vs linearised photo, inside the mask) plus the authors' camera prior and specular
 sparsity terms (there is no shading target for a photo, so that term is off). Two ways:
 
-* ``mode="network"`` (default): fine-tune the network's weights (BatchNorm statistics frozen,
-  evaluation mode) with Adam, starting from the trained ones. The maps stay outputs of the
-  U-Net, so they keep its spatial structure; the light and camera change with them.
-* ``mode="maps"``: optimise the physical parameters directly (per-pixel logits of the four maps
-  and the 17-vector), starting from the network's prediction, with two extra terms that keep
-  them plausible: an anchor ``anchor * mean |z - z0|^2`` to the network's pigment logits and a
-  total-variation smoothness ``smoothness * mean |grad f|`` on the pigment maps.
+* ``mode="maps"`` (default): optimise the physical parameters directly (per-pixel logits of
+  the four maps and the 17-vector), starting from the network's prediction, with two extra
+  terms that keep them plausible: an anchor ``anchor * mean |z - z0|^2`` to the network's
+  pigment logits and a total-variation smoothness ``smoothness * mean |grad f|`` on the pigment
+  maps. Fast (one small jitted loop).
+* ``mode="network"``: fine-tune the network's weights (BatchNorm statistics frozen, evaluation
+  mode) with Adam, starting from the trained ones. The maps stay outputs of the U-Net, so they
+  keep its spatial structure; slower (a backward pass through the network per step).
 
 `central_srgb_rmse` is the reconstruction error measure of the docs (see its docstring).
 """
@@ -197,7 +198,7 @@ def _refine_maps(out, model, mask, spectra, lut, steps, lr, anchor, smoothness):
 
 
 def decompose(restored, spectra, lut, image: np.ndarray, mask: np.ndarray | None = None, *,
-              refine_steps: int = 0, mode: str = "network", learning_rate: float | None = None,
+              refine_steps: int = 0, mode: str = "maps", learning_rate: float | None = None,
               anchor: float = 1e-3, smoothness: float = 1e-2
               ) -> tuple[dict[str, Any], Refinement | None]:
   """Network prediction for one prepared photo, optionally refined on it.
