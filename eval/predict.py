@@ -37,6 +37,8 @@ import numpy as np
 EXAMPLES = {
     # skimage.data.astronaut(): 512x512 portrait of Eileen Collins; a box around her face.
     "astronaut": (178, 62, 310, 194),
+    # matplotlib's sample photo of Grace Hopper (512x600, ships with matplotlib); her face.
+    "grace_hopper": (150, 110, 380, 340),
 }
 
 
@@ -54,10 +56,14 @@ def load_image(path: str | pathlib.Path) -> np.ndarray:
 
 
 def load_example(name: str) -> np.ndarray:
+  """A sample portrait that ships with an installed package (no download)."""
+  if name == "grace_hopper":
+    from matplotlib import cbook  # pylint: disable=g-import-not-at-top
+    return load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
   try:
     import skimage.data  # pylint: disable=g-import-not-at-top
   except ImportError as error:
-    raise SystemExit("--example needs scikit-image: pip install scikit-image") from error
+    raise SystemExit("--example astronaut needs scikit-image: pip install scikit-image") from error
   return getattr(skimage.data, name)()
 
 
@@ -99,7 +105,8 @@ def add_photo_arguments(parser: argparse.ArgumentParser) -> None:
                       help="face box in pixels (same for every image)")
   parser.add_argument("--mask", default=None, help="optional face mask image (one image only)")
   parser.add_argument("--example", choices=sorted(EXAMPLES),
-                      help="use a scikit-image sample photo (with its face box)")
+                      help="use a sample photo that ships with scikit-image (astronaut) or "
+                           "matplotlib (grace_hopper), with its face box")
   parser.add_argument("--refine-steps", type=int, default=0,
                       help="per-photo self-supervised refinement: Adam steps on the appearance "
                            "loss + priors of this one photo (0 = the network's prediction as is; "
