@@ -29,6 +29,7 @@ import numpy as np
 REFINE_MODES = ("network", "maps")
 DEFAULT_LEARNING_RATE = {"network": 3e-4, "maps": 2e-2}
 CENTRAL_FRACTION = 0.5
+ANCHORED = ("mel", "blood", "spec")  # logits that mode "maps" keeps near the network's
 
 
 def central_srgb_rmse(image_srgb: np.ndarray, reconstruction_linear: np.ndarray,
@@ -174,8 +175,9 @@ def _refine_maps(out, model, mask, spectra, lut, steps, lr, anchor, smoothness):
     render = render_maps(maps, spectra, lut, model)
     loss = _photo_loss_terms(linear, render["linear_srgb"], render["specular"], maps["b"],
                              mask, model).mean()
-    for key, f in (("mel", maps["fmel"]), ("blood", maps["fblood"])):
+    for key in ANCHORED:
       loss += anchor * jnp.mean((z[key] - z0[key])**2)
+    for f in (maps["fmel"], maps["fblood"]):
       loss += smoothness * (jnp.mean(jnp.abs(jnp.diff(f, axis=-1)))
                             + jnp.mean(jnp.abs(jnp.diff(f, axis=-2))))
     return loss
@@ -199,7 +201,7 @@ def _refine_maps(out, model, mask, spectra, lut, steps, lr, anchor, smoothness):
 
 def decompose(restored, spectra, lut, image: np.ndarray, mask: np.ndarray | None = None, *,
               refine_steps: int = 0, mode: str = "maps", learning_rate: float | None = None,
-              anchor: float = 1e-3, smoothness: float = 1e-2
+              anchor: float = 0.1, smoothness: float = 1e-2
               ) -> tuple[dict[str, Any], Refinement | None]:
   """Network prediction for one prepared photo, optionally refined on it.
 
