@@ -22,6 +22,7 @@ sparsity terms (there is no shading target for a photo, so that term is off). Tw
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,7 @@ def _to_numpy(tree):
   return jax.tree.map(np.asarray, tree)
 
 
+@functools.lru_cache(maxsize=8)
 def _predict_fn(model):
   import jax  # pylint: disable=g-import-not-at-top
   from bioface_jax.models import biofacenet  # pylint: disable=g-import-not-at-top
@@ -163,14 +165,15 @@ def render_maps(maps, spectra, lut, model):
                         xyz_mode=model.xyz_mode, daylight=model.daylight)
 
 
-def _refine_maps(out, model, mask, spectra, lut, steps, lr, anchor, smoothness):
+@functools.lru_cache(maxsize=8)
+def _maps_refiner(model, steps, lr, anchor, smoothness):
+  """Jitted refinement loop of mode "maps", cached so that a folder of photos compiles once."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
-  z0 = _to_logits(out)
-  linear = out["linear_input"]
+  tx = optax.adam(lr)
 
-  def loss_fn(z):
+  def loss_fn(z, z0, linear, mask, spectra, lut):
     maps = _from_logits(z)
     render = render_maps(maps, spectra, lut, model)
     loss = _photo_loss_terms(linear, render["linear_srgb"], render["specular"], maps["b"],
@@ -182,21 +185,24 @@ def _refine_maps(out, model, mask, spectra, lut, steps, lr, anchor, smoothness):
                             + jnp.mean(jnp.abs(jnp.diff(f, axis=-2))))
     return loss
 
-  tx = optax.adam(lr)
-
   @jax.jit
-  def run(z):
+  def run(z0, linear, mask, spectra, lut):
     def step(carry, _):
       z, state = carry
-      loss, grad = jax.value_and_grad(loss_fn)(z)
+      loss, grad = jax.value_and_grad(loss_fn)(z, z0, linear, mask, spectra, lut)
       updates, state = tx.update(grad, state, z)
       return (optax.apply_updates(z, updates), state), loss
-    (z, _), losses = jax.lax.scan(step, (z, tx.init(z)), None, length=steps)
+    (z, _), losses = jax.lax.scan(step, (z0, tx.init(z0)), None, length=steps)
     return z, losses
+  return run
 
-  z, _ = run(z0)
+
+def _refine_maps(out, model, mask, spectra, lut, steps, lr, anchor, smoothness):
+  z, _ = _maps_refiner(model, steps, lr, float(anchor), float(smoothness))(
+      _to_logits(out), out["linear_input"], mask, spectra, lut)
   maps = _from_logits(z)
-  return dict(maps, linear_input=linear, render=render_maps(maps, spectra, lut, model))
+  return dict(maps, linear_input=out["linear_input"],
+              render=render_maps(maps, spectra, lut, model))
 
 
 def decompose(restored, spectra, lut, image: np.ndarray, mask: np.ndarray | None = None, *,
