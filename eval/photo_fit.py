@@ -9,9 +9,12 @@ sparsity terms (there is no shading target for a photo, so that term is off). Tw
 
 * ``mode="maps"`` (default): optimise the physical parameters directly (per-pixel logits of
   the four maps and the 17-vector), starting from the network's prediction, with two extra
-  terms that keep them plausible: an anchor ``anchor * mean |z - z0|^2`` to the network's
-  pigment logits and a total-variation smoothness ``smoothness * mean |grad f|`` on the pigment
-  maps. Fast (one small jitted loop).
+  terms that keep them plausible: an anchor ``anchor * mean |z - z0|^2`` (default 0.1) to the
+  network's melanin, haemoglobin and specular logits and a total-variation smoothness
+  ``smoothness * mean |grad f|`` (default 0.01) on the pigment maps. Fast (one jitted loop,
+  compiled once per setting). A weak anchor (0.01) fits photos better but lets the pigments
+  run to the table's extremes and the specular spread over the face
+  (docs/biofacenet_edit_and_photos.md).
 * ``mode="network"``: fine-tune the network's weights (BatchNorm statistics frozen, evaluation
   mode) with Adam, starting from the trained ones. The maps stay outputs of the U-Net, so they
   keep its spatial structure; slower (a backward pass through the network per step).

@@ -100,7 +100,9 @@ def add_photo_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--workdir", required=True,
                       help="training run directory (checkpoints/) or an inference export, e.g. "
                            "eval/checkpoints/biofacenet_default")
-  parser.add_argument("--out", default=None, help="output directory (default WORKDIR/predict, WORKDIR/edit for eval.edit)")
+  parser.add_argument("--out", default=None,
+                      help="output directory (default WORKDIR/predict; WORKDIR/edit for "
+                           "eval.edit)")
   parser.add_argument("--box", type=int, nargs=4, metavar=("LEFT", "TOP", "RIGHT", "BOTTOM"),
                       help="face box in pixels (same for every image)")
   parser.add_argument("--mask", default=None, help="optional face mask image (one image only)")
