@@ -97,26 +97,34 @@ def coarse_starts(lut, cube, e):
   reflect = functools.partial(physics.skin_reflectance, lut)
   flat = jnp.asarray(cube.reshape(-1, cube.shape[-1]) / scale_l)
   e_n = jnp.asarray(e / scale_e)
+  grid = fit.multispectral.DEFAULT_GRID["gauss_newton"]
   fmel, fblood = projection.grid_search(reflect, flat, e_n,
-                                        projection.candidate_grid(lut.shape[0], 32, flat.dtype))
+                                        projection.candidate_grid(lut.shape[0], grid, flat.dtype))
   i_d, i_s, _ = projection.project(reflect(fmel, fblood), flat, e_n)
   shading = scale_l / scale_e
   return np.stack([fmel, fblood, np.asarray(i_d) * shading, np.asarray(i_s) * shading], -1)
 
 
-def time_ours(spectra, lut, cube, e, solver, dtype):
-  """(first-call seconds, warm seconds or None, result) of `fit_cube`."""
+def time_ours(spectra, lut, cube, e, solver, dtype, repeats=5):
+  """(first-call seconds, median warm seconds or None, min warm seconds, result) of `fit_cube`.
+
+  The warm time is the median of ``repeats`` calls after the first (compiling) one, when that
+  took under a minute: on a shared machine single timings vary several-fold.
+  """
   def run():
     return fit.fit_cube(spectra, cube, e, lut=lut, solver=solver, dtype=dtype)
   start = time.perf_counter()
   out = run()
   first = time.perf_counter() - start
-  warm = None
+  warm = fastest = None
   if first < 60:
-    start = time.perf_counter()
-    out = run()
-    warm = time.perf_counter() - start
-  return first, warm, out
+    times = []
+    for _ in range(max(1, repeats)):
+      start = time.perf_counter()
+      out = run()
+      times.append(time.perf_counter() - start)
+    warm, fastest = float(np.median(times)), float(np.min(times))
+  return first, warm, fastest, out
 
 
 def benchmark(spectra, lut, args):
@@ -124,13 +132,16 @@ def benchmark(spectra, lut, args):
   print("RMSE and worst: pigment errors against the truth (SciPy: on its pixels only); vs GN64: "
         "RMSE of both pigments against ours gauss_newton:float64, the reference optimum (SciPy: "
         f"on its pixels); failed: pixels with a pigment error > {BAD:g} (noiseless cubes only)")
-  print(f"{'size':>5} {'noise':>7} {'method':<24} {'first s':>8} {'warm s':>8} "
+  print(f"warm s: median of {args.repeats} calls after the compiling one; min s: their minimum; "
+        f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+  print(f"{'size':>5} {'noise':>7} {'method':<24} {'first s':>8} {'warm s':>8} {'min s':>7} "
         f"{'RMSE mel':>9} {'RMSE blood':>10} {'worst':>8} {'vs GN64':>8} {'failed':>7}")
 
-  def row(size, sigma, name, first, warm, acc, versus, note=""):
-    warm_text = f"{warm:8.2f}" if warm is not None else f"{'-':>8}"
+  def row(size, sigma, name, first, warm, fastest, acc, versus, note=""):
+    warm_text = f"{warm:8.3f}" if warm is not None else f"{'-':>8}"
+    min_text = f"{fastest:7.3f}" if fastest is not None else f"{'-':>7}"
     failed = f"{acc['bad']:7.2%}" if sigma == 0 else f"{'-':>7}"
-    print(f"{size:5d} {sigma:7.0e} {name:<24} {first:8.2f} {warm_text} "
+    print(f"{size:5d} {sigma:7.0e} {name:<24} {first:8.2f} {warm_text} {min_text} "
           f"{acc['rmse_mel']:9.1e} {acc['rmse_blood']:10.1e} {acc['worst']:8.1e} "
           f"{versus:8.1e} {failed}{note}", flush=True)
 
@@ -146,16 +157,17 @@ def benchmark(spectra, lut, args):
 
       for run in args.runs:
         solver, dtype = run.split(":")
-        first, warm, out = time_ours(spectra, lut, cube, e, solver, dtype)
-        row(size, sigma, "ours " + run, first, warm, accuracy(out["fmel"], out["fblood"], truth),
-            versus(out["fmel"], out["fblood"]))
+        first, warm, fastest, out = time_ours(spectra, lut, cube, e, solver, dtype,
+                                              args.repeats)
+        row(size, sigma, "ours " + run, first, warm, fastest,
+            accuracy(out["fmel"], out["fblood"], truth), versus(out["fmel"], out["fblood"]))
       starts = coarse_starts(lut, cube, e)
       rng = np.random.default_rng(1)
       n_pixels = size * size
       index = rng.choice(n_pixels, min(n_pixels, args.scipy_pixels), replace=False)
       fmel, fblood, seconds = scipy_fit(table, cube, e, starts, index)
       note = "" if len(index) == n_pixels else f"  (extrapolated from {len(index)} pixels)"
-      row(size, sigma, "scipy least_squares", seconds * n_pixels / len(index), None,
+      row(size, sigma, "scipy least_squares", seconds * n_pixels / len(index), None, None,
           accuracy(fmel, fblood, truth, index), versus(fmel, fblood, index), note)
 
 
@@ -186,6 +198,8 @@ def main(argv=None):
                       help="solver:dtype pairs of ours")
   parser.add_argument("--scipy-pixels", type=int, default=200,
                       help="pixels fitted by SciPy (time extrapolated to the cube)")
+  parser.add_argument("--repeats", type=int, default=5,
+                      help="warm calls per solver (their median and minimum are printed)")
   parser.add_argument("--noise-curve", action="store_true",
                       help="print the error-vs-noise table instead of the timings")
   args = parser.parse_args(argv)

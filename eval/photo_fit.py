@@ -1,0 +1,264 @@
+"""Decomposing one photo with a trained BioFaceNet, optionally refined on that photo alone.
+
+Shared by `eval.predict`, `eval.edit` and `eval.photo_rmse`.
+
+`decompose` runs the network (evaluation mode) and, with ``refine_steps > 0``, then minimises
+the self-supervised loss on this one image, which needs no labels: the appearance loss
+(rendered vs linearised photo, inside the mask) plus the authors' camera prior and specular
+sparsity terms (there is no shading target for a photo, so that term is off). Two ways:
+
+* ``mode="maps"`` (default): optimise the physical parameters directly (per-pixel logits of
+  the four maps and the 17-vector), starting from the network's prediction, with two extra
+  terms that keep them plausible: an anchor ``anchor * mean |z - z0|^2`` (default 0.1) to the
+  network's melanin, haemoglobin and specular logits and a total-variation smoothness
+  ``smoothness * mean |grad f|`` (default 0.01) on the pigment maps. Fast (one jitted loop,
+  compiled once per setting). A weak anchor (0.01) fits photos better but lets the pigments
+  run to the table's extremes and the specular spread over the face
+  (docs/biofacenet_edit_and_photos.md).
+* ``mode="network"``: fine-tune the network's weights (BatchNorm statistics frozen, evaluation
+  mode) with Adam, starting from the trained ones. The maps stay outputs of the U-Net, so they
+  keep its spatial structure; slower (a backward pass through the network per step).
+
+`central_srgb_rmse` is the reconstruction error measure of the docs (see its docstring).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import numpy as np
+
+REFINE_MODES = ("network", "maps")
+DEFAULT_LEARNING_RATE = {"network": 3e-4, "maps": 2e-2}
+CENTRAL_FRACTION = 0.5
+ANCHORED = ("mel", "blood", "spec")  # logits that mode "maps" keeps near the network's
+
+
+def central_srgb_rmse(image_srgb: np.ndarray, reconstruction_linear: np.ndarray,
+                      fraction: float = CENTRAL_FRACTION) -> float:
+  """RMS difference of input and reconstruction in display sRGB over the central region.
+
+  The reconstruction (linear sRGB, the renderer's output) is clipped to [0, 1] and encoded
+  with the power 1/2.2 (the inverse of the network's input linearisation x^2.2), so both sides
+  are on the input's 0..1 scale. The region is the central ``fraction`` x ``fraction`` square
+  of the crop (default the middle half of each side: mostly face, little background); the mean
+  runs over its pixels and the three channels.
+
+  Args:
+    image_srgb: (H, W, 3) gamma-encoded input in [0, 1].
+    reconstruction_linear: (H, W, 3) linear sRGB reconstruction.
+    fraction: side of the central square relative to the image side, in (0, 1].
+
+  Raises:
+    ValueError: shapes differ or are not (H, W, 3), non-finite values, bad fraction.
+  """
+  x = np.asarray(image_srgb, np.float64)
+  y = np.asarray(reconstruction_linear, np.float64)
+  if x.shape != y.shape or x.ndim != 3 or x.shape[-1] != 3:
+    raise ValueError(f"central_srgb_rmse: need two (H, W, 3) images of the same shape, got "
+                     f"{x.shape} and {y.shape}")
+  if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+    raise ValueError("central_srgb_rmse: non-finite values in the input or reconstruction")
+  if not 0 < fraction <= 1:
+    raise ValueError(f"central_srgb_rmse: fraction must lie in (0, 1], got {fraction}")
+  h, w = x.shape[:2]
+  dh, dw = max(1, round(h * fraction)), max(1, round(w * fraction))
+  top, left = (h - dh) // 2, (w - dw) // 2
+  shown = np.clip(y, 0.0, 1.0)**(1.0 / 2.2)
+  diff = (x - shown)[top:top + dh, left:left + dw]
+  return float(np.sqrt(np.mean(diff**2)))
+
+
+@dataclasses.dataclass
+class Refinement:
+  """How the per-image refinement went: steps, mode, loss and central RMSE before and after."""
+  steps: int
+  mode: str
+  learning_rate: float
+  loss_before: float
+  loss_after: float
+  rmse_before: float
+  rmse_after: float
+
+
+def _to_numpy(tree):
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.tree.map(np.asarray, tree)
+
+
+@functools.lru_cache(maxsize=8)
+def _predict_fn(model):
+  import jax  # pylint: disable=g-import-not-at-top
+  from bioface_jax.models import biofacenet  # pylint: disable=g-import-not-at-top
+
+  @jax.jit
+  def run(params, batch_stats, image, spectra, lut):
+    return biofacenet.predict(params, batch_stats, image, model, spectra=spectra, lut=lut)
+  return run
+
+
+def _photo_loss_terms(linear_input, rendered_linear, specular_rgb, b, mask, model):
+  """Weighted appearance + camera prior + specular sparsity (the authors' weights), per image.
+
+  The shading term is left out (no target for a photo).
+  """
+  from bioface_jax.models import biofacenet  # pylint: disable=g-import-not-at-top
+  w_app, w_cam, w_spec, _ = model.loss_weights
+  return (w_app * biofacenet.appearance_loss(linear_input, rendered_linear, mask)
+          + w_cam * biofacenet.camera_prior_loss(b)
+          + w_spec * biofacenet.specular_sparsity_loss(specular_rgb))
+
+
+def _refine_network(params, batch_stats, model, image, mask, spectra, lut, steps, lr):
+  import jax  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  from bioface_jax.models import biofacenet  # pylint: disable=g-import-not-at-top
+
+  def loss_fn(p):
+    out = biofacenet.predict(p, batch_stats, image, model, spectra=spectra, lut=lut)
+    render = out["render"]
+    return _photo_loss_terms(out["linear_input"], render["linear_srgb"], render["specular"],
+                             out["b"], mask, model).mean()
+
+  tx = optax.adam(lr)
+
+  @jax.jit
+  def run(p):
+    def step(carry, _):
+      p, state = carry
+      loss, grad = jax.value_and_grad(loss_fn)(p)
+      updates, state = tx.update(grad, state, p)
+      return (optax.apply_updates(p, updates), state), loss
+    (p, _), losses = jax.lax.scan(step, (p, tx.init(p)), None, length=steps)
+    return p, losses
+
+  params, _ = run(params)
+  return biofacenet.predict(params, batch_stats, image, model, spectra=spectra, lut=lut)
+
+
+def _to_logits(out):
+  """Unconstrained parameters z whose `_from_logits` is the prediction ``out``."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  def logit(p):
+    p = jnp.clip(p, 1e-6, 1 - 1e-6)
+    return jnp.log(p) - jnp.log1p(-p)
+  return dict(mel=logit((out["fmel"] + 1) / 2), blood=logit((out["fblood"] + 1) / 2),
+              shade=jnp.log(jnp.maximum(out["shading"], 1e-12)),
+              spec=jnp.log(jnp.maximum(out["specular"], 1e-12)),
+              light=jnp.log(jnp.maximum(out["weights"], 1e-12)),
+              t=logit((out["t"] - 1) / 21), b=logit((out["b"] + 3) / 6))
+
+
+def _from_logits(z):
+  import jax  # pylint: disable=g-import-not-at-top
+  return dict(fmel=2 * jax.nn.sigmoid(z["mel"]) - 1, fblood=2 * jax.nn.sigmoid(z["blood"]) - 1,
+              shading=jax.numpy.exp(z["shade"]), specular=jax.numpy.exp(z["spec"]),
+              weights=jax.nn.softmax(z["light"], -1), t=1 + 21 * jax.nn.sigmoid(z["t"]),
+              b=6 * jax.nn.sigmoid(z["b"]) - 3)
+
+
+def render_maps(maps, spectra, lut, model):
+  """`physics.render` of a parameter dict with the model's colour-pipeline options."""
+  from bioface_jax import physics  # pylint: disable=g-import-not-at-top
+  return physics.render(spectra, lut, maps["fmel"], maps["fblood"], maps["shading"],
+                        maps["specular"], maps["weights"], maps["t"], maps["b"],
+                        xyz_mode=model.xyz_mode, daylight=model.daylight)
+
+
+@functools.lru_cache(maxsize=8)
+def _maps_refiner(model, steps, lr, anchor, smoothness):
+  """Jitted refinement loop of mode "maps", cached so that a folder of photos compiles once."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  tx = optax.adam(lr)
+
+  def loss_fn(z, z0, linear, mask, spectra, lut):
+    maps = _from_logits(z)
+    render = render_maps(maps, spectra, lut, model)
+    loss = _photo_loss_terms(linear, render["linear_srgb"], render["specular"], maps["b"],
+                             mask, model).mean()
+    for key in ANCHORED:
+      loss += anchor * jnp.mean((z[key] - z0[key])**2)
+    for f in (maps["fmel"], maps["fblood"]):
+      loss += smoothness * (jnp.mean(jnp.abs(jnp.diff(f, axis=-1)))
+                            + jnp.mean(jnp.abs(jnp.diff(f, axis=-2))))
+    return loss
+
+  @jax.jit
+  def run(z0, linear, mask, spectra, lut):
+    def step(carry, _):
+      z, state = carry
+      loss, grad = jax.value_and_grad(loss_fn)(z, z0, linear, mask, spectra, lut)
+      updates, state = tx.update(grad, state, z)
+      return (optax.apply_updates(z, updates), state), loss
+    (z, _), losses = jax.lax.scan(step, (z0, tx.init(z0)), None, length=steps)
+    return z, losses
+  return run
+
+
+def _refine_maps(out, model, mask, spectra, lut, steps, lr, anchor, smoothness):
+  z, _ = _maps_refiner(model, steps, lr, float(anchor), float(smoothness))(
+      _to_logits(out), out["linear_input"], mask, spectra, lut)
+  maps = _from_logits(z)
+  return dict(maps, linear_input=out["linear_input"],
+              render=render_maps(maps, spectra, lut, model))
+
+
+def decompose(restored, spectra, lut, image: np.ndarray, mask: np.ndarray | None = None, *,
+              refine_steps: int = 0, mode: str = "maps", learning_rate: float | None = None,
+              anchor: float = 0.1, smoothness: float = 1e-2
+              ) -> tuple[dict[str, Any], Refinement | None]:
+  """Network prediction for one prepared photo, optionally refined on it.
+
+  Args:
+    restored: `eval.model_io.Restored`.
+    spectra, lut: `physics.load_spectra()`, `physics.skin_lut(spectra)`.
+    image: (H, W, 3) gamma-encoded sRGB in [0, 1] at the network's input size.
+    mask: optional (H, W) face mask for the refinement's loss (default: whole crop).
+    refine_steps: Adam steps of per-image refinement (0: the network's prediction as is).
+    mode: "network" (fine-tune the weights) or "maps" (optimise the maps directly).
+    learning_rate: Adam step (default 3e-4 for "network", 2e-2 for "maps").
+    anchor, smoothness: the extra terms of mode "maps" (see the module docstring).
+
+  Returns:
+    (outputs, refinement): ``outputs`` as `biofacenet.predict` with ``render`` (NumPy, batch
+    of 1); ``refinement`` None when refine_steps is 0.
+  """
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  if mode not in REFINE_MODES:
+    raise ValueError(f"refinement mode must be one of {REFINE_MODES}, got {mode!r}")
+  if refine_steps < 0:
+    raise ValueError(f"refine_steps must be >= 0, got {refine_steps}")
+  image = np.asarray(image, np.float32)
+  if image.ndim != 3 or image.shape[-1] != 3:
+    raise ValueError(f"image must be (H, W, 3), got {image.shape}")
+  model = restored.model
+  x = jnp.asarray(image[None])
+  m = jnp.ones(x.shape[:3], jnp.float32) if mask is None else jnp.asarray(mask[None],
+                                                                           jnp.float32)
+  out = _predict_fn(model)(restored.params, restored.batch_stats, x, spectra, lut)
+  if not refine_steps:
+    return _to_numpy(out), None
+
+  def loss_of(o):
+    return float(_photo_loss_terms(o["linear_input"], o["render"]["linear_srgb"],
+                                   o["render"]["specular"], o["b"], m, model).mean())
+
+  lr = float(learning_rate if learning_rate is not None else DEFAULT_LEARNING_RATE[mode])
+  if mode == "network":
+    refined = _refine_network(restored.params, restored.batch_stats, model, x, m, spectra, lut,
+                              int(refine_steps), lr)
+  else:
+    refined = _refine_maps(out, model, m, spectra, lut, int(refine_steps), lr, anchor,
+                           smoothness)
+  before, after = _to_numpy(out), _to_numpy(refined)
+  info = Refinement(
+      steps=int(refine_steps), mode=mode, learning_rate=lr, loss_before=loss_of(out),
+      loss_after=loss_of(refined),
+      rmse_before=central_srgb_rmse(image, before["render"]["linear_srgb"][0]),
+      rmse_after=central_srgb_rmse(image, after["render"]["linear_srgb"][0]))
+  return after, info
