@@ -391,6 +391,83 @@ def test_crash_mid_save_leaves_previous_checkpoint(tmp_path):
     assert ckpt.all_steps() == [1, 2]
 
 
+def _largest_array_file(step_dir):
+  """The largest OCDBT data file of the state (array chunks live in ocdbt.process_*/d/)."""
+  files = [os.path.join(r, f) for r, _, fs in os.walk(step_dir / "state") for f in fs
+           if "ocdbt.process_" in r and os.path.basename(r) == "d"]
+  return max(files, key=os.path.getsize)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_damaged_checkpoint_is_set_aside_and_previous_one_used(tmp_path, damage):
+  quiet = dict(progress_stream=io.StringIO())
+  ref, _ = train_lib.train(MLP_TASK, config(num_train_steps=6), tmp_path / "ref", **quiet)
+  wd = tmp_path / "run"
+  train_lib.train(MLP_TASK, config(num_train_steps=6, checkpoint_every_steps=2), wd, **quiet)
+  step_dir = wd / "checkpoints" / "6"
+  assert (step_dir / checkpoint_lib.MANIFEST).is_file()
+  victim = _largest_array_file(step_dir)
+  if damage == "delete":
+    os.remove(victim)
+  else:
+    with open(victim, "r+b") as f:
+      f.truncate(os.path.getsize(victim) // 2)
+  with pytest.warns(train_lib.DamagedCheckpointWarning, match=f"{step_dir}.* is damaged"):
+    resumed, hist = train_lib.train(MLP_TASK, config(num_train_steps=6), wd, **quiet)
+  assert [r["step"] for r in hist] == [5, 6]  # Resumed from checkpoint 4.
+  assert_trees_close(ref, resumed, rtol=0, atol=0)
+  assert os.listdir(wd / "damaged_checkpoints") == ["6"]
+  assert sorted(os.listdir(wd / "checkpoints")) == ["2", "4", "6"]
+
+
+_VALIDATE_SCRIPT = textwrap.dedent("""
+    import sys
+    from bioface_jax.train_lib.checkpoint import Checkpointer
+    with Checkpointer(sys.argv[1]) as ckpt:
+      print("latest valid", ckpt.latest_valid_step())
+""")
+
+
+def test_damaged_checkpoint_without_manifest_is_caught_by_a_restore(tmp_path):
+  """Killed between Orbax's commit and the manifest, then damaged: a full restore decides.
+
+  Checked in a fresh process, as a resume is: TensorStore's cache in the process that wrote
+  the files would serve the restore from memory.
+  """
+  wd = tmp_path / "run"
+  train_lib.train(MLP_TASK, config(num_train_steps=4, checkpoint_every_steps=2), wd,
+                  progress_stream=io.StringIO())
+  step_dir = wd / "checkpoints" / "4"
+  os.remove(step_dir / checkpoint_lib.MANIFEST)
+  data = [os.path.join(r, f) for r, _, fs in os.walk(step_dir / "state") for f in fs
+          if os.path.basename(r) == "d"]
+  for victim in data:  # Every OCDBT data file, so that whatever the restore reads is short.
+    with open(victim, "r+b") as f:
+      f.truncate(os.path.getsize(victim) // 2)
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run([sys.executable, "-c", _VALIDATE_SCRIPT, str(wd / "checkpoints")],
+                        cwd=root, env=dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="",
+                                           PYTHONPATH=root),
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "latest valid 2" in proc.stdout
+  assert "DamagedCheckpointWarning" in proc.stderr and str(step_dir) in proc.stderr
+  assert "cannot be restored" in proc.stderr
+  assert os.listdir(wd / "damaged_checkpoints") == ["4"]
+
+
+def test_checkpoint_without_manifest_is_verified_and_used(tmp_path):
+  """A kill between Orbax's commit and the manifest leaves a sound checkpoint: it is used."""
+  quiet = dict(progress_stream=io.StringIO())
+  wd = tmp_path / "run"
+  train_lib.train(MLP_TASK, config(num_train_steps=4, checkpoint_every_steps=2), wd, **quiet)
+  os.remove(wd / "checkpoints" / "4" / checkpoint_lib.MANIFEST)
+  with train_lib.Checkpointer(wd / "checkpoints") as ckpt:
+    assert ckpt.latest_valid_step() == 4
+  assert (wd / "checkpoints" / "4" / checkpoint_lib.MANIFEST).is_file()
+  assert checkpoint_lib.manifest_problems(str(wd / "checkpoints" / "4")) == []
+
+
 # ---------------------------------------------------------------- progress, config, misc
 
 

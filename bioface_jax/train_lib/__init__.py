@@ -9,6 +9,7 @@ metrics (`metrics`), a progress display (`progress`) and the non-finite-loss gua
 from __future__ import annotations
 
 from bioface_jax.train_lib.checkpoint import Checkpointer
+from bioface_jax.train_lib.checkpoint import DamagedCheckpointWarning
 from bioface_jax.train_lib.checkpoint import NonFiniteStateError
 from bioface_jax.train_lib.checkpoint import nonfinite_leaves
 from bioface_jax.train_lib.loop import LoopConfig
@@ -27,6 +28,7 @@ from bioface_jax.train_lib.progress import Progress
 
 __all__ = [
     "Checkpointer",
+    "DamagedCheckpointWarning",
     "LoopConfig",
     "MetricWriter",
     "NonFiniteLossError",
