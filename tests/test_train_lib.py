@@ -299,6 +299,63 @@ def test_resume_matches_uninterrupted_run(tmp_path):
   assert [r["step"] for r in train_lib.read_jsonl(wd / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
 
 
+# ---------------------------------------------------------------- what other models need
+
+
+def test_frozen_stage1_variable_images_per_sample_and_named_eval_sets(tmp_path):
+  """SDPS-like: a stage-2 task uses a frozen network from another run's checkpoint
+  (`load_state`), takes N images per sample with N changing between batches, and reports two
+  eval sets with different N under their own names."""
+  quiet = dict(progress_stream=io.StringIO())
+  stage1, _ = train_lib.train(linear_task(8), config(num_train_steps=4), tmp_path / "stage1",
+                              **quiet)
+  frozen, meta, step = train_lib.load_state(tmp_path / "stage1")
+  assert step == 4 and meta["step"] == 4
+  np.testing.assert_array_equal(np.asarray(frozen["w"]), np.asarray(stage1["w"]))
+  traces = []
+
+  def images(i, rows, n):  # (B, N, DIM): N "images" per sample.
+    return np.stack([X[(rows + 5 * k + i) % N_DATA] for k in range(n)], axis=1)
+
+  def make_batches(start):
+    for i in itertools.count(start):
+      rows, n = batch_rows(i, 8), 2 + i % 2  # N alternates between 2 and 3.
+      yield {"x": images(i, rows, n), "y": Y[rows]}
+
+  def eval_sets():
+    rows = np.arange(8)
+    return {"n2": [{"x": images(0, rows, 2), "y": Y[rows]}],
+            "n3": [{"x": images(0, rows, 3), "y": Y[rows]}]}
+
+  def predict(state, x):
+    per_image = x @ state["frozen"]["w"] + state["frozen"]["b"]  # (B, N)
+    return state["scale"] * jnp.mean(per_image, axis=1)
+
+  def train_step(state, batch, rng):
+    del rng
+    traces.append(batch["x"].shape[1])
+    loss, g = jax.value_and_grad(lambda sc: jnp.mean(
+        (predict({**state, "scale": sc}, batch["x"]) - batch["y"]) ** 2))(state["scale"])
+    return {**state, "scale": state["scale"] - LR * g}, {"loss": loss}
+
+  task = train_lib.Task(
+      init=lambda rng, batch: {"frozen": {"w": jnp.asarray(frozen["w"]),
+                                          "b": jnp.asarray(frozen["b"])},
+                               "scale": jnp.ones((), jnp.float32)},
+      train_step=train_step, make_batches=make_batches,
+      eval_step=lambda state, batch: {"mse": jnp.mean((predict(state, batch["x"])
+                                                       - batch["y"]) ** 2)},
+      make_eval_batches=eval_sets)
+  state, history = train_lib.train(task, config(num_train_steps=6, eval_every_steps=3),
+                                   tmp_path / "stage2", **quiet)
+  assert sorted(set(traces)) == [2, 3] and len(traces) == 2  # One compile per shape.
+  np.testing.assert_array_equal(np.asarray(state["frozen"]["w"]), np.asarray(stage1["w"]))
+  assert float(state["scale"]) != 1.0
+  evals = [r for r in history if "eval/n2/mse" in r]
+  assert [r["step"] for r in evals] == [3, 6]
+  assert all(np.isfinite(r["eval/n3/mse"]) for r in evals)
+
+
 # ---------------------------------------------------------------- guards
 
 

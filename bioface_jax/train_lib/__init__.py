@@ -11,6 +11,7 @@ from __future__ import annotations
 from bioface_jax.train_lib.checkpoint import Checkpointer
 from bioface_jax.train_lib.checkpoint import DamagedCheckpointWarning
 from bioface_jax.train_lib.checkpoint import NonFiniteStateError
+from bioface_jax.train_lib.checkpoint import load_state
 from bioface_jax.train_lib.checkpoint import nonfinite_leaves
 from bioface_jax.train_lib.loop import LoopConfig
 from bioface_jax.train_lib.loop import NonFiniteLossError
@@ -36,6 +37,7 @@ __all__ = [
     "Progress",
     "Task",
     "data_sharding",
+    "load_state",
     "make_mesh",
     "maybe_initialize_distributed",
     "nonfinite_leaves",

@@ -141,6 +141,38 @@ def _all_finite(arrays: list[jax.Array]) -> jax.Array:
   return jnp.stack([jnp.all(jnp.isfinite(x)) for x in arrays])
 
 
+def load_state(directory: str | os.PathLike, step: int | None = None,
+               device: jax.Device | None = None) -> tuple[Any, dict[str, Any], int]:
+  """Loads a checkpoint of another run without knowing its state's structure.
+
+  For frozen sub-networks (e.g. a stage-2 model that uses a stage-1 network trained in its own
+  work directory) and for inspection. Every array comes back whole on one device, whatever
+  sharding it was saved with.
+
+  Args:
+    directory: a run's work directory (with `checkpoints/`) or its checkpoint directory.
+    step: which checkpoint (default: the newest sound one; damaged ones are set aside).
+    device: where the arrays go (default: the first local device).
+
+  Returns:
+    `(state, meta, step)`: the saved pytree (dicts of `jax.Array`s), its JSON metadata
+    (step, config, ...) and the step loaded.
+  """
+  directory = os.path.abspath(os.fspath(directory))
+  if os.path.isdir(os.path.join(directory, "checkpoints")):
+    directory = os.path.join(directory, "checkpoints")
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f"load_state: no checkpoint directory at {directory}.")
+  with Checkpointer(directory, max_to_keep=None, async_save=False) as ckpt:
+    if step is None:
+      step = ckpt.latest_valid_step()
+      if step is None:
+        raise FileNotFoundError(f"load_state: no (sound) checkpoint in {directory}.")
+    abstract = ckpt.abstract_state(step, device)
+    state, meta = ckpt.restore(step, abstract)
+  return state, meta, step
+
+
 class Checkpointer:
   """Saves and restores `(state, meta)` checkpoints in one directory, keeping the newest few.
 
@@ -260,6 +292,19 @@ class Checkpointer:
           write_manifest(step_dir)
         self._manifested.add(step)
 
+  def abstract_state(self, step: int, device: jax.Device | None = None) -> Any:
+    """The saved state's structure as `ShapeDtypeStruct`s placed whole on one device.
+
+    Read from the checkpoint's metadata, so no model code is needed; pass it to `restore`.
+    """
+    sharding = jax.sharding.SingleDeviceSharding(device or jax.local_devices()[0])
+    metadata = ocp.StandardCheckpointHandler().metadata(
+        epath.Path(self._step_dir(step)) / "state")
+    return jax.tree.map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding)
+        if hasattr(m, "shape") and hasattr(m, "dtype") else m,
+        getattr(metadata, "tree", metadata))
+
   def validate(self, step: int) -> list[str]:
     """Problems found in checkpoint `step` ([] = sound): manifest check, else a full restore.
 
@@ -271,14 +316,7 @@ class Checkpointer:
     if problems is not None:
       return problems
     try:
-      # Every array in full onto one local device, whatever sharding it was saved with.
-      device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-      metadata = ocp.StandardCheckpointHandler().metadata(
-          epath.Path(step_dir) / "state")
-      abstract = jax.tree.map(
-          lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device)
-          if hasattr(m, "shape") and hasattr(m, "dtype") else m,
-          getattr(metadata, "tree", metadata))
+      abstract = self.abstract_state(step)
       self._manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
     except Exception as e:  # noqa: BLE001 - any failure to read means damaged.

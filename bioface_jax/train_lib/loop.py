@@ -62,10 +62,20 @@ class Task:
       `batch_size // process_count` rows).
     eval_step: optional `(state, batch) -> metrics` (jitted), averaged over
       `make_eval_batches()` every `config.eval_every_steps` and logged as `eval/<name>`.
-    make_eval_batches: optional `() -> iterable of batches` for `eval_step`.
+    make_eval_batches: optional `() -> iterable of batches` for `eval_step`, or a dict
+      `{set_name: iterable of batches}` for several eval sets (e.g. different numbers of
+      images per sample), logged as `eval/<set_name>/<name>`. Batches may differ in shape
+      between sets (each new shape compiles `eval_step` once); in a multi-process run each
+      process yields its own `1 / process_count` of every batch's rows, like `make_batches`.
     make_figure: optional `(state, numpy_batch) -> image` where image is an (H, W, 3) array
       (uint8, or float in [0, 1]) or a matplotlib Figure; called every
-      `config.figure_every_steps`, saved to `workdir/figures/step_XXXXXX.png` and TensorBoard.
+      `config.figure_every_steps` on process 0 only, with the state copied to one local
+      device (eager code may mix it with NumPy/local arrays) and that process's rows of the
+      step's batch; saved to `workdir/figures/step_XXXXXX.png` and TensorBoard.
+
+  Batches are dicts of arrays sharing a leading batch axis; the other axes are the model's
+  (e.g. `(B, N, H, W, 3)` for N images per sample). Their shapes may change between steps;
+  each new shape compiles `train_step` once.
   """
 
   init: Callable[[jax.Array, Batch], State]
@@ -409,14 +419,22 @@ class _Trainer:
       self.row = {}
 
   def _evaluate(self) -> None:
-    sums: dict[str, float] = collections.defaultdict(float)
-    count = 0
-    for b in self.task.make_eval_batches():
-      for k, v in _host_scalars(self.p_eval(self.state, parallel.shard_batch(b, self.mesh)),
-                                "task.eval_step").items():
-        sums[k] += v
-      count += 1
-    self.row.update({f"eval/{k}": v / count for k, v in sums.items()})
+    """Averages `task.eval_step` over each eval set (one unnamed set, or a dict of sets)."""
+    sets = self.task.make_eval_batches()
+    named = sets.items() if isinstance(sets, Mapping) else [(None, sets)]
+    for name, batches in named:
+      sums: dict[str, float] = collections.defaultdict(float)
+      count = 0
+      for b in batches:
+        for k, v in _host_scalars(self.p_eval(self.state, parallel.shard_batch(b, self.mesh)),
+                                  "task.eval_step").items():
+          sums[k] += v
+        count += 1
+      if not count:
+        raise ValueError(f"task.make_eval_batches() gave no batches"
+                         f"{'' if name is None else f' for eval set {name!r}'}.")
+      prefix = "eval/" if name is None else f"eval/{name}/"
+      self.row.update({f"{prefix}{k}": v / count for k, v in sums.items()})
 
   def _figure(self, step: int, batch: Batch) -> None:
     """Process 0 draws the figure from a process-local copy of the (replicated) state."""
