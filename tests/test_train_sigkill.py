@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 
 from bioface_jax import train_lib
-from tests import sigkill_target
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NUM_STEPS = 120
@@ -51,11 +50,7 @@ def _saving(ckpt_dir):
 
 
 def _final_state(workdir):
-  task = sigkill_target.make_task()
-  abstract = jax.eval_shape(task.init, jax.random.key(0), None)
-  with train_lib.Checkpointer(pathlib.Path(workdir) / "checkpoints") as ckpt:
-    step = ckpt.latest_step()
-    state, _ = ckpt.restore(step, abstract)
+  state, _, step = train_lib.load_state(workdir)
   return step, jax.device_get(state)
 
 
