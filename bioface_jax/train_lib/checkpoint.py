@@ -330,18 +330,20 @@ class Checkpointer:
 
     Each damaged checkpoint is moved to `<directory>/../damaged_checkpoints/<step>[-time]`
     (so that its step can be saved again) with a `DamagedCheckpointWarning` naming it. In a
-    multi-process run process 0 decides and the others follow.
+    multi-process run every process checks, process 0 decides and the others follow.
 
     Returns:
       The step to resume from, or None if no sound checkpoint is left.
     """
+    # Every process checks (a restore may be collective in Orbax); process 0 alone moves
+    # damaged checkpoints and writes manifests, and its choice is the one used.
     chosen = None
-    if jax.process_index() == 0:
-      for step in sorted(self._manager.all_steps(), reverse=True):
-        problems = self.validate(step)
-        if not problems:
-          chosen = step
-          break
+    for step in sorted(self._manager.all_steps(), reverse=True):
+      problems = self.validate(step)
+      if not problems:
+        chosen = step
+        break
+      if jax.process_index() == 0:
         self._set_aside(step, problems)
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
