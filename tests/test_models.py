@@ -299,12 +299,22 @@ def test_shading_scale_is_least_squares_optimum():
       np.sum(mask**2 * shading * (target - k_ref[:, None, None] * shading), axis=(1, 2)), 0.0,
       atol=1e-9)
   t32, s32, m32 = (jnp.asarray(a, jnp.float32) for a in (target, shading, mask))
-  np.testing.assert_allclose(bf.shading_scale(t32, s32, m32), k_ref, rtol=1e-5)
+  # k = ratio of two float32 sums of n = H*W positive terms (inputs rounded to float32):
+  # relative error <= 2 (n + 3) eps32 (gamma_n per sum, input rounding, the division).
+  eps32 = float(np.finfo(np.float32).eps)
+  k_rtol = 2 * (H * W + 3) * eps32
+  np.testing.assert_allclose(bf.shading_scale(t32, s32, m32), k_ref, rtol=k_rtol)
   loss, k = bf.shading_loss(t32, s32, m32)
-  np.testing.assert_allclose(k, k_ref, rtol=1e-5)
-  np.testing.assert_allclose(
-      loss, np.sum((mask * (target - k_ref[:, None, None] * shading)) ** 2, axis=(1, 2)),
-      rtol=1e-5)
+  np.testing.assert_allclose(k, k_ref, rtol=k_rtol)
+  # Rule: |d loss| <= sum 2 |r| |d r| + (n + 2) eps32 sum r^2 with r = m (t - k s) and
+  # |d r| <= k_rtol k s + 4 eps32 (|t| + 2 k s) (k's error and the rounding of the difference).
+  kk = np.abs(k_ref)[:, None, None]
+  r = mask * (target - kk * shading)
+  dr = mask * (k_rtol * kk * shading + 4 * eps32 * (np.abs(target) + 2 * kk * shading))
+  loss_bound = (np.sum(2 * np.abs(r) * dr, axis=(1, 2))
+                + (H * W + 2) * eps32 * np.sum(r**2, axis=(1, 2)))
+  np.testing.assert_array_less(np.abs(np.asarray(loss, np.float64) - np.sum(r**2, axis=(1, 2))),
+                               loss_bound)
 
   # Stationary in k: dL/dk at k* is zero relative to its scale away from k*.
   def l_of_k(kk):
@@ -316,9 +326,15 @@ def test_shading_scale_is_least_squares_optimum():
   # Hence stopping the gradient through k changes nothing: both equal the analytic gradient
   # -2 m^2 k (S - k i) with k held constant.
   grad_ref = -2 * mask**2 * k_ref[:, None, None] * (target - k_ref[:, None, None] * shading)
+  # Rule: propagate float32 rounding through g = -2 m^2 k (t - k s) elementwise: the error of
+  # k (k_rtol), the rounding of t, s and of each product/difference (a few eps32 of the
+  # magnitudes |t| + 2|k s|, which cancel in t - k s).
+  ks = np.abs(k_ref)[:, None, None]
+  bound = 2 * mask**2 * (k_rtol * ks * (np.abs(target - ks * shading) + ks * shading)
+                         + 4 * eps32 * ks * (np.abs(target) + 2 * ks * shading))
   for stop in (True, False):
     g = jax.grad(lambda s: jnp.sum(bf.shading_loss(t32, s, m32, stop)[0]))(s32)
-    np.testing.assert_allclose(g, grad_ref, rtol=2e-3, atol=2e-5)
+    np.testing.assert_array_less(np.abs(np.asarray(g, np.float64) - grad_ref), bound + 1e-30)
 
 
 def test_shading_scale_empty_mask_is_finite():

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -63,9 +64,9 @@ def linear_eval_batches():
 
 def linear_task(batch_size, nan_at_step=None, trace_counter=None, make_figure=None):
   def init(rng, batch):
-    del rng
-    return {"w": jnp.zeros((batch["x"].shape[-1],), jnp.float32),
-            "b": jnp.zeros((), jnp.float32), "count": jnp.zeros((), jnp.int32)}
+    del rng  # Parameters in the data's dtype (float64 batches -> a float64 run under x64).
+    return {"w": jnp.zeros((batch["x"].shape[-1],), batch["x"].dtype),
+            "b": jnp.zeros((), batch["x"].dtype), "count": jnp.zeros((), jnp.int32)}
 
   def train_step(state, batch, rng):
     del rng
@@ -91,6 +92,12 @@ def linear_task(batch_size, nan_at_step=None, trace_counter=None, make_figure=No
   return train_lib.Task(init=init, train_step=train_step,
                         make_batches=make_batches_fn(batch_size), make_figure=make_figure,
                         eval_step=eval_step, make_eval_batches=linear_eval_batches)
+
+
+def f64_batches(make_batches):
+  """Wraps a `make_batches` so that every batch entry is float64."""
+  return lambda start: ({k: v.astype(np.float64) for k, v in b.items()}
+                        for b in make_batches(start))
 
 
 def numpy_sgd(num_steps, batch_size):
@@ -124,28 +131,36 @@ def test_train_matches_float64_sgd_and_writes_outputs(tmp_path):
       return figure
     return np.full((8, 10, 3), 0.5, np.float32)
 
-  task = linear_task(8, trace_counter=traces, make_figure=fig)
+  # The run computes in float64 (float64 batches under x64) to compare with the float64
+  # NumPy replica. Tolerance rule: 8 steps x 16 eps64 relative per step, rounded up to 1e-12:
+  # the two differ only in summation order; a wrong step (lr, 1/n, key, batch) is O(1e-2).
+  task = dataclasses.replace(linear_task(8, trace_counter=traces, make_figure=fig),
+                             make_batches=f64_batches(make_batches_fn(8)),
+                             make_eval_batches=lambda: f64_batches(
+                                 lambda _: iter(linear_eval_batches()))(0))
   out = io.StringIO()
-  state, history = train_lib.train(
-      task, config(log_every_steps=2, checkpoint_every_steps=4, figure_every_steps=4,
-                   eval_every_steps=4),
-      tmp_path, progress_stream=out)
+  with jax.enable_x64(True):
+    state, history = train_lib.train(
+        task, config(log_every_steps=2, checkpoint_every_steps=4, figure_every_steps=4,
+                     eval_every_steps=4),
+        tmp_path, progress_stream=out)
+  assert state["w"].dtype == np.float64
 
   ref_losses, ref_w, ref_b = numpy_sgd(8, 8)
-  np.testing.assert_allclose(np.asarray(state["w"]), ref_w, rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(float(state["b"]), ref_b, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(state["w"]), ref_w, rtol=1e-12, atol=1e-12)
+  np.testing.assert_allclose(float(state["b"]), ref_b, rtol=1e-12, atol=1e-12)
   assert int(state["count"]) == 8
   assert len(traces) == 1, "train_step was retraced"
   # Logged rows average the losses of their window of 2 steps.
   train_rows = [r for r in history if "loss" in r]
   assert [r["step"] for r in train_rows] == [2, 4, 6, 8]
   np.testing.assert_allclose([r["loss"] for r in train_rows],
-                             ref_losses.reshape(4, 2).mean(1), rtol=1e-5)
+                             ref_losses.reshape(4, 2).mean(1), rtol=1e-12)
   assert train_rows[-1]["loss"] < 0.5 * train_rows[0]["loss"]
   eval_rows = [r for r in history if "eval/mse" in r]
   assert [r["step"] for r in eval_rows] == [4, 8]
   ref_mse = np.mean((X[:16].astype(np.float64) @ ref_w + ref_b - Y[:16]) ** 2)
-  np.testing.assert_allclose(eval_rows[-1]["eval/mse"], ref_mse, rtol=1e-5)
+  np.testing.assert_allclose(eval_rows[-1]["eval/mse"], ref_mse, rtol=1e-12)
 
   rows = train_lib.read_jsonl(tmp_path / "metrics.jsonl")
   assert [r["step"] for r in rows] == [2, 4, 6, 8]
@@ -165,18 +180,21 @@ def test_train_matches_float64_sgd_and_writes_outputs(tmp_path):
 
 
 class MLP(nn.Module):
+  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train):
-    x = nn.Dense(16, use_bias=False)(x)  # BatchNorm follows: a bias would only add noise.
-    x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+    # BatchNorm follows: a bias would only add noise.
+    x = nn.Dense(16, use_bias=False, param_dtype=self.param_dtype)(x)
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                     param_dtype=self.param_dtype)(x)
     x = nn.relu(x)
     x = nn.Dropout(0.25, deterministic=not train)(x)
-    return nn.Dense(1)(x)[..., 0]
+    return nn.Dense(1, param_dtype=self.param_dtype)(x)[..., 0]
 
 
-def mlp_task(batch_size, interrupt_at=None):
-  model = MLP()
+def mlp_task(batch_size, interrupt_at=None, dtype=np.float32):
+  model = MLP(param_dtype=dtype)
   tx = optax.sgd(0.05, momentum=0.9)
 
   def init(rng, batch):
@@ -197,8 +215,12 @@ def mlp_task(batch_size, interrupt_at=None):
     return ({"params": params, "batch_stats": stats, "opt_state": opt_state},
             {"loss": loss, "grad_norm": optax.tree.norm(g)})
 
-  return train_lib.Task(init=init, train_step=train_step,
-                        make_batches=make_batches_fn(batch_size, interrupt_at))
+  make_batches = make_batches_fn(batch_size, interrupt_at)
+  if dtype != np.float32:
+    make_batches_f32 = make_batches
+    make_batches = lambda start: ({k: v.astype(dtype) for k, v in b.items()}  # noqa: E731
+                                  for b in make_batches_f32(start))
+  return train_lib.Task(init=init, train_step=train_step, make_batches=make_batches)
 
 
 # One task object shared by the tests below, so that jit reuses its compiled step.
@@ -214,19 +236,33 @@ def assert_trees_close(a, b, **kw):
 
 
 def test_one_device_equals_four_devices(tmp_path):
+  """Same training on 1 and 4 devices (global BatchNorm statistics, per-step dropout keys).
+
+  Both runs compute in float64, so they differ only by the float64 order of the gradient
+  all-reduce. Tolerance rule: 8 * eps32 relative (float32 rounding of the compared values while
+  the arithmetic is 2**29 times finer), plus 8 * eps32 * max|leaf| absolute for entries that
+  cancel to ~0. Per-device BatchNorm statistics or per-shard dropout keys differ by > 1e-2.
+  """
   assert jax.device_count() == 4
+  eps32 = float(np.finfo(np.float32).eps)
   cfg = config(num_train_steps=4, batch_size=8)
-  s1, h1 = train_lib.train(MLP_TASK, cfg, tmp_path / "one",
-                           mesh=train_lib.make_mesh(jax.devices()[:1]),
-                           progress_stream=io.StringIO())
-  s4, h4 = train_lib.train(MLP_TASK, cfg, tmp_path / "four",
-                           mesh=train_lib.make_mesh(), progress_stream=io.StringIO())
+  with jax.enable_x64(True):
+    task = mlp_task(8, dtype=np.float64)
+    s1, h1 = train_lib.train(task, cfg, tmp_path / "one",
+                             mesh=train_lib.make_mesh(jax.devices()[:1]),
+                             progress_stream=io.StringIO())
+    s4, h4 = train_lib.train(task, cfg, tmp_path / "four",
+                             mesh=train_lib.make_mesh(), progress_stream=io.StringIO())
+  assert s1["params"]["Dense_0"]["kernel"].dtype == np.float64
   assert len(s4["params"]["Dense_0"]["kernel"].sharding.device_set) == 4
   for key in ("loss", "grad_norm"):
-    np.testing.assert_allclose([r[key] for r in h1], [r[key] for r in h4], rtol=2e-6)
-  # Float32 all-reduce order differs from the 1-device sum: ~1e-6 relative after 4 steps.
-  # Per-device BatchNorm statistics or per-shard dropout keys would differ by > 1e-2.
-  assert_trees_close(s1, s4, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose([r[key] for r in h1], [r[key] for r in h4], rtol=8 * eps32)
+  flat_1, tree_1 = jax.tree_util.tree_flatten_with_path(jax.device_get(s1))
+  flat_4, tree_4 = jax.tree_util.tree_flatten_with_path(jax.device_get(s4))
+  assert tree_1 == tree_4
+  for (path, x), (_, y) in zip(flat_1, flat_4):
+    np.testing.assert_allclose(y, x, rtol=8 * eps32, atol=8 * eps32 * float(np.abs(x).max()),
+                               err_msg=jax.tree_util.keystr(path))
   # The loss must depend on the step (dropout keys and updates differ), else this is vacuous.
   assert len({round(r["loss"], 6) for r in h1}) == 4
 
@@ -263,6 +299,63 @@ def test_resume_matches_uninterrupted_run(tmp_path):
   assert [r["step"] for r in train_lib.read_jsonl(wd / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
 
 
+# ---------------------------------------------------------------- what other models need
+
+
+def test_frozen_stage1_variable_images_per_sample_and_named_eval_sets(tmp_path):
+  """SDPS-like: a stage-2 task uses a frozen network from another run's checkpoint
+  (`load_state`), takes N images per sample with N changing between batches, and reports two
+  eval sets with different N under their own names."""
+  quiet = dict(progress_stream=io.StringIO())
+  stage1, _ = train_lib.train(linear_task(8), config(num_train_steps=4), tmp_path / "stage1",
+                              **quiet)
+  frozen, meta, step = train_lib.load_state(tmp_path / "stage1")
+  assert step == 4 and meta["step"] == 4
+  np.testing.assert_array_equal(np.asarray(frozen["w"]), np.asarray(stage1["w"]))
+  traces = []
+
+  def images(i, rows, n):  # (B, N, DIM): N "images" per sample.
+    return np.stack([X[(rows + 5 * k + i) % N_DATA] for k in range(n)], axis=1)
+
+  def make_batches(start):
+    for i in itertools.count(start):
+      rows, n = batch_rows(i, 8), 2 + i % 2  # N alternates between 2 and 3.
+      yield {"x": images(i, rows, n), "y": Y[rows]}
+
+  def eval_sets():
+    rows = np.arange(8)
+    return {"n2": [{"x": images(0, rows, 2), "y": Y[rows]}],
+            "n3": [{"x": images(0, rows, 3), "y": Y[rows]}]}
+
+  def predict(state, x):
+    per_image = x @ state["frozen"]["w"] + state["frozen"]["b"]  # (B, N)
+    return state["scale"] * jnp.mean(per_image, axis=1)
+
+  def train_step(state, batch, rng):
+    del rng
+    traces.append(batch["x"].shape[1])
+    loss, g = jax.value_and_grad(lambda sc: jnp.mean(
+        (predict({**state, "scale": sc}, batch["x"]) - batch["y"]) ** 2))(state["scale"])
+    return {**state, "scale": state["scale"] - LR * g}, {"loss": loss}
+
+  task = train_lib.Task(
+      init=lambda rng, batch: {"frozen": {"w": jnp.asarray(frozen["w"]),
+                                          "b": jnp.asarray(frozen["b"])},
+                               "scale": jnp.ones((), jnp.float32)},
+      train_step=train_step, make_batches=make_batches,
+      eval_step=lambda state, batch: {"mse": jnp.mean((predict(state, batch["x"])
+                                                       - batch["y"]) ** 2)},
+      make_eval_batches=eval_sets)
+  state, history = train_lib.train(task, config(num_train_steps=6, eval_every_steps=3),
+                                   tmp_path / "stage2", **quiet)
+  assert sorted(set(traces)) == [2, 3] and len(traces) == 2  # One compile per shape.
+  np.testing.assert_array_equal(np.asarray(state["frozen"]["w"]), np.asarray(stage1["w"]))
+  assert float(state["scale"]) != 1.0
+  evals = [r for r in history if "eval/n2/mse" in r]
+  assert [r["step"] for r in evals] == [3, 6]
+  assert all(np.isfinite(r["eval/n3/mse"]) for r in evals)
+
+
 # ---------------------------------------------------------------- guards
 
 
@@ -278,8 +371,14 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     state, meta = ckpt.restore(4, target)
   assert meta["step"] == 4 and int(state["count"]) == 4
   assert all(np.all(np.isfinite(v)) for v in jax.tree.leaves(state))
-  _, ref_w, _ = numpy_sgd(4, 8)
-  np.testing.assert_allclose(np.asarray(state["w"]), ref_w, rtol=1e-5, atol=1e-6)
+  _, ref_w, ref_b = numpy_sgd(4, 8)
+  # Float32 run vs float64 replica. Rule: each of the 4 steps sums (batch + DIM + 2) terms no
+  # larger than max|x| * (sum|w| + |b|) + max|y| (the residual; lr * 2 < 1 scales the update),
+  # so the drift is <= steps * (batch + DIM + 2) * eps32 * that magnitude. Checkpoint 2 or 6
+  # instead of 4 would be off by > 1e-2.
+  magnitude = np.abs(X).max() * (np.abs(ref_w).sum() + abs(ref_b)) + np.abs(Y).max()
+  bound = 4 * (8 + DIM + 2) * float(np.finfo(np.float32).eps) * magnitude
+  np.testing.assert_allclose(np.asarray(state["w"]), ref_w, rtol=0, atol=bound)
 
 
 def test_checkpointer_refuses_nonfinite_state(tmp_path):
@@ -347,6 +446,83 @@ def test_crash_mid_save_leaves_previous_checkpoint(tmp_path):
     ckpt.save(2, {"w": np.full(1000, 3.0, np.float32)}, {"step": 2})  # Not blocked by debris.
     ckpt.wait()
     assert ckpt.all_steps() == [1, 2]
+
+
+def _largest_array_file(step_dir):
+  """The largest OCDBT data file of the state (array chunks live in ocdbt.process_*/d/)."""
+  files = [os.path.join(r, f) for r, _, fs in os.walk(step_dir / "state") for f in fs
+           if "ocdbt.process_" in r and os.path.basename(r) == "d"]
+  return max(files, key=os.path.getsize)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_damaged_checkpoint_is_set_aside_and_previous_one_used(tmp_path, damage):
+  quiet = dict(progress_stream=io.StringIO())
+  ref, _ = train_lib.train(MLP_TASK, config(num_train_steps=6), tmp_path / "ref", **quiet)
+  wd = tmp_path / "run"
+  train_lib.train(MLP_TASK, config(num_train_steps=6, checkpoint_every_steps=2), wd, **quiet)
+  step_dir = wd / "checkpoints" / "6"
+  assert (step_dir / checkpoint_lib.MANIFEST).is_file()
+  victim = _largest_array_file(step_dir)
+  if damage == "delete":
+    os.remove(victim)
+  else:
+    with open(victim, "r+b") as f:
+      f.truncate(os.path.getsize(victim) // 2)
+  with pytest.warns(train_lib.DamagedCheckpointWarning, match=f"{step_dir}.* is damaged"):
+    resumed, hist = train_lib.train(MLP_TASK, config(num_train_steps=6), wd, **quiet)
+  assert [r["step"] for r in hist] == [5, 6]  # Resumed from checkpoint 4.
+  assert_trees_close(ref, resumed, rtol=0, atol=0)
+  assert os.listdir(wd / "damaged_checkpoints") == ["6"]
+  assert sorted(os.listdir(wd / "checkpoints")) == ["2", "4", "6"]
+
+
+_VALIDATE_SCRIPT = textwrap.dedent("""
+    import sys
+    from bioface_jax.train_lib.checkpoint import Checkpointer
+    with Checkpointer(sys.argv[1]) as ckpt:
+      print("latest valid", ckpt.latest_valid_step())
+""")
+
+
+def test_damaged_checkpoint_without_manifest_is_caught_by_a_restore(tmp_path):
+  """Killed between Orbax's commit and the manifest, then damaged: a full restore decides.
+
+  Checked in a fresh process, as a resume is: TensorStore's cache in the process that wrote
+  the files would serve the restore from memory.
+  """
+  wd = tmp_path / "run"
+  train_lib.train(MLP_TASK, config(num_train_steps=4, checkpoint_every_steps=2), wd,
+                  progress_stream=io.StringIO())
+  step_dir = wd / "checkpoints" / "4"
+  os.remove(step_dir / checkpoint_lib.MANIFEST)
+  data = [os.path.join(r, f) for r, _, fs in os.walk(step_dir / "state") for f in fs
+          if os.path.basename(r) == "d"]
+  for victim in data:  # Every OCDBT data file, so that whatever the restore reads is short.
+    with open(victim, "r+b") as f:
+      f.truncate(os.path.getsize(victim) // 2)
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run([sys.executable, "-c", _VALIDATE_SCRIPT, str(wd / "checkpoints")],
+                        cwd=root, env=dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="",
+                                           PYTHONPATH=root),
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "latest valid 2" in proc.stdout
+  assert "DamagedCheckpointWarning" in proc.stderr and str(step_dir) in proc.stderr
+  assert "cannot be restored" in proc.stderr
+  assert os.listdir(wd / "damaged_checkpoints") == ["4"]
+
+
+def test_checkpoint_without_manifest_is_verified_and_used(tmp_path):
+  """A kill between Orbax's commit and the manifest leaves a sound checkpoint: it is used."""
+  quiet = dict(progress_stream=io.StringIO())
+  wd = tmp_path / "run"
+  train_lib.train(MLP_TASK, config(num_train_steps=4, checkpoint_every_steps=2), wd, **quiet)
+  os.remove(wd / "checkpoints" / "4" / checkpoint_lib.MANIFEST)
+  with train_lib.Checkpointer(wd / "checkpoints") as ckpt:
+    assert ckpt.latest_valid_step() == 4
+  assert (wd / "checkpoints" / "4" / checkpoint_lib.MANIFEST).is_file()
+  assert checkpoint_lib.manifest_problems(str(wd / "checkpoints" / "4")) == []
 
 
 # ---------------------------------------------------------------- progress, config, misc

@@ -116,15 +116,21 @@ class BioFaceNetTask:
     return {"loss": loss, **{f"loss/{k}": v for k, v in terms.items() if k != "total"}}
 
   def make_batches(self, start: int):
+    # Each process reads only its contiguous slice of every global batch (rows
+    # [p * B / P, (p + 1) * B / P) of batch s), the slice the trainer's shard_batch expects.
     batches = pipeline.iterate_batches(self.train_set, self.config.batch_size,
-                                       self.config.seed, start_step=start)
+                                       self.config.seed, start_step=start,
+                                       process_index=jax.process_index(),
+                                       process_count=jax.process_count())
     return pipeline.Prefetcher(map(_select, batches), size=2)
 
   def make_eval_batches(self):
     n = min(len(self.holdout_set), self.config.eval_examples)
     n -= n % self.config.batch_size
+    local = self.config.batch_size // jax.process_count()
     for start in range(0, n, self.config.batch_size):
-      yield _select(self.holdout_set.get(np.arange(start, start + self.config.batch_size)))
+      lo = start + jax.process_index() * local  # This process's rows of the global batch.
+      yield _select(self.holdout_set.get(np.arange(lo, lo + local)))
 
   def make_figure(self, state, batch):
     del batch  # Always the same held-out faces, so figures are comparable across steps.

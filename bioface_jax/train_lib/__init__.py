@@ -9,7 +9,9 @@ metrics (`metrics`), a progress display (`progress`) and the non-finite-loss gua
 from __future__ import annotations
 
 from bioface_jax.train_lib.checkpoint import Checkpointer
+from bioface_jax.train_lib.checkpoint import DamagedCheckpointWarning
 from bioface_jax.train_lib.checkpoint import NonFiniteStateError
+from bioface_jax.train_lib.checkpoint import load_state
 from bioface_jax.train_lib.checkpoint import nonfinite_leaves
 from bioface_jax.train_lib.loop import LoopConfig
 from bioface_jax.train_lib.loop import NonFiniteLossError
@@ -27,6 +29,7 @@ from bioface_jax.train_lib.progress import Progress
 
 __all__ = [
     "Checkpointer",
+    "DamagedCheckpointWarning",
     "LoopConfig",
     "MetricWriter",
     "NonFiniteLossError",
@@ -34,6 +37,7 @@ __all__ = [
     "Progress",
     "Task",
     "data_sharding",
+    "load_state",
     "make_mesh",
     "maybe_initialize_distributed",
     "nonfinite_leaves",

@@ -13,11 +13,26 @@ stays the one that is restored (tested in tests/test_train_lib.py).
 
 A state with a non-finite leaf is refused (`NonFiniteStateError` naming the leaf path): a
 NaN checkpoint would make every resume start from garbage.
+
+Damaged checkpoints. Orbax's atomic rename protects against a kill *during* a save, not
+against files damaged afterwards (a truncated copy, a lost array file, a full disk). So once a
+save has committed, this module writes `<step>/MANIFEST.bioface.json` (size and CRC-32 of
+every file of the step, written to a temporary name and renamed, so it exists complete or
+not at all). `latest_valid_step()` checks the newest checkpoints against their manifests;
+a checkpoint without one (the process was killed between Orbax's commit and the manifest,
+or an older checkpoint) is checked by restoring it in full and then gets its manifest. A
+damaged checkpoint is moved to `<directory>/../damaged_checkpoints/<step>` with a
+`DamagedCheckpointWarning` naming it, and the previous checkpoint is used instead.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import time
+import warnings
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,10 +40,78 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 
 
 class NonFiniteStateError(FloatingPointError):
   """Raised when asked to checkpoint a state holding NaN or Inf values."""
+
+
+class DamagedCheckpointWarning(UserWarning):
+  """A checkpoint's files do not match its manifest or cannot be restored; it was set aside."""
+
+
+MANIFEST = "MANIFEST.bioface.json"
+
+
+def _crc32(path: str) -> int:
+  crc = 0
+  with open(path, "rb") as f:
+    while chunk := f.read(1 << 22):
+      crc = zlib.crc32(chunk, crc)
+  return crc
+
+
+def _list_files(step_dir: str) -> dict[str, str]:
+  """{relative path: absolute path} of every file under `step_dir` except the manifest."""
+  out = {}
+  for root, _, files in os.walk(step_dir):
+    for name in files:
+      full = os.path.join(root, name)
+      rel = os.path.relpath(full, step_dir)
+      if rel != MANIFEST and not rel.startswith(MANIFEST + "."):
+        out[rel] = full
+  return out
+
+
+def write_manifest(step_dir: str) -> None:
+  """Records size and CRC-32 of every file of a committed checkpoint (atomic: tmp + rename)."""
+  files = {rel: {"size": os.path.getsize(full), "crc32": _crc32(full)}
+           for rel, full in sorted(_list_files(step_dir).items())}
+  tmp = os.path.join(step_dir, f"{MANIFEST}.tmp-{os.getpid()}")
+  with open(tmp, "w") as f:
+    json.dump({"files": files}, f, indent=0)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, os.path.join(step_dir, MANIFEST))
+
+
+def manifest_problems(step_dir: str) -> list[str] | None:
+  """What is wrong with a checkpoint's files: [] if they match the manifest, None if no manifest.
+
+  Args:
+    step_dir: a checkpoint step directory (`<directory>/<step>`).
+
+  Returns:
+    None when there is no (readable) manifest; otherwise a list of problems (missing,
+    truncated or changed files, each naming the file), empty when every file matches.
+  """
+  try:
+    with open(os.path.join(step_dir, MANIFEST)) as f:
+      expected = json.load(f)["files"]
+  except (OSError, ValueError, KeyError):
+    return None
+  problems = []
+  present = _list_files(step_dir)
+  for rel, want in expected.items():
+    full = present.get(rel)
+    if full is None:
+      problems.append(f"missing file {rel}")
+    elif os.path.getsize(full) != want["size"]:
+      problems.append(f"{rel} has {os.path.getsize(full)} bytes, expected {want['size']}")
+    elif _crc32(full) != want["crc32"]:
+      problems.append(f"{rel} has changed (CRC-32 mismatch)")
+  return problems
 
 
 def nonfinite_leaves(tree: Any) -> list[str]:
@@ -58,6 +141,38 @@ def _all_finite(arrays: list[jax.Array]) -> jax.Array:
   return jnp.stack([jnp.all(jnp.isfinite(x)) for x in arrays])
 
 
+def load_state(directory: str | os.PathLike, step: int | None = None,
+               device: jax.Device | None = None) -> tuple[Any, dict[str, Any], int]:
+  """Loads a checkpoint of another run without knowing its state's structure.
+
+  For frozen sub-networks (e.g. a stage-2 model that uses a stage-1 network trained in its own
+  work directory) and for inspection. Every array comes back whole on one device, whatever
+  sharding it was saved with.
+
+  Args:
+    directory: a run's work directory (with `checkpoints/`) or its checkpoint directory.
+    step: which checkpoint (default: the newest sound one; damaged ones are set aside).
+    device: where the arrays go (default: the first local device).
+
+  Returns:
+    `(state, meta, step)`: the saved pytree (dicts of `jax.Array`s), its JSON metadata
+    (step, config, ...) and the step loaded.
+  """
+  directory = os.path.abspath(os.fspath(directory))
+  if os.path.isdir(os.path.join(directory, "checkpoints")):
+    directory = os.path.join(directory, "checkpoints")
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f"load_state: no checkpoint directory at {directory}.")
+  with Checkpointer(directory, max_to_keep=None, async_save=False) as ckpt:
+    if step is None:
+      step = ckpt.latest_valid_step()
+      if step is None:
+        raise FileNotFoundError(f"load_state: no (sound) checkpoint in {directory}.")
+    abstract = ckpt.abstract_state(step, device)
+    state, meta = ckpt.restore(step, abstract)
+  return state, meta, step
+
+
 class Checkpointer:
   """Saves and restores `(state, meta)` checkpoints in one directory, keeping the newest few.
 
@@ -81,6 +196,7 @@ class Checkpointer:
     )
     self._manager = ocp.CheckpointManager(
         self.directory, options=options, item_names=("state", "meta"))
+    self._manifested: set[int] = set()  # Steps whose manifest exists (written or seen).
 
   def latest_step(self) -> int | None:
     """The step of the newest complete checkpoint, or None if there is none."""
@@ -109,6 +225,7 @@ class Checkpointer:
       raise NonFiniteStateError(
           f"Refusing to save checkpoint {step} in {self.directory}: non-finite values in "
           f"{', '.join(bad[:10])}{' ...' if len(bad) > 10 else ''}.")
+    self._finish_saves()  # Orbax would wait for the previous save here anyway.
     if step in self._manager.all_steps():
       return False
     return self._manager.save(
@@ -153,12 +270,101 @@ class Checkpointer:
 
   def wait(self) -> None:
     """Blocks until any background save has finished (and re-raises its error, if any)."""
-    self._manager.wait_until_finished()
+    self._finish_saves()
 
   def close(self) -> None:
     """Waits for pending saves and releases the manager's resources."""
-    self._manager.wait_until_finished()
+    self._finish_saves()
     self._manager.close()
+
+  def _step_dir(self, step: int) -> str:
+    return os.path.join(self.directory, str(step))
+
+  def _finish_saves(self) -> None:
+    """Waits for the background save, then writes the manifests that are missing (process 0)."""
+    self._manager.wait_until_finished()
+    if jax.process_index() != 0:
+      return
+    for step in self._manager.all_steps():
+      step_dir = self._step_dir(step)
+      if step not in self._manifested and os.path.isdir(step_dir):
+        if not os.path.exists(os.path.join(step_dir, MANIFEST)):
+          write_manifest(step_dir)
+        self._manifested.add(step)
+
+  def abstract_state(self, step: int, device: jax.Device | None = None) -> Any:
+    """The saved state's structure as `ShapeDtypeStruct`s placed whole on one device.
+
+    Read from the checkpoint's metadata, so no model code is needed; pass it to `restore`.
+    """
+    sharding = jax.sharding.SingleDeviceSharding(device or jax.local_devices()[0])
+    metadata = ocp.StandardCheckpointHandler().metadata(
+        epath.Path(self._step_dir(step)) / "state")
+    return jax.tree.map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding)
+        if hasattr(m, "shape") and hasattr(m, "dtype") else m,
+        getattr(metadata, "tree", metadata))
+
+  def validate(self, step: int) -> list[str]:
+    """Problems found in checkpoint `step` ([] = sound): manifest check, else a full restore.
+
+    A checkpoint without a manifest (killed between Orbax's commit and the manifest) that
+    restores completely is sound; it gets its manifest now.
+    """
+    step_dir = self._step_dir(step)
+    problems = manifest_problems(step_dir)
+    if problems is not None:
+      return problems
+    try:
+      abstract = self.abstract_state(step)
+      self._manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+    except Exception as e:  # noqa: BLE001 - any failure to read means damaged.
+      return [f"cannot be restored ({type(e).__name__}: {str(e)[:300]})"]
+    if jax.process_index() == 0:
+      write_manifest(step_dir)
+    return []
+
+  def latest_valid_step(self) -> int | None:
+    """The newest checkpoint whose files are intact; damaged newer ones are set aside.
+
+    Each damaged checkpoint is moved to `<directory>/../damaged_checkpoints/<step>[-time]`
+    (so that its step can be saved again) with a `DamagedCheckpointWarning` naming it. In a
+    multi-process run every process checks, process 0 decides and the others follow.
+
+    Returns:
+      The step to resume from, or None if no sound checkpoint is left.
+    """
+    # Every process checks (a restore may be collective in Orbax); process 0 alone moves
+    # damaged checkpoints and writes manifests, and its choice is the one used.
+    chosen = None
+    for step in sorted(self._manager.all_steps(), reverse=True):
+      problems = self.validate(step)
+      if not problems:
+        chosen = step
+        break
+      if jax.process_index() == 0:
+        self._set_aside(step, problems)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      chosen = int(multihost_utils.broadcast_one_to_all(
+          np.int64(-1 if chosen is None else chosen)))
+      chosen = None if chosen < 0 else chosen
+      multihost_utils.sync_global_devices("bioface_latest_valid_step")
+    self._manager.reload()
+    return chosen
+
+  def _set_aside(self, step: int, problems: list[str]) -> None:
+    step_dir = self._step_dir(step)
+    aside_root = os.path.join(os.path.dirname(self.directory), "damaged_checkpoints")
+    os.makedirs(aside_root, exist_ok=True)
+    aside = os.path.join(aside_root, str(step))
+    if os.path.exists(aside):
+      aside = f"{aside}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    shutil.move(step_dir, aside)
+    warnings.warn(DamagedCheckpointWarning(
+        f"checkpoint {step_dir} is damaged ({'; '.join(problems[:5])}); it was moved to "
+        f"{aside} and training resumes from the previous checkpoint."), stacklevel=3)
 
   def __enter__(self) -> Checkpointer:
     return self

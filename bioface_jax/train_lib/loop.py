@@ -62,10 +62,20 @@ class Task:
       `batch_size // process_count` rows).
     eval_step: optional `(state, batch) -> metrics` (jitted), averaged over
       `make_eval_batches()` every `config.eval_every_steps` and logged as `eval/<name>`.
-    make_eval_batches: optional `() -> iterable of batches` for `eval_step`.
+    make_eval_batches: optional `() -> iterable of batches` for `eval_step`, or a dict
+      `{set_name: iterable of batches}` for several eval sets (e.g. different numbers of
+      images per sample), logged as `eval/<set_name>/<name>`. Batches may differ in shape
+      between sets (each new shape compiles `eval_step` once); in a multi-process run each
+      process yields its own `1 / process_count` of every batch's rows, like `make_batches`.
     make_figure: optional `(state, numpy_batch) -> image` where image is an (H, W, 3) array
       (uint8, or float in [0, 1]) or a matplotlib Figure; called every
-      `config.figure_every_steps`, saved to `workdir/figures/step_XXXXXX.png` and TensorBoard.
+      `config.figure_every_steps` on process 0 only, with the state copied to one local
+      device (eager code may mix it with NumPy/local arrays) and that process's rows of the
+      step's batch; saved to `workdir/figures/step_XXXXXX.png` and TensorBoard.
+
+  Batches are dicts of arrays sharing a leading batch axis; the other axes are the model's
+  (e.g. `(B, N, H, W, 3)` for N images per sample). Their shapes may change between steps;
+  each new shape compiles `train_step` once.
   """
 
   init: Callable[[jax.Array, Batch], State]
@@ -167,6 +177,19 @@ def _figure_to_array(figure: Any) -> np.ndarray:
   return metrics_lib.to_uint8_image(figure)
 
 
+def _local_copy(tree: Any, device: jax.Device) -> Any:
+  """Replicated `jax.Array`s -> their copy on `device`, a local device (others unchanged).
+
+  In a multi-process run the replicated state is not fully addressable, so eager code such as
+  a figure function could not mix it with local arrays; one device's replica can.
+  """
+  def local(x):
+    if isinstance(x, jax.Array) and x.is_fully_replicated:
+      return jax.device_put(x.addressable_data(0), device)
+    return x
+  return jax.tree.map(local, tree)
+
+
 def _loss_names(metrics: Mapping[str, Any]) -> list[str]:
   names = [k for k in metrics if "loss" in k.lower()]
   return names or list(metrics)
@@ -238,7 +261,7 @@ class _Trainer:
     self.ckpt = checkpoint_lib.Checkpointer(
         os.path.join(self.workdir, "checkpoints"), self.cfg.max_to_keep,
         self.cfg.async_checkpointing)
-    self.start = self.ckpt.latest_step() or 0
+    self.start = self.ckpt.latest_valid_step() or 0  # Damaged ones: warned and set aside.
     self.step = self.start     # The number of completed steps that `self.state` holds.
     self.state = None
     self.pending: list[tuple[int, Metrics]] = []  # Dispatched steps, metrics not yet checked.
@@ -292,7 +315,10 @@ class _Trainer:
                        if isinstance(old, dict) and old.get(k) != self.config_json.get(k))
       self.progress.message(f"Resuming from checkpoint {self.start} in {self.ckpt.directory}"
                             + (f" (config changed: {', '.join(changed)})." if changed else "."))
-    self.base_key = jax.device_put(base_key, self.rep)
+    # Replicated via jit from host key data: device_put cannot target the devices of other
+    # processes, jit with a (process-identical) NumPy input can.
+    key_data = np.asarray(jax.random.key_data(base_key))
+    self.base_key = jax.jit(jax.random.wrap_key_data, out_shardings=self.rep)(key_data)
 
   def _meta(self, step: int) -> dict[str, Any]:
     return {"step": step, "data_position": step,
@@ -393,21 +419,33 @@ class _Trainer:
       self.row = {}
 
   def _evaluate(self) -> None:
-    sums: dict[str, float] = collections.defaultdict(float)
-    count = 0
-    for b in self.task.make_eval_batches():
-      for k, v in _host_scalars(self.p_eval(self.state, parallel.shard_batch(b, self.mesh)),
-                                "task.eval_step").items():
-        sums[k] += v
-      count += 1
-    self.row.update({f"eval/{k}": v / count for k, v in sums.items()})
+    """Averages `task.eval_step` over each eval set (one unnamed set, or a dict of sets)."""
+    sets = self.task.make_eval_batches()
+    named = sets.items() if isinstance(sets, Mapping) else [(None, sets)]
+    for name, batches in named:
+      sums: dict[str, float] = collections.defaultdict(float)
+      count = 0
+      for b in batches:
+        for k, v in _host_scalars(self.p_eval(self.state, parallel.shard_batch(b, self.mesh)),
+                                  "task.eval_step").items():
+          sums[k] += v
+        count += 1
+      if not count:
+        raise ValueError(f"task.make_eval_batches() gave no batches"
+                         f"{'' if name is None else f' for eval set {name!r}'}.")
+      prefix = "eval/" if name is None else f"eval/{name}/"
+      self.row.update({f"{prefix}{k}": v / count for k, v in sums.items()})
 
   def _figure(self, step: int, batch: Batch) -> None:
-    image = _figure_to_array(self.task.make_figure(self.state, batch))
-    if self.primary:
-      fig_dir = os.path.join(self.workdir, "figures")
-      os.makedirs(fig_dir, exist_ok=True)
-      matplotlib.image.imsave(os.path.join(fig_dir, f"step_{step:06d}.png"), image)
+    """Process 0 draws the figure from a process-local copy of the (replicated) state."""
+    if not self.primary:
+      return
+    device = jax.local_devices()[0]
+    with jax.set_mesh(parallel.make_mesh([device])):  # Eager code runs on this one device.
+      image = _figure_to_array(self.task.make_figure(_local_copy(self.state, device), batch))
+    fig_dir = os.path.join(self.workdir, "figures")
+    os.makedirs(fig_dir, exist_ok=True)
+    matplotlib.image.imsave(os.path.join(fig_dir, f"step_{step:06d}.png"), image)
     self.writer.write_images(step, {"figure": image})
 
   # ------------------------------------------------------------------ Ctrl-C
