@@ -22,11 +22,9 @@ def _check(pred, gt, dims: int) -> None:
   if dims not in (2, 3):
     raise ValueError(f"dims must be 2 or 3, got {dims!r}")
   ps, gs = tuple(np.shape(pred)), tuple(np.shape(gt))
-  if len(gs) < 2 or gs[-1] < dims or ps[-2:] != gs[-2:] and (ps[-2] != gs[-2] or ps[-1] < dims):
+  if len(ps) < 2 or len(gs) < 2 or ps[-2] != gs[-2] or ps[-1] < dims or gs[-1] < dims:
     raise ValueError(f"pred and gt must be (..., N, >= {dims}) with the same N, got {ps} and "
                      f"{gs}")
-  if ps[-1] < dims:
-    raise ValueError(f"pred must have >= {dims} coordinates, got shape {ps}")
 
 
 def _normaliser(gt):
