@@ -51,7 +51,7 @@ def load_datasets(config: ml_collections.ConfigDict, stream=True):
   if d.source == "synthetic":
     return synth_set.synthetic_set(d.cache_dir or None, d.num_train, d.size, d.seed, **kw), holdout
   if d.source == "300wlp":
-    from data.prnet import w300lp  # pylint: disable=g-import-not-at-top
+    from data.prnet import readers as w300lp  # pylint: disable=g-import-not-at-top
     if not d.dir:
       raise ValueError("config.data.dir must name the 300W-LP directory (IBUG/, AFW/, ... with "
                        "<name>.jpg + <name>.mat, and landmarks/)")
