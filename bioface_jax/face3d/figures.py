@@ -54,13 +54,14 @@ def _polylines(points: np.ndarray):
     start = end + 1
 
 
-def prediction_figure(image, landmarks, vertices, title: str = ""):
+def prediction_figure(image, landmarks, vertices, title: str = "", view=None):
   """The seed report's layout for one image (all coordinates in the image's pixels).
 
   Args:
     image: (H, W, 3) in [0, 1].
     landmarks: (68, >= 2) x, y.
     vertices: (N, >= 2) dense face vertices.
+    view: optional (x0, y0, x1, y1) region to show (e.g. the face crop); default the image.
   """
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   fig = Figure(figsize=(12, 3.3))
@@ -77,8 +78,10 @@ def prediction_figure(image, landmarks, vertices, title: str = ""):
     elif j == 3:
       v = np.asarray(vertices)[::2]
       ax.plot(v[:, 0], v[:, 1], ",", color="yellow", alpha=0.5)
-    ax.set_xlim(0, image.shape[1] - 1)
-    ax.set_ylim(image.shape[0] - 1, 0)
+    x0, y0, x1, y1 = view if view is not None else (0, 0, image.shape[1] - 1,
+                                                     image.shape[0] - 1)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y1, y0)
     ax.set_title(name, fontsize=9)
     ax.axis("off")
   if title:
