@@ -114,3 +114,21 @@ def test_mixed_dataset_marks_dense_truth(tmp_path):
   assert len(mixed) == 6
   b = mixed.get(np.array([1, 4, 5]))
   np.testing.assert_array_equal(b["has_dense"], [0, 1, 1])
+
+
+def test_task_reads_300wlp_mixed_with_synthetic(tmp_path):
+  from train import prnet_task
+  from train.configs import prnet as prnet_configs
+  _fake_300wlp(tmp_path / "300W_LP")
+  config = prnet_configs.get_config("smoke")
+  config.data.update(source="300wlp", dir=str(tmp_path / "300W_LP"), real_fraction=0.5,
+                     cache_dir=str(tmp_path / "cache"), size=32, num_train=8, num_eval=8)
+  config.batch_size = 4
+  train, holdout = prnet_task.load_datasets(config, stream=False)
+  assert len(train) == 6 and len(holdout) == 8  # 3 real + 3 synthetic (half and half).
+  batches = prnet_task.PRNetTask(config, prnet_task.model_config(config), train,
+                                 holdout).make_batches(0)
+  batch = next(batches)
+  batches.close()
+  assert batch["image"].shape == (4, 32, 32, 3)
+  assert set(np.unique(batch["has_dense"])) <= {0.0, 1.0}
