@@ -43,3 +43,17 @@ def test_torch_resfcn_has_the_official_size():
   from eval import bench_prnet
   assert sum(p.numel() for p in bench_prnet.torch_resfcn(1.0).parameters()) == 13_353_618
   assert sum(p.numel() for p in bench_prnet.torch_resfcn(0.25).parameters()) == 837_402
+
+
+def test_training_speed_from_metrics_log(tmp_path):
+  import json
+  from eval import aflw2000_nme
+  rows = [dict(step=10, steps_per_sec=0.5, images_per_sec=8.0),   # Includes compilation.
+          dict(step=20, steps_per_sec=2.0, images_per_sec=32.0),
+          dict(step=30, steps_per_sec=1.0, images_per_sec=16.0),
+          dict(step=30, **{"eval/nme2d": 0.1})]
+  (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+  s = aflw2000_nme.training_speed(tmp_path, n_train=480, batch=16)
+  assert s["wall_s"] == pytest.approx(10 / 0.5 + 10 / 2.0 + 10 / 1.0)
+  assert s["images_per_sec"] == pytest.approx(24.0)  # Median of the windows after the first.
+  assert s["s_per_epoch"] == pytest.approx(20.0) and s["steps"] == 30
