@@ -183,3 +183,12 @@ def test_bad_inputs_name_the_problem(tmp_path, monkeypatch):
   monkeypatch.setenv(assets.ENV_VAR, str(tmp_path))
   with pytest.raises(assets.MissingAssetError, match="uv_kpt_ind.txt"):
     face3d.landmarks_from_position_map(np.zeros((256, 256, 3)))
+
+
+def test_dense_nme_uses_the_given_box():
+  gt = np.array([[0, 0, 0], [10, 0, 0], [10, 40, 0], [0, 40, 0]], np.float32)
+  pred = gt + np.array([3, 4, 0], np.float32)
+  box = np.array([[0, 0], [20, 80]], np.float32)  # sqrt(20 * 80) = 40.
+  np.testing.assert_allclose(float(face3d.dense_nme(pred, gt)), 5 / 20, rtol=4 * EPS32)
+  np.testing.assert_allclose(float(face3d.dense_nme(pred, gt, box_points=box)), 5 / 40,
+                             rtol=4 * EPS32)
