@@ -34,12 +34,16 @@ from absl import flags
 from absl import logging
 
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("workdir", [], "Training run directories (repeat or space-separate).")
-flags.DEFINE_string("aflw2000", None, "AFLW2000-3D directory (<name>.jpg + <name>.mat); "
-                    "default: the held-out synthetic faces.")
-flags.DEFINE_integer("num", 0, "Evaluate only the first NUM faces (0 = all).")
-flags.DEFINE_integer("batch", 32, "Prediction batch size.")
-flags.DEFINE_string("out", None, "Also write the markdown table and a .json beside it here.")
+
+
+def define_flags():
+  """Defines the command-line flags (only when run as a program, so the module imports cleanly)."""
+  flags.DEFINE_multi_string("workdir", [], "Training run directories (repeat or space-separate).")
+  flags.DEFINE_string("aflw2000", None, "AFLW2000-3D directory (<name>.jpg + <name>.mat); "
+                      "default: the held-out synthetic faces.")
+  flags.DEFINE_integer("num", 0, "Evaluate only the first NUM faces (0 = all).")
+  flags.DEFINE_integer("batch", 32, "Prediction batch size.")
+  flags.DEFINE_string("out", None, "Also write the markdown table and a .json beside it here.")
 
 PUBLISHED = [
     ("PRNet (paper, AFLW2000-3D, image mean 2D / 3D)", "3.26 / 4.70 (image mean)"),
@@ -213,4 +217,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(lambda argv: sys.exit(main(argv)))

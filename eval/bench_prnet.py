@@ -21,11 +21,15 @@ from absl import app
 from absl import flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("encoders", ["resfcn", "resnet18", "mobilenet_v2"], "Encoders to time.")
-flags.DEFINE_list("configs", ["128:0.25", "256:1.0"], "R:width pairs.")
-flags.DEFINE_integer("batch", 4, "Batch size.")
-flags.DEFINE_integer("steps", 3, "Timed calls after the warm-up.")
-flags.DEFINE_bool("torch", True, "Also time the PyTorch ResFCN256 (if torch is installed).")
+
+
+def define_flags():
+  """Defines the command-line flags (only when run as a program, so the module imports cleanly)."""
+  flags.DEFINE_list("encoders", ["resfcn", "resnet18", "mobilenet_v2"], "Encoders to time.")
+  flags.DEFINE_list("configs", ["128:0.25", "256:1.0"], "R:width pairs.")
+  flags.DEFINE_integer("batch", 4, "Batch size.")
+  flags.DEFINE_integer("steps", 3, "Timed calls after the warm-up.")
+  flags.DEFINE_bool("torch", True, "Also time the PyTorch ResFCN256 (if torch is installed).")
 
 
 def _time(fn, steps):
@@ -213,4 +217,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(lambda argv: sys.exit(main(argv)))

@@ -25,11 +25,15 @@ from absl import flags
 from absl import logging
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Training run directory (python -m train.prnet).")
-flags.DEFINE_list("box", None, "Landmark-like face box L,T,R,B in image pixels.")
-flags.DEFINE_list("detector_box", None, "Face-detector box L,T,R,B in image pixels.")
-flags.DEFINE_string("out", "prnet_out", "Output directory.")
-flags.DEFINE_bool("example", False, "Use skimage.data.astronaut() (box 175,85,275,180).")
+
+
+def define_flags():
+  """Defines the command-line flags (only when run as a program, so the module imports cleanly)."""
+  flags.DEFINE_string("workdir", None, "Training run directory (python -m train.prnet).")
+  flags.DEFINE_list("box", None, "Landmark-like face box L,T,R,B in image pixels.")
+  flags.DEFINE_list("detector_box", None, "Face-detector box L,T,R,B in image pixels.")
+  flags.DEFINE_string("out", "prnet_out", "Output directory.")
+  flags.DEFINE_bool("example", False, "Use skimage.data.astronaut() (box 175,85,275,180).")
 
 EXAMPLE_BOX = (175.0, 85.0, 275.0, 180.0)
 
@@ -153,4 +157,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(lambda argv: sys.exit(main(argv)))

@@ -88,7 +88,8 @@ def test_losses_match_float64_transcriptions():
   posmap = rng.uniform(-5, 40, (2, 32, 32, 3)).astype(np.float32)  # Some outside [0, 1.1R].
   lmk = rng.uniform(0, 32, (2, 68, 3)).astype(np.float32)
   batch = dict(image=image, posmap=posmap, landmarks=lmk, has_dense=np.array([1.0, 0.0]))
-  loss, (terms, _, s) = prnet.compute_loss(params, stats, batch, cfg, train=False)
+  loss, (terms, _, s) = jax.jit(lambda p, st, b: prnet.compute_loss(p, st, b, cfg, train=False))(
+      params, stats, batch)
   s = np.asarray(s, np.float64)
   w = face3d.weight_mask(32).astype(np.float64)
   t = np.clip(posmap / (1.1 * 32), 0, 1)
