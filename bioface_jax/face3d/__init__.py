@@ -1,0 +1,35 @@
+"""UV position maps (PRNet): landmarks, dense vertices, mesh export, crops and NME.
+
+Public contract (architecture.md, prnet-spec.md §9): `landmarks_from_position_map`, `nme`,
+`yaw_bins`, `nme_table`. Pure functions; asset tables are read lazily (never at import).
+"""
+
+from bioface_jax.face3d.crop import crop_transform
+from bioface_jax.face3d.crop import transform_points
+from bioface_jax.face3d.crop import uncrop_points
+from bioface_jax.face3d.crop import warp_image
+from bioface_jax.face3d.metrics import BIN_NAMES
+from bioface_jax.face3d.metrics import dense_nme
+from bioface_jax.face3d.metrics import nme
+from bioface_jax.face3d.metrics import nme_table
+from bioface_jax.face3d.metrics import yaw_bins
+from bioface_jax.face3d.uv import NUM_LANDMARKS
+from bioface_jax.face3d.uv import UV_SIZE
+from bioface_jax.face3d.uv import base_assets
+from bioface_jax.face3d.uv import face_indices
+from bioface_jax.face3d.uv import face_mask
+from bioface_jax.face3d.uv import grid_triangles
+from bioface_jax.face3d.uv import landmarks_from_position_map
+from bioface_jax.face3d.uv import mesh_triangles
+from bioface_jax.face3d.uv import resize_uv_map
+from bioface_jax.face3d.uv import sample_colors
+from bioface_jax.face3d.uv import vertices_from_position_map
+from bioface_jax.face3d.uv import weight_mask
+from bioface_jax.face3d.uv import write_obj
+
+__all__ = [
+    "BIN_NAMES", "NUM_LANDMARKS", "UV_SIZE", "base_assets", "crop_transform", "dense_nme",
+    "face_indices", "face_mask", "grid_triangles", "landmarks_from_position_map",
+    "mesh_triangles", "nme", "nme_table", "resize_uv_map", "sample_colors", "transform_points",
+    "uncrop_points", "vertices_from_position_map", "warp_image", "weight_mask", "write_obj",
+]

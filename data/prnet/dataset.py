@@ -1,0 +1,108 @@
+"""The cached synthetic PRNet set: one HDF5 file per (size, n, seed), generated on first use.
+
+``<cache>/prnet_synth_<R>_<n>_<seed>_v<version>.h5`` holds ``image`` (n, R, R, 3) uint8,
+``posmap`` (n, R, R, 3) float32 (gzip, one face per chunk), ``landmarks`` (n, 68, 3),
+``pose`` (n, 3) (yaw, pitch, roll degrees), ``index``. It is written under a temporary name
+and renamed when complete, so an interrupted generation is redone, never half-used.
+
+`PRNetSynthDataset` follows `data.pipeline.Dataset` (``len``, ``get(sorted indices)``) and
+returns float32 images in [0, 1] plus ``has_dense = 1``.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+import time
+import uuid
+
+import h5py
+import numpy as np
+
+from data.prnet import synth
+
+DEFAULT_CACHE = pathlib.Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "bioface_jax"
+KEYS = ("image", "posmap", "landmarks", "pose", "index")
+
+
+def cache_path(cache_dir, n: int, size: int, seed: int) -> pathlib.Path:
+  cache = pathlib.Path(DEFAULT_CACHE if not cache_dir else cache_dir).expanduser()
+  return cache / f"prnet_synth_{size}_{n}_{seed}_v{synth.GENERATOR_VERSION}.h5"
+
+
+def write_synthetic(path: str | os.PathLike, n: int, size: int, seed: int, *,
+                    batch_size: int = 32, stream=sys.stdout) -> pathlib.Path:
+  """Generates faces 0..n-1 of `seed` into `path` (atomically)."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(f".{path.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+  t0 = time.perf_counter()
+  try:
+    with h5py.File(tmp, "w") as f:
+      done = 0
+      for batch in synth.generate_pairs(seed, range(n), size, batch_size=min(batch_size, n)):
+        for key in KEYS:
+          v = batch[key]
+          if key not in f:
+            big = v.ndim >= 3 and key != "landmarks"
+            f.create_dataset(key, shape=(n,) + v.shape[1:], dtype=v.dtype,
+                             chunks=(1,) + v.shape[1:] if big else None,
+                             compression="gzip" if key == "posmap" else None,
+                             compression_opts=1 if key == "posmap" else None)
+          f[key][done:done + len(v)] = v
+        done += len(batch["index"])
+        if stream:
+          rate = done / max(time.perf_counter() - t0, 1e-9)
+          print(f"\r  {done}/{n} faces ({rate:.1f}/s, ETA {(n - done) / rate:.0f} s)",
+                end="", file=stream, flush=True)
+      f.attrs.update(n=n, size=size, seed=seed, version=synth.GENERATOR_VERSION,
+                     seconds=time.perf_counter() - t0)
+    if stream:
+      print(file=stream)
+    os.replace(tmp, path)
+  except BaseException:
+    tmp.unlink(missing_ok=True)
+    raise
+  return path
+
+
+class PRNetSynthDataset:
+  """Images in memory, position maps read per batch from the HDF5 file."""
+
+  def __init__(self, path: str | os.PathLike):
+    self.path = pathlib.Path(path)
+    self._file = h5py.File(self.path, "r")
+    missing = [k for k in KEYS if k not in self._file]
+    if missing:
+      raise KeyError(f"{self.path} lacks datasets {missing}; delete it to regenerate")
+    self.images = self._file["image"][...]
+    self.landmarks = self._file["landmarks"][...]
+    self.pose = self._file["pose"][...]
+    self.size = int(self.images.shape[1])
+
+  def __len__(self) -> int:
+    return len(self.images)
+
+  def get(self, indices) -> dict[str, np.ndarray]:
+    idx = np.asarray(indices, np.int64)
+    return dict(image=self.images[idx].astype(np.float32) / 255.0,
+                posmap=self._file["posmap"][idx],
+                landmarks=self.landmarks[idx].astype(np.float32),
+                yaw=self.pose[idx, 0].astype(np.float32),
+                has_dense=np.ones(len(idx), np.float32))
+
+
+def synthetic_set(cache_dir, n: int, size: int, seed: int, *, stream=sys.stdout
+                  ) -> PRNetSynthDataset:
+  """Opens (generating on first use) faces 0..n-1 of `seed` at size R."""
+  path = cache_path(cache_dir, n, size, seed)
+  if not path.exists():
+    if stream:
+      print(f"generating {n} synthetic PRNet pairs {size}x{size} (seed {seed}) into {path}",
+            file=stream, flush=True)
+    write_synthetic(path, n, size, seed, stream=stream)
+  return PRNetSynthDataset(path)
+
+
+__all__ = ["PRNetSynthDataset", "cache_path", "synthetic_set", "write_synthetic"]

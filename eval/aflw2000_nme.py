@@ -1,0 +1,221 @@
+"""NME by yaw bin (2-D and 3-D) for trained PRNet runs, beside baselines and published numbers.
+
+    python -m eval.aflw2000_nme --workdir runs/prnet_resfcn_tiny runs/prnet_resnet18_tiny ...
+    python -m eval.aflw2000_nme --workdir W --aflw2000 /data/AFLW2000   # the real benchmark
+
+Default data: the held-out synthetic pairs of each run's config (seed ``data.eval_seed``, never
+trained on), with exact truth; landmarks are read from the predicted map
+(`face3d.landmarks_from_position_map`) and compared with the truth by `face3d.nme` (2-D, and
+3-D after shifting both sets to mean z 0); images are binned by |yaw| (`face3d.nme_table`):
+"mean" is the mean of the three bin means, "all" the image mean. Dense = all face vertices,
+2-D, normalised by the GT landmark box. With ``--aflw2000`` the AFLW2000-3D images are cropped
+as PRNet does (1.6 x the GT landmark box), predicted, uncropped and scored against
+``pt3d_68`` with yaw from ``Pose_Para``.
+
+Two trivial baselines on the same faces: "mean map" (the mean training position map, ignoring
+the image) and "mean map + GT box" (that map's landmarks moved and scaled onto the true
+landmark box: an oracle for position and size). A network that does not beat them has not
+learned the face.
+
+Each run's row also shows training images/s, s/epoch and wall time, read from its
+``metrics.jsonl`` (so the seed report's claim, shorter training at equal or better accuracy,
+is tested side by side). Published numbers (prnet-spec.md §7) are printed beneath, marked as
+different data.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """Defines the command-line flags (only when run as a program, so the module imports cleanly)."""
+  flags.DEFINE_multi_string("workdir", [], "Training run directories (repeat or space-separate).")
+  flags.DEFINE_string("aflw2000", None, "AFLW2000-3D directory (<name>.jpg + <name>.mat); "
+                      "default: the held-out synthetic faces.")
+  flags.DEFINE_integer("num", 0, "Evaluate only the first NUM faces (0 = all).")
+  flags.DEFINE_integer("batch", 32, "Prediction batch size.")
+  flags.DEFINE_string("out", None, "Also write the markdown table and a .json beside it here.")
+
+PUBLISHED = [
+    ("PRNet (paper, AFLW2000-3D, image mean 2D / 3D)", "3.26 / 4.70 (image mean)"),
+    ("PRNet 0-30 / 30-60 / 60-90 / mean", "2.75 / 3.51 / 4.61 / 3.62 [unverified]"),
+    ("3DDFA 0-30 / 30-60 / 60-90 / mean", "3.78 / 4.54 / 7.93 / 5.42"),
+    ("3DDFA_V2 MobileNet (3DDFA script)", "2.735 / 3.477 / 4.543 / 3.585"),
+]
+
+
+def training_speed(workdir: pathlib.Path, n_train: int, batch: int) -> dict:
+  """images/s (median over logged windows after the first: compile excluded), s/epoch, wall s."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from bioface_jax.train_lib import read_jsonl  # pylint: disable=g-import-not-at-top
+  path = workdir / "metrics.jsonl"
+  rows = [r for r in read_jsonl(path) if "steps_per_sec" in r] if path.exists() else []
+  if not rows:
+    return dict(images_per_sec=float("nan"), s_per_epoch=float("nan"), wall_s=float("nan"),
+                steps=0)
+  wall, prev = 0.0, 0
+  for r in rows:
+    wall += (r["step"] - prev) / r["steps_per_sec"]
+    prev = r["step"]
+  steady = [r["images_per_sec"] for r in rows[1:]] or [rows[0]["images_per_sec"]]
+  ips = float(np.median(steady))
+  return dict(images_per_sec=ips, s_per_epoch=n_train / ips, wall_s=wall, steps=prev)
+
+
+def _predict_fn(params, stats, model):
+  import jax  # pylint: disable=g-import-not-at-top
+  from bioface_jax.models import prnet  # pylint: disable=g-import-not-at-top
+  return jax.jit(lambda x: prnet.predict(params, stats, x, model))
+
+
+def _scores(pred_lmk, gt_lmk, yaws, dense=None):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
+  n2 = np.asarray(face3d.nme(pred_lmk, gt_lmk, dims=2)) * 100
+  n3 = np.asarray(face3d.nme(pred_lmk, gt_lmk, dims=3)) * 100
+  out = dict(nme2d=face3d.nme_table(n2, yaws), nme3d=face3d.nme_table(n3, yaws))
+  if dense is not None:
+    out["dense2d"] = float(np.mean(dense) * 100)
+  return out
+
+
+def evaluate_synthetic(workdir: pathlib.Path, num: int, batch: int) -> dict:
+  """Scores of a run and of the two baselines on its held-out synthetic faces."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
+  from data.prnet import dataset as synth_set  # pylint: disable=g-import-not-at-top
+  from train import prnet_task  # pylint: disable=g-import-not-at-top
+  params, stats, model, config, step = prnet_task.restore_for_inference(workdir)
+  d = config.data
+  held = synth_set.synthetic_set(d.cache_dir or None, d.num_eval, d.size, d.eval_seed, stream=None)
+  train = synth_set.synthetic_set(d.cache_dir or None, d.num_train, d.size, d.seed, stream=None)
+  n = len(held) if not num else min(num, len(held))
+  predict = _predict_fn(params, stats, model)
+  lmk, gt, yaw, dense, base_dense = [], [], [], [], []
+  # Baseline map: mean of (up to 512) training maps.
+  sample = train.get(np.arange(min(512, len(train))))["posmap"]
+  mean_map = sample.mean(0)
+  mean_lmk = np.asarray(face3d.landmarks_from_position_map(mean_map))
+  for s in range(0, n, batch):
+    b = held.get(np.arange(s, min(n, s + batch)))
+    k = len(b["image"])
+    x = np.concatenate([b["image"], np.zeros((batch - k,) + b["image"].shape[1:], np.float32)])
+    pm = np.asarray(predict(jnp.asarray(x)))[:k]
+    lmk.append(np.asarray(face3d.landmarks_from_position_map(pm)))
+    gt.append(b["landmarks"])
+    yaw.append(b["yaw"])
+    pv = np.asarray(face3d.vertices_from_position_map(pm))
+    gv = np.asarray(face3d.vertices_from_position_map(b["posmap"]))
+    dense.append(np.asarray(face3d.dense_nme(pv, gv, box_points=b["landmarks"])))
+    mv = np.broadcast_to(np.asarray(face3d.vertices_from_position_map(mean_map)), gv.shape)
+    base_dense.append(np.asarray(face3d.dense_nme(mv, gv, box_points=b["landmarks"])))
+  lmk, gt, yaw = np.concatenate(lmk), np.concatenate(gt), np.concatenate(yaw)
+  result = _scores(lmk, gt, yaw, np.concatenate(dense))
+  base = _scores(np.broadcast_to(mean_lmk, gt.shape), gt, yaw, np.concatenate(base_dense))
+  # Oracle box: the mean landmarks' box moved and scaled (per axis) onto the GT landmark box.
+  lo, hi = mean_lmk[:, :2].min(0), mean_lmk[:, :2].max(0)
+  glo, ghi = gt[..., :2].min(1), gt[..., :2].max(1)
+  boxed = np.broadcast_to(mean_lmk, gt.shape).copy()
+  boxed[..., :2] = glo[:, None] + (mean_lmk[:, :2] - lo) / (hi - lo) * (ghi - glo)[:, None]
+  boxed[..., 2] *= ((ghi - glo).mean(-1) / (hi - lo).mean())[:, None]
+  oracle = _scores(boxed, gt, yaw)
+  speed = training_speed(workdir, len(train), int(config.batch_size))
+  return dict(workdir=str(workdir), encoder=model.encoder, width=model.width_multiplier,
+              size=model.input_size, step=step, n=int(n), model=result, mean_map=base,
+              mean_map_box=oracle, speed=speed)
+
+
+def evaluate_aflw2000(workdir: pathlib.Path, root: str, num: int, batch: int) -> dict:
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
+  from data.prnet import readers  # pylint: disable=g-import-not-at-top
+  from train import prnet_task  # pylint: disable=g-import-not-at-top
+  params, stats, model, _, step = prnet_task.restore_for_inference(workdir)
+  ds = readers.AFLW2000Dataset(root, size=model.input_size)
+  n = len(ds) if not num else min(num, len(ds))
+  predict = _predict_fn(params, stats, model)
+  lmk, gt, yaw = [], [], []
+  for s in range(0, n, batch):
+    b = ds.get(np.arange(s, min(n, s + batch)))
+    k = len(b["image"])
+    x = np.concatenate([b["image"], np.zeros((batch - k,) + b["image"].shape[1:], np.float32)])
+    pm = np.asarray(predict(jnp.asarray(x)))[:k]
+    crop_lmk = np.asarray(face3d.landmarks_from_position_map(pm))
+    lmk.append(np.stack([face3d.uncrop_points(p, t) for p, t in zip(crop_lmk, b["transform"])]))
+    gt.append(b["landmarks"])
+    yaw.append(b["yaw"])
+  lmk, gt, yaw = np.concatenate(lmk), np.concatenate(gt), np.concatenate(yaw)
+  return dict(workdir=str(workdir), encoder=model.encoder, width=model.width_multiplier,
+              size=model.input_size, step=step, n=int(n), model=_scores(lmk, gt, yaw))
+
+
+def _fmt_row(name, scores, speed=None):
+  a, b = scores["nme2d"], scores["nme3d"]
+  cells = [name] + [f"{a[k]:.2f}" for k in ("0-30", "30-60", "60-90", "mean", "all_images")]
+  cells += [f"{b['mean']:.2f}", f"{b['all_images']:.2f}",
+            f"{scores['dense2d']:.2f}" if "dense2d" in scores else "-"]
+  if speed:
+    cells += [f"{speed['images_per_sec']:.1f}", f"{speed['s_per_epoch']:.0f}",
+              f"{speed['wall_s'] / 60:.1f} ({speed['steps']} steps)"]
+  else:
+    cells += ["-", "-", "-"]
+  return "| " + " | ".join(cells) + " |"
+
+
+def format_table(results, data_name: str) -> str:
+  head = ("| run | 2D 0-30 | 2D 30-60 | 2D 60-90 | 2D mean | 2D all | 3D mean | 3D all | "
+          "dense 2D | train img/s | s/epoch | train min |")
+  lines = [f"NME % on {data_name} (counts per bin: "
+           f"{results[0]['model']['nme2d']['counts'] if results else '-'})", "", head,
+           "|" + "---|" * 12]
+  for r in results:
+    name = f"{r['encoder']} w{r['width']} R{r['size']} step {r['step']}"
+    lines.append(_fmt_row(name, r["model"], r.get("speed")))
+  if results and "mean_map" in results[0]:
+    lines.append(_fmt_row("baseline: mean map (ignores the image)", results[0]["mean_map"]))
+    lines.append(_fmt_row("baseline: mean map on the GT landmark box (oracle)",
+                          results[0]["mean_map_box"]))
+  lines += ["", "Published (different data: AFLW2000-3D, 68 points, NME %):", ""]
+  lines += [f"- {a}: {b}" for a, b in PUBLISHED]
+  return "\n".join(lines)
+
+
+def main(argv):
+  logging.set_verbosity(logging.WARNING)
+  workdirs = [pathlib.Path(w) for arg in FLAGS.workdir + list(argv[1:]) for w in arg.split()]
+  if not workdirs:
+    print("error: give at least one --workdir (a python -m train.prnet run directory)",
+          file=sys.stderr)
+    return 2
+  results = []
+  for w in workdirs:
+    print(f"evaluating {w} ...", file=sys.stderr, flush=True)
+    if FLAGS.aflw2000:
+      results.append(evaluate_aflw2000(w, FLAGS.aflw2000, FLAGS.num, FLAGS.batch))
+    else:
+      results.append(evaluate_synthetic(w, FLAGS.num, FLAGS.batch))
+  name = ("AFLW2000-3D" if FLAGS.aflw2000 else "held-out synthetic faces (seed 1, exact truth)")
+  table = format_table(results, name)
+  print(table)
+  if FLAGS.out:
+    out = pathlib.Path(FLAGS.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(table + "\n")
+    out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=float))
+  return 0
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(lambda argv: sys.exit(main(argv)))
