@@ -42,6 +42,14 @@ authors' regime:
   shading underflows to 0) gets k = 0 instead of the authors' 0/0.
 * ``normalise_by_foreground`` (default False = authors' code): the paper's choice of dividing
   the three pixel-wise per-image sums by the number of foreground pixels.
+* ``truth_weights`` (default all 0 = authors' purely self-supervised loss): weights of four
+  optional supervised terms for training images that carry ground truth (the synthetic faces):
+  melanin and haemoglobin (mean over the mask of the squared error in network coordinates),
+  camera (||b - b_true||^2) and illuminant (mean over bands of the squared difference of the
+  spectra, each divided by its band mean). The batch must then also hold ``fmel``, ``fblood``
+  (B, H, W), ``b`` (B, 2), ``weights`` (B, 14) and ``t`` (B,). Why: docs/biofacenet_recovery.md
+  measures that the appearance loss alone does not identify the pigments once light and camera
+  are unknown; these terms bring in the information that the images lack.
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ APPEARANCE_SCALE = 255.0**2 / 224.0**2  # [m (I - P)]^2 / 224^2 with I - P = 255
 N_LIGHT_WEIGHTS = 14  # A, D, F1..F12
 N_VECTOR = 17  # 14 weights, 1 CCT index, 2 camera coefficients
 N_MAPS = 4  # mel, blood, shade, spec
+TRUTH_KEYS = ("fmel", "fblood", "b", "weights", "t")  # batch keys of the supervised terms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +113,12 @@ class BioFaceNetConfig:
   momentum: float = 0.9
   weight_decay: float = 5e-4
   bn_scale_lr_multiplier: float = 2.0
+  truth_weights: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+
+  @property
+  def supervised(self) -> bool:
+    """True when any ground-truth term is on (the batch must then carry `TRUTH_KEYS`)."""
+    return any(w != 0.0 for w in self.truth_weights)
 
   def __post_init__(self):
     if self.upsample not in ("nearest", "bilinear"):
@@ -124,6 +139,10 @@ class BioFaceNetConfig:
       raise ValueError(f"BioFaceNetConfig.logit_clip must be positive or None, "
                        f"got {self.logit_clip}")
     object.__setattr__(self, "loss_weights", tuple(float(w) for w in self.loss_weights))
+    if len(self.truth_weights) != 4 or any(not float(w) >= 0 for w in self.truth_weights):
+      raise ValueError("BioFaceNetConfig.truth_weights needs 4 values >= 0 (melanin, "
+                       f"haemoglobin, camera, illuminant), got {self.truth_weights}")
+    object.__setattr__(self, "truth_weights", tuple(float(w) for w in self.truth_weights))
 
   @classmethod
   def from_mapping(cls, mapping: Mapping[str, Any]) -> BioFaceNetConfig:
@@ -133,8 +152,9 @@ class BioFaceNetConfig:
     if unknown:
       raise ValueError(f"unknown BioFaceNet config keys {unknown}; valid keys: {sorted(fields)}")
     kwargs = dict(mapping)
-    if "loss_weights" in kwargs:
-      kwargs["loss_weights"] = tuple(kwargs["loss_weights"])
+    for key in ("loss_weights", "truth_weights"):
+      if key in kwargs:
+        kwargs[key] = tuple(kwargs[key])
     return cls(**kwargs)
 
 
@@ -344,9 +364,37 @@ def shading_loss(target: jax.Array, shading: jax.Array, mask: jax.Array,
   return jnp.sum(diff**2, axis=(-2, -1)), k
 
 
+def masked_mse(pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
+  """Mean over the mask of (pred - target)^2 per image, (B, H, W) -> (B,); 0 for an empty mask."""
+  return (jnp.sum(mask * (pred - target)**2, axis=(-2, -1))
+          / jnp.maximum(jnp.sum(mask, axis=(-2, -1)), 1.0))
+
+
+def spectrum_shape_loss(e: jax.Array, e_true: jax.Array) -> jax.Array:
+  """Mean over bands of (e / mean(e) - e_true / mean(e_true))^2, (B, 33) -> (B,)."""
+  norm = lambda x: x / jnp.maximum(jnp.mean(x, axis=-1, keepdims=True), 1e-12)  # noqa: E731
+  return jnp.mean((norm(e) - norm(e_true))**2, axis=-1)
+
+
+def truth_losses(outputs: Mapping[str, Any], truth: Mapping[str, jax.Array], mask: jax.Array,
+                 true_illuminant: jax.Array) -> dict[str, jax.Array]:
+  """The four supervised terms per image (see ``truth_weights`` in the module docstring)."""
+  return {
+      "truth_melanin": masked_mse(outputs["fmel"], truth["fmel"], mask),
+      "truth_haemoglobin": masked_mse(outputs["fblood"], truth["fblood"], mask),
+      "truth_camera": jnp.sum((outputs["b"] - truth["b"])**2, axis=-1),
+      "truth_illuminant": spectrum_shape_loss(outputs["render"]["illuminant"], true_illuminant),
+  }
+
+
 def loss_from_outputs(outputs: Mapping[str, Any], mask: jax.Array, target_shading: jax.Array,
-                      config: BioFaceNetConfig) -> tuple[jax.Array, dict[str, jax.Array]]:
+                      config: BioFaceNetConfig, truth: Mapping[str, jax.Array] | None = None,
+                      true_illuminant: jax.Array | None = None
+                      ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """The weighted loss from model outputs that include ``render`` (spec section 8).
+
+  ``truth`` (the batch's `TRUTH_KEYS`) and ``true_illuminant`` (B, 33) are needed when
+  ``config.supervised``.
 
   Returns:
     (total, terms): total = mean over images of sum_i w_i L_i; terms as in the module docstring.
@@ -364,8 +412,17 @@ def loss_from_outputs(outputs: Mapping[str, Any], mask: jax.Array, target_shadin
     for name in ("appearance", "specular_sparsity", "shading"):
       per_image[name] = per_image[name] / n_fg
   w_app, w_cam, w_spec, w_sh = config.loss_weights
-  total = jnp.mean(w_app * per_image["appearance"] + w_cam * per_image["camera_prior"]
-                   + w_spec * per_image["specular_sparsity"] + w_sh * per_image["shading"])
+  weighted = (w_app * per_image["appearance"] + w_cam * per_image["camera_prior"]
+              + w_spec * per_image["specular_sparsity"] + w_sh * per_image["shading"])
+  if config.supervised:
+    if truth is None or true_illuminant is None:
+      raise ValueError("config.truth_weights is on: the batch must hold the ground truth "
+                       f"{TRUTH_KEYS}")
+    sup = truth_losses(outputs, truth, mask, true_illuminant)
+    for w, (name, value) in zip(config.truth_weights, sup.items()):
+      weighted = weighted + w * value
+      per_image[name] = value
+  total = jnp.mean(weighted)
   terms = {name: jnp.mean(v) for name, v in per_image.items()}
   terms["shading_scale"] = jnp.mean(k)
   terms["total"] = total
@@ -401,7 +458,15 @@ def compute_loss(params: Any, batch_stats: Any, batch: Mapping[str, jax.Array], 
   image, mask, target = _check_batch(batch)
   outputs, new_batch_stats = apply(params, batch_stats, image, config, train=train,
                                    spectra=spectra, lut=lut)
-  loss, terms = loss_from_outputs(outputs, mask, target, config)
+  truth = e_true = None
+  if config.supervised:
+    missing = [k for k in TRUTH_KEYS if k not in batch]
+    if missing:
+      raise KeyError(f"config.truth_weights is on but the batch lacks the ground truth "
+                     f"{missing} (only synthetic faces carry it); it has {sorted(batch)}")
+    truth = {k: batch[k] for k in TRUTH_KEYS}
+    e_true = physics.illuminant(spectra, batch["weights"], batch["t"], daylight=config.daylight)
+  loss, terms = loss_from_outputs(outputs, mask, target, config, truth, e_true)
   return loss, (terms, new_batch_stats, outputs)
 
 
