@@ -143,3 +143,26 @@ def test_recovery_scatter_figure_writes_a_png(tmp_path):
   save_recovery_scatter(path, per_face, camera, rng.uniform(0, 1, (2, 8, 8, 3)), maps,
                         dict(maps, mask=mask), rows=2)
   assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_supervised_task_batches_carry_the_truth_of_their_own_faces(tmp_path):
+  from data import pipeline
+  from train import biofacenet_task
+  from train.configs import biofacenet as configs
+  config = configs.get_config("smoke")
+  config.data.cache_dir = str(tmp_path / "cache")
+  config.data.num_faces = 24
+  config.model.truth_weights = (1.0, 1.0, 0.01, 0.1)
+  task = biofacenet_task.BioFaceNetTask.create(config)
+  batches = task.make_batches(0)
+  try:
+    batch = next(iter(batches))
+  finally:
+    batches.close()
+  idx = pipeline.batch_indices(len(task.train_set), config.batch_size, config.seed, 0)
+  truth = task.train_set.truth(idx, ("fmel", "b"))  # any order; rows follow idx
+  np.testing.assert_array_equal(batch["fmel"], truth["fmel"])
+  np.testing.assert_array_equal(batch["b"], truth["b"])
+  # Eval batches carry the held-out truth, so eval_step logs recovery metrics.
+  eval_batch = next(iter(task.make_eval_batches()))
+  assert set(eval_batch) >= {"fmel", "fblood", "b", "weights", "t", "image", "mask"}

@@ -14,15 +14,24 @@ developed on unless stated):
 * ``default`` (no suffix): a reduced-width BioFaceNet (the authors' topology: 3 conv-BN-ReLU
   per level, four decoders, FC head; 8 base filters, FC width 128, 1.76M parameters) on 4096
   physics-based synthetic 64x64 faces that are generated on first use (about 2 minutes on
-  2 idle cores: 40 faces/s) and cached in ~/.cache/bioface_jax. Two documented deviations
-  make it learn in minutes: Adam at 3e-4 (the authors' SGD at lr 1e-5 needs ~10^5 steps)
-  and ``model.logit_max=3``, a smooth upper bound on the shading/specular logits (the authors' exp lets a few pixels reach
-  ~1e3 at initialisation and dominate the summed loss). 1500 steps of 16 faces: measured 23
-  minutes on 2 cores shared with other jobs (~10 on idle cores, from eval.bench_train); total
-  loss 0.76 over the first 25 steps, held-out 0.048 at step 250 and 0.015 at step 1500, and
-  the figures in WORKDIR/figures show the decomposition forming::
+  2 idle cores: 40 faces/s) and cached in ~/.cache/bioface_jax. Three documented deviations:
+  Adam at 3e-4 (the authors' SGD at lr 1e-5 needs ~10^5 steps), ``model.logit_max=3``, a
+  smooth upper bound on the shading/specular logits (the authors' exp lets a few pixels reach
+  ~1e3 at initialisation and dominate the summed loss), and ``model.truth_weights =
+  DEFAULT_TRUTH_WEIGHTS``: supervised terms on the synthetic faces' ground truth (melanin,
+  haemoglobin, camera b, illuminant). Without them the network reconstructs the image but
+  recovers no pigment (docs/biofacenet_recovery.md: the appearance loss does not identify the
+  pigments once light and camera are unknown). 1500 steps of 16 faces; the held-out
+  recovery metrics are logged as ``eval/recovery/*`` every 250 steps. Measured times and
+  results are in docs/biofacenet_recovery.md::
 
     python -m train.biofacenet --config train/configs/biofacenet.py --workdir runs/default
+
+* ``selfsup``: the previous default, purely self-supervised (truth_weights = 0): reconstructs
+  well (held-out reconstruction RMSE 0.030) but recovers no pigments (melanin RMSE 0.396 vs a
+  constant baseline 0.318, see docs/biofacenet_recovery.md)::
+
+    python -m train.biofacenet --config train/configs/biofacenet.py:selfsup --workdir runs/selfsup
 
 * ``nfe``: the authors' architecture on the Neural Face Editing HDF5 shards in
   ``--config.data.dir`` (shard 20 held out), Adam at 1e-4 for faster convergence::
