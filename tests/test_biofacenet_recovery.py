@@ -151,7 +151,7 @@ def test_supervised_task_batches_carry_the_truth_of_their_own_faces(tmp_path):
   from train.configs import biofacenet as configs
   config = configs.get_config("smoke")
   config.data.cache_dir = str(tmp_path / "cache")
-  config.data.num_faces = 24
+  config.data.num_faces = 40  # 10 held out: one eval batch of 8
   config.model.truth_weights = (1.0, 1.0, 0.01, 0.1)
   task = biofacenet_task.BioFaceNetTask.create(config)
   batches = task.make_batches(0)
@@ -166,3 +166,19 @@ def test_supervised_task_batches_carry_the_truth_of_their_own_faces(tmp_path):
   # Eval batches carry the held-out truth, so eval_step logs recovery metrics.
   eval_batch = next(iter(task.make_eval_batches()))
   assert set(eval_batch) >= {"fmel", "fblood", "b", "weights", "t", "image", "mask"}
+
+
+def test_srgb_input_decode_inverts_the_generators_curve():
+  import jax.numpy as jnp
+  from bioface_jax.models import biofacenet
+  x = np.linspace(0.0, 1.0, 257)
+  # IEC 61966-2-1 inverse in float64 (independent transcription).
+  ref = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+  _, lin = biofacenet.preprocess(jnp.asarray(np.stack([x] * 3, -1), jnp.float32), "srgb")
+  # float32 power of values <= 1: a few eps relative, plus the float32 rounding of x itself
+  # (d/dx of the curve <= 2.4 / 1.055 relative).
+  np.testing.assert_allclose(np.asarray(lin)[:, 0], ref, rtol=8 * EPS32, atol=1e-9)
+  _, lin_g = biofacenet.preprocess(jnp.asarray(np.stack([x] * 3, -1), jnp.float32))
+  np.testing.assert_allclose(np.asarray(lin_g)[:, 0], x ** 2.2, rtol=8 * EPS32, atol=1e-9)
+  with pytest.raises(ValueError, match="input_decode"):
+    biofacenet.BioFaceNetConfig(input_decode="linear")
