@@ -11,9 +11,10 @@ trivial baseline that predicts the training-set mean (or, for shading, a constan
 reader can tell whether the model learnt anything. Conventions are in `QUANTITIES` and
 `eval.metrics`; they are printed with the table and stored in the JSON.
 
-Writes to ``--out`` (default WORKDIR/eval): ``recovery.json``, ``recovery.md`` (the table)
-and ``recovery.png`` (truth vs prediction for a few faces, and predicted vs true mean
-pigment per face).
+Writes to ``--out`` (default WORKDIR/eval): ``recovery.json``, ``recovery.md`` (the table),
+``recovery.png`` (truth vs prediction for a few faces, and predicted vs true mean
+pigment per face) and ``recovery_scatter.png`` (predicted vs true per-face mean melanin,
+haemoglobin and camera b with the identity line, and pigment error maps of a few faces).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 from eval import metrics
 # Also re-exported: they were defined here before eval.model_io / eval.comparison_figure.
 from eval.comparison_figure import save_figure
+from eval.recovery_figure import save_recovery_scatter
 from eval.model_io import (OUTPUT_KEYS, RENDER_KEYS, CheckpointNotFoundError,  # noqa: F401
                            Predictor, Restored, load_model)
 
@@ -181,6 +183,7 @@ def evaluate(restored: Restored, n: int = 256, batch_size: int = 32, cache_dir: 
   bar = Progress(steps, batch_size=batch_size, every_steps=max(1, steps // 10), stream=stream)
   errors = {k: dict(model=[], baseline=[]) for k in QUANTITIES}
   face_means = {k: dict(true=[], predicted=[]) for k in ("melanin", "haemoglobin")}
+  camera = dict(true=[], predicted=[])
   first = None
   try:
     for step, start in enumerate(range(0, count, batch_size), 1):
@@ -198,6 +201,8 @@ def evaluate(restored: Restored, n: int = 256, batch_size: int = 32, cache_dir: 
       for key, frac in (("melanin", "fraction_melanin"), ("haemoglobin", "fraction_haemoglobin")):
         face_means[key]["true"].append(metrics.masked_mean(truth[key], m))
         face_means[key]["predicted"].append(metrics.masked_mean(pred[frac], m))
+      camera["true"].append(np.asarray(truth["b"]))
+      camera["predicted"].append(np.asarray(pred["b"]))
       if first is None:
         first = dict(images=images, pred=pred, truth=truth)
       bar.update(step, {"faces": idx[-1] + 1})
@@ -214,8 +219,10 @@ def evaluate(restored: Restored, n: int = 256, batch_size: int = 32, cache_dir: 
     r = metrics.pearson(t, p)  # NaN (constant prediction) -> None: JSON has no NaN.
     per_face[key] = dict(true=t.tolist(), predicted=p.tolist(),
                          pearson_r=None if math.isnan(r) else r)
+  bt, bp = np.concatenate(camera["true"]), np.concatenate(camera["predicted"])
   results = dict(workdir=str(restored.workdir), step=restored.step, n_faces=int(count),
                  data=source, quantities=quantities, per_face_mean=per_face,
+                 camera_b=dict(true=bt.tolist(), predicted=bp.tolist()),
                  conventions=dict(aggregation="mean (and std) over faces of per-face errors, "
                                   "each over the face mask", masks="the true face masks"))
   return results, first
@@ -256,7 +263,11 @@ def main(argv=None) -> int:
   (out / "recovery.json").write_text(json.dumps(results, indent=1))
   save_figure(out / "recovery.png", first["images"], first["pred"], first["truth"],
               results["per_face_mean"], args.figure_rows)
-  print(f"wrote {out / 'recovery.json'}, {out / 'recovery.md'} and {out / 'recovery.png'}")
+  save_recovery_scatter(out / "recovery_scatter.png", results["per_face_mean"],
+                        results["camera_b"], first["images"], first["pred"], first["truth"],
+                        args.figure_rows)
+  print(f"wrote {out / 'recovery.json'}, {out / 'recovery.md'}, {out / 'recovery.png'} and "
+        f"{out / 'recovery_scatter.png'}")
   return 0
 
 

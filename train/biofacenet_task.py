@@ -8,7 +8,12 @@
   deterministic `data.pipeline.iterate_batches` (batch s is a pure function of seed and s);
 * state: ``{"params", "batch_stats", "opt_state"}``;
 * step: `bioface_jax.models.biofacenet.compute_loss` (training-mode BatchNorm) + the optimiser;
-* eval: the same loss with running BatchNorm statistics on held-out faces;
+* eval: the same loss with running BatchNorm statistics on held-out faces; on synthetic faces
+  (which carry ground truth) also the held-out recovery metrics ``recovery/*`` (melanin and
+  haemoglobin RMSE in network coordinates, camera-b distance, illuminant angle in degrees,
+  reconstruction RMSE), so ``metrics.jsonl`` holds the recovery curve over training;
+* supervised terms (``model.truth_weights``, off for the authors' recipe): the ground truth of
+  the synthetic training faces is read into memory once and added to every batch;
 * figure: the paper's Figure 1 layout for the first images of a held-out batch.
 """
 
@@ -36,8 +41,9 @@ def model_config(config: ml_collections.ConfigDict) -> biofacenet.BioFaceNetConf
   """The model's frozen config from the run config (top-level ``learning_rate`` wins)."""
   fields = dict(config.model)
   fields["learning_rate"] = float(config.learning_rate)
-  if "loss_weights" in fields:
-    fields["loss_weights"] = tuple(fields["loss_weights"])
+  for key in ("loss_weights", "truth_weights"):
+    if key in fields:
+      fields[key] = tuple(fields[key])
   return biofacenet.BioFaceNetConfig.from_mapping(fields)
 
 
@@ -65,6 +71,38 @@ def _select(batch):
   return {k: np.asarray(batch[k], np.float32) for k in BATCH_KEYS}
 
 
+def load_truth_rows(subset, n: int | None = None) -> dict[str, np.ndarray] | None:
+  """The supervised-term ground truth (`biofacenet.TRUTH_KEYS`) of the first n rows of a
+  synthetic subset, float32 in memory; None for data without ground truth (NFE)."""
+  if not hasattr(subset, "truth"):
+    return None
+  n = len(subset) if n is None else min(n, len(subset))
+  rows = subset.truth(np.arange(n), biofacenet.TRUTH_KEYS)
+  return {k: np.asarray(v, np.float32) for k, v in rows.items()}
+
+
+def recovery_metrics(outputs: dict[str, Any], batch: dict[str, jax.Array],
+                     e_true: jax.Array) -> dict[str, jax.Array]:
+  """Batch means of per-face recovery errors against the ground truth (eval.recovery's
+  conventions: RMSE over the face mask in network coordinates, camera-b distance, spectral
+  angle in degrees, linear-sRGB reconstruction RMSE vs the linearised input)."""
+  mask = batch["mask"][..., 0] if batch["mask"].ndim == 4 else batch["mask"]
+  count = jnp.maximum(jnp.sum(mask, axis=(-2, -1)), 1.0)
+  rmse = lambda p, t: jnp.sqrt(jnp.sum(mask * (p - t)**2, axis=(-2, -1)) / count)  # noqa: E731
+  e = outputs["render"]["illuminant"]
+  cos = jnp.sum(e * e_true, -1) / (jnp.linalg.norm(e, axis=-1) * jnp.linalg.norm(e_true, axis=-1))
+  recon = jnp.sqrt(jnp.sum(mask[..., None] * (outputs["render"]["linear_srgb"]
+                                               - outputs["linear_input"])**2, axis=(-3, -2, -1))
+                   / (3.0 * count))
+  return {
+      "recovery/melanin_rmse": jnp.mean(rmse(outputs["fmel"], batch["fmel"])),
+      "recovery/haemoglobin_rmse": jnp.mean(rmse(outputs["fblood"], batch["fblood"])),
+      "recovery/camera_b": jnp.mean(jnp.linalg.norm(outputs["b"] - batch["b"], axis=-1)),
+      "recovery/illuminant_angle": jnp.mean(jnp.degrees(jnp.arccos(jnp.clip(cos, -1.0, 1.0)))),
+      "recovery/reconstruction_rmse": jnp.mean(recon),
+  }
+
+
 @dataclasses.dataclass
 class BioFaceNetTask:
   """Holds the fixed physics, model config and datasets; builds the trainer's `Task`."""
@@ -74,6 +112,8 @@ class BioFaceNetTask:
   model: biofacenet.BioFaceNetConfig
   train_set: Any
   holdout_set: Any
+  train_truth: dict[str, np.ndarray] | None = None
+  holdout_truth: dict[str, np.ndarray] | None = None
 
   @classmethod
   def create(cls, config: ml_collections.ConfigDict) -> BioFaceNetTask:
@@ -82,8 +122,15 @@ class BioFaceNetTask:
     if len(train_set) < config.batch_size:
       raise ValueError(f"the training set has {len(train_set)} faces, fewer than "
                        f"batch_size={config.batch_size}.")
-    return cls(config, spectra, physics.skin_lut(spectra), model_config(config), train_set,
-               holdout_set)
+    model = model_config(config)
+    train_truth = load_truth_rows(train_set) if model.supervised else None
+    if model.supervised and train_truth is None:
+      raise ValueError("model.truth_weights needs training data with ground truth "
+                       "(data.source = 'synthetic')")
+    holdout_truth = (load_truth_rows(holdout_set, config.eval_examples)
+                     if config.eval_examples > 0 else None)
+    return cls(config, spectra, physics.skin_lut(spectra), model, train_set, holdout_set,
+               train_truth, holdout_truth)
 
   # -- the trainer's functions ---------------------------------------------------------------
   def init(self, rng: jax.Array, example_batch) -> dict[str, Any]:
@@ -110,10 +157,22 @@ class BioFaceNetTask:
     return dict(params=params, batch_stats=new_stats, opt_state=opt_state), metrics
 
   def eval_step(self, state, batch):
-    loss, (terms, _, _) = biofacenet.compute_loss(
+    loss, (terms, _, outputs) = biofacenet.compute_loss(
         state["params"], state["batch_stats"], batch, self.spectra, self.lut, self.model,
         train=False)
-    return {"loss": loss, **{f"loss/{k}": v for k, v in terms.items() if k != "total"}}
+    metrics = {"loss": loss, **{f"loss/{k}": v for k, v in terms.items() if k != "total"}}
+    if all(k in batch for k in biofacenet.TRUTH_KEYS):
+      e_true = physics.illuminant(self.spectra, batch["weights"], batch["t"],
+                                  daylight=self.model.daylight)
+      metrics.update(recovery_metrics(outputs, batch, e_true))
+    return metrics
+
+  def _with_truth(self, batch):
+    out = _select(batch)
+    if self.train_truth is not None:
+      idx = np.asarray(batch["index"], np.int64)
+      out.update({k: v[idx] for k, v in self.train_truth.items()})
+    return out
 
   def make_batches(self, start: int):
     # Each process reads only its contiguous slice of every global batch (rows
@@ -121,8 +180,9 @@ class BioFaceNetTask:
     batches = pipeline.iterate_batches(self.train_set, self.config.batch_size,
                                        self.config.seed, start_step=start,
                                        process_index=jax.process_index(),
-                                       process_count=jax.process_count())
-    return pipeline.Prefetcher(map(_select, batches), size=2)
+                                       process_count=jax.process_count(),
+                                       return_index=self.train_truth is not None)
+    return pipeline.Prefetcher(map(self._with_truth, batches), size=2)
 
   def make_eval_batches(self):
     n = min(len(self.holdout_set), self.config.eval_examples)
@@ -130,7 +190,11 @@ class BioFaceNetTask:
     local = self.config.batch_size // jax.process_count()
     for start in range(0, n, self.config.batch_size):
       lo = start + jax.process_index() * local  # This process's rows of the global batch.
-      yield _select(self.holdout_set.get(np.arange(lo, lo + local)))
+      idx = np.arange(lo, lo + local)
+      batch = _select(self.holdout_set.get(idx))
+      if self.holdout_truth is not None:
+        batch.update({k: v[idx] for k, v in self.holdout_truth.items()})
+      yield batch
 
   def make_figure(self, state, batch):
     del batch  # Always the same held-out faces, so figures are comparable across steps.

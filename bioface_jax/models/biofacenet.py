@@ -40,8 +40,20 @@ authors' regime:
   [-c, c] before exp, so the shading maps cannot overflow float32.
 * The shading scale k uses a NaN-safe division: an image whose mask is empty (or whose masked
   shading underflows to 0) gets k = 0 instead of the authors' 0/0.
+* ``input_decode`` (default "gamma" = authors' x**2.2): "srgb" linearises the input with the
+  exact sRGB curve instead. The synthetic generator encodes with that curve, and decoding its
+  8-bit files with x**2.2 instead raises the per-pixel identifiability ceiling of the pigments
+  from RMSE 0.023/0.015 to 0.103/0.060 (docs/biofacenet_recovery.md, eval.recovery_ladder).
 * ``normalise_by_foreground`` (default False = authors' code): the paper's choice of dividing
   the three pixel-wise per-image sums by the number of foreground pixels.
+* ``truth_weights`` (default all 0 = authors' purely self-supervised loss): weights of four
+  optional supervised terms for training images that carry ground truth (the synthetic faces):
+  melanin and haemoglobin (mean over the mask of the squared error in network coordinates),
+  camera (||b - b_true||^2) and illuminant (mean over bands of the squared difference of the
+  spectra, each divided by its band mean). The batch must then also hold ``fmel``, ``fblood``
+  (B, H, W), ``b`` (B, 2), ``weights`` (B, 14) and ``t`` (B,). Why: docs/biofacenet_recovery.md
+  measures that the appearance loss alone does not identify the pigments once light and camera
+  are unknown; these terms bring in the information that the images lack.
 """
 
 from __future__ import annotations
@@ -65,6 +77,7 @@ APPEARANCE_SCALE = 255.0**2 / 224.0**2  # [m (I - P)]^2 / 224^2 with I - P = 255
 N_LIGHT_WEIGHTS = 14  # A, D, F1..F12
 N_VECTOR = 17  # 14 weights, 1 CCT index, 2 camera coefficients
 N_MAPS = 4  # mel, blood, shade, spec
+TRUTH_KEYS = ("fmel", "fblood", "b", "weights", "t")  # batch keys of the supervised terms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +96,9 @@ class BioFaceNetConfig:
     stop_gradient_shading_scale: treat the least-squares shading scale k as a constant in
       the backward pass. At k = k* the loss is stationary in k (dL/dk = 0), so by the envelope
       theorem the gradient is unchanged; stopping it only avoids differentiating a division.
+    input_decode: how the gamma-encoded input is linearised: "gamma" (authors: x**2.2) or
+      "srgb" (the exact sRGB curve the synthetic generator encodes with; deviation).
+    truth_weights: see the module docstring (supervised terms; authors: all 0).
     optimizer: "sgd" (authors: SGD + momentum with L2 decay on conv kernels) or "adam".
     learning_rate, momentum, weight_decay: optimiser constants (authors: 1e-5, 0.9, 5e-4).
     bn_scale_lr_multiplier: learning-rate multiplier of BN scales (autonn: 2).
@@ -104,6 +120,13 @@ class BioFaceNetConfig:
   momentum: float = 0.9
   weight_decay: float = 5e-4
   bn_scale_lr_multiplier: float = 2.0
+  input_decode: str = "gamma"
+  truth_weights: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+
+  @property
+  def supervised(self) -> bool:
+    """True when any ground-truth term is on (the batch must then carry `TRUTH_KEYS`)."""
+    return any(w != 0.0 for w in self.truth_weights)
 
   def __post_init__(self):
     if self.upsample not in ("nearest", "bilinear"):
@@ -112,6 +135,9 @@ class BioFaceNetConfig:
     if self.dtype not in ("float32", "bfloat16", "float64"):
       raise ValueError(f"BioFaceNetConfig.dtype must be 'float32', 'bfloat16' or 'float64', "
                        f"got {self.dtype!r}")
+    if self.input_decode not in ("gamma", "srgb"):
+      raise ValueError(f"BioFaceNetConfig.input_decode must be 'gamma' or 'srgb', "
+                       f"got {self.input_decode!r}")
     if self.optimizer not in ("sgd", "adam"):
       raise ValueError(f"BioFaceNetConfig.optimizer must be 'sgd' or 'adam', "
                        f"got {self.optimizer!r}")
@@ -124,6 +150,10 @@ class BioFaceNetConfig:
       raise ValueError(f"BioFaceNetConfig.logit_clip must be positive or None, "
                        f"got {self.logit_clip}")
     object.__setattr__(self, "loss_weights", tuple(float(w) for w in self.loss_weights))
+    if len(self.truth_weights) != 4 or any(not float(w) >= 0 for w in self.truth_weights):
+      raise ValueError("BioFaceNetConfig.truth_weights needs 4 values >= 0 (melanin, "
+                       f"haemoglobin, camera, illuminant), got {self.truth_weights}")
+    object.__setattr__(self, "truth_weights", tuple(float(w) for w in self.truth_weights))
 
   @classmethod
   def from_mapping(cls, mapping: Mapping[str, Any]) -> BioFaceNetConfig:
@@ -133,8 +163,9 @@ class BioFaceNetConfig:
     if unknown:
       raise ValueError(f"unknown BioFaceNet config keys {unknown}; valid keys: {sorted(fields)}")
     kwargs = dict(mapping)
-    if "loss_weights" in kwargs:
-      kwargs["loss_weights"] = tuple(kwargs["loss_weights"])
+    for key in ("loss_weights", "truth_weights"):
+      if key in kwargs:
+        kwargs[key] = tuple(kwargs[key])
     return cls(**kwargs)
 
 
@@ -151,21 +182,26 @@ def _check_unit_range(x: jax.Array, name: str) -> None:
                      f"got range [{np.nanmin(a)}, {np.nanmax(a)}]")
 
 
-def preprocess(image_srgb: jax.Array) -> tuple[jax.Array, jax.Array]:
+def preprocess(image_srgb: jax.Array, decode: str = "gamma") -> tuple[jax.Array, jax.Array]:
   """Linearises an image and makes the network input (spec section 7).
 
   Args:
     image_srgb: (..., 3) gamma-encoded RGB in [0, 1]. Checked when not traced; under jit the
       caller (the data pipeline) guarantees the range (a negative value would give NaN).
+    decode: "gamma" (authors: x**2.2) or "srgb" (the exact sRGB curve, which the synthetic
+      generator and most cameras use; see ``input_decode``).
 
   Returns:
-    net_input: 255 * x**2.2 - mu_VGG, mu_VGG = (129.1863, 104.7624, 93.5940).
-    linear: x**2.2, the appearance target.
+    net_input: 255 * linear - mu_VGG, mu_VGG = (129.1863, 104.7624, 93.5940).
+    linear: the linearised image (x**2.2 by default), the appearance target.
   """
   if image_srgb.shape[-1] != 3:
     raise ValueError(f"image must have 3 channels last, got shape {image_srgb.shape}")
+  if decode not in ("gamma", "srgb"):
+    raise ValueError(f"decode must be 'gamma' or 'srgb', got {decode!r}")
   _check_unit_range(image_srgb, "image")
-  linear = image_srgb**INPUT_GAMMA
+  linear = (image_srgb**INPUT_GAMMA if decode == "gamma"
+            else physics.srgb_decode(image_srgb))
   net_input = 255.0 * linear - jnp.asarray(VGG_MEAN, linear.dtype)
   return net_input, linear
 
@@ -224,6 +260,7 @@ class BioFaceNet(nn.Module):
   logit_max: float | None = None
   xyz_mode: str = "exact"
   daylight: str = "table"
+  input_decode: str = "gamma"
 
   @nn.compact
   def __call__(self, image_srgb: jax.Array, spectra: Any = None, lut: jax.Array | None = None,
@@ -239,7 +276,7 @@ class BioFaceNet(nn.Module):
     Returns:
       The ``outputs`` dict described in the module docstring.
     """
-    net_input, linear = preprocess(image_srgb)
+    net_input, linear = preprocess(image_srgb, self.input_decode)
     maps, vector = BioFaceUNet(self.base_filters, self.depth, self.fc_width, n_decoders=N_MAPS,
                                n_vector=N_VECTOR, upsample=self.upsample, dtype=self.dtype,
                                name="unet")(net_input, train)
@@ -261,7 +298,8 @@ def make_model(config: BioFaceNetConfig) -> BioFaceNet:
                     fc_width=config.fc_width, upsample=config.upsample,
                     dtype=jnp.dtype(config.dtype), logit_clip=config.logit_clip,
                     logit_max=config.logit_max,
-                    xyz_mode=config.xyz_mode, daylight=config.daylight)
+                    xyz_mode=config.xyz_mode, daylight=config.daylight,
+                    input_decode=config.input_decode)
 
 
 def init(rng: jax.Array, image_shape: tuple[int, ...],
@@ -344,9 +382,37 @@ def shading_loss(target: jax.Array, shading: jax.Array, mask: jax.Array,
   return jnp.sum(diff**2, axis=(-2, -1)), k
 
 
+def masked_mse(pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
+  """Mean over the mask of (pred - target)^2 per image, (B, H, W) -> (B,); 0 for an empty mask."""
+  return (jnp.sum(mask * (pred - target)**2, axis=(-2, -1))
+          / jnp.maximum(jnp.sum(mask, axis=(-2, -1)), 1.0))
+
+
+def spectrum_shape_loss(e: jax.Array, e_true: jax.Array) -> jax.Array:
+  """Mean over bands of (e / mean(e) - e_true / mean(e_true))^2, (B, 33) -> (B,)."""
+  norm = lambda x: x / jnp.maximum(jnp.mean(x, axis=-1, keepdims=True), 1e-12)  # noqa: E731
+  return jnp.mean((norm(e) - norm(e_true))**2, axis=-1)
+
+
+def truth_losses(outputs: Mapping[str, Any], truth: Mapping[str, jax.Array], mask: jax.Array,
+                 true_illuminant: jax.Array) -> dict[str, jax.Array]:
+  """The four supervised terms per image (see ``truth_weights`` in the module docstring)."""
+  return {
+      "truth_melanin": masked_mse(outputs["fmel"], truth["fmel"], mask),
+      "truth_haemoglobin": masked_mse(outputs["fblood"], truth["fblood"], mask),
+      "truth_camera": jnp.sum((outputs["b"] - truth["b"])**2, axis=-1),
+      "truth_illuminant": spectrum_shape_loss(outputs["render"]["illuminant"], true_illuminant),
+  }
+
+
 def loss_from_outputs(outputs: Mapping[str, Any], mask: jax.Array, target_shading: jax.Array,
-                      config: BioFaceNetConfig) -> tuple[jax.Array, dict[str, jax.Array]]:
+                      config: BioFaceNetConfig, truth: Mapping[str, jax.Array] | None = None,
+                      true_illuminant: jax.Array | None = None
+                      ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """The weighted loss from model outputs that include ``render`` (spec section 8).
+
+  ``truth`` (the batch's `TRUTH_KEYS`) and ``true_illuminant`` (B, 33) are needed when
+  ``config.supervised``.
 
   Returns:
     (total, terms): total = mean over images of sum_i w_i L_i; terms as in the module docstring.
@@ -364,8 +430,17 @@ def loss_from_outputs(outputs: Mapping[str, Any], mask: jax.Array, target_shadin
     for name in ("appearance", "specular_sparsity", "shading"):
       per_image[name] = per_image[name] / n_fg
   w_app, w_cam, w_spec, w_sh = config.loss_weights
-  total = jnp.mean(w_app * per_image["appearance"] + w_cam * per_image["camera_prior"]
-                   + w_spec * per_image["specular_sparsity"] + w_sh * per_image["shading"])
+  weighted = (w_app * per_image["appearance"] + w_cam * per_image["camera_prior"]
+              + w_spec * per_image["specular_sparsity"] + w_sh * per_image["shading"])
+  if config.supervised:
+    if truth is None or true_illuminant is None:
+      raise ValueError("config.truth_weights is on: the batch must hold the ground truth "
+                       f"{TRUTH_KEYS}")
+    sup = truth_losses(outputs, truth, mask, true_illuminant)
+    for w, (name, value) in zip(config.truth_weights, sup.items()):
+      weighted = weighted + w * value
+      per_image[name] = value
+  total = jnp.mean(weighted)
   terms = {name: jnp.mean(v) for name, v in per_image.items()}
   terms["shading_scale"] = jnp.mean(k)
   terms["total"] = total
@@ -401,7 +476,15 @@ def compute_loss(params: Any, batch_stats: Any, batch: Mapping[str, jax.Array], 
   image, mask, target = _check_batch(batch)
   outputs, new_batch_stats = apply(params, batch_stats, image, config, train=train,
                                    spectra=spectra, lut=lut)
-  loss, terms = loss_from_outputs(outputs, mask, target, config)
+  truth = e_true = None
+  if config.supervised:
+    missing = [k for k in TRUTH_KEYS if k not in batch]
+    if missing:
+      raise KeyError(f"config.truth_weights is on but the batch lacks the ground truth "
+                     f"{missing} (only synthetic faces carry it); it has {sorted(batch)}")
+    truth = {k: batch[k] for k in TRUTH_KEYS}
+    e_true = physics.illuminant(spectra, batch["weights"], batch["t"], daylight=config.daylight)
+  loss, terms = loss_from_outputs(outputs, mask, target, config, truth, e_true)
   return loss, (terms, new_batch_stats, outputs)
 
 
