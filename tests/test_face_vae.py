@@ -44,7 +44,8 @@ def test_sides_paddings_and_output_shapes():
 
 def _tiny(**kw):
   config = fv.FaceVAEConfig(input_size=16, latent_dim=8, width_multiplier=0.125, **kw)
-  params, stats = fv.init(jax.random.key(0), (4, 16, 16, 3), config)
+  params, stats = jax.jit(fv.init, static_argnums=(1, 2))(jax.random.key(0), (4, 16, 16, 3),
+                                                          config)
   return config, params, stats
 
 
@@ -52,15 +53,16 @@ def test_sampling_standard_vs_authors_and_eval_uses_the_mean():
   x = jnp.asarray(np.random.default_rng(0).uniform(0, 1, (4, 16, 16, 3)), jnp.float32)
   config, params, stats = _tiny()
   rng = jax.random.key(3)
-  std, _ = fv.apply(params, stats, x, config, train=True, rng=rng)
+  apply = jax.jit(fv.apply, static_argnames=("config", "train"))  # one compile, not op by op
+  std, _ = apply(params, stats, x, config, train=True, rng=rng)
   authors = fv.FaceVAEConfig(**{**config.__dict__, "sampling": "authors"})
-  auth, _ = fv.apply(params, stats, x, authors, train=True, rng=rng)
+  auth, _ = apply(params, stats, x, authors, train=True, rng=rng)
   # Same rng stream -> same eps: (z - mean) / exp(logvar / 2) == (z - mean) / logvar.
   eps_std = (std["z"] - std["mean"]) / jnp.exp(0.5 * std["logvar"])
   eps_auth = (auth["z"] - auth["mean"]) / auth["logvar"]
   np.testing.assert_allclose(eps_std, eps_auth, rtol=1e-4, atol=1e-4)
   assert float(jnp.std(eps_std)) > 0.5  # really random
-  ev = fv.predict(params, stats, x, config)
+  ev, _ = apply(params, stats, x, config, train=False)
   np.testing.assert_array_equal(ev["z"], ev["mean"])
   with pytest.raises(ValueError, match="needs rng"):
     fv.apply(params, stats, x, config, train=True)
