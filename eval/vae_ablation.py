@@ -134,6 +134,17 @@ def answers(scores: dict[str, dict[str, np.ndarray]]) -> list[str]:
     ties = [k for k in plain if k != best and cmp(best, k, [m])[0][1] == "tie"]
     lines.append(f"- {m}: best {best} (ties within 2 SE: {', '.join(ties) or 'none'}); "
                  f"best without mask {best_nm}")
+  if "baseline+mean_image" in scores:
+    lines.append("**Learned at all?** Metrics on which each configuration beats the mean-image "
+                 "baseline by > 2 SE (paired), protocol A | protocol B (face pixels):")
+    for k in plain:
+      wins = []
+      for tag, ms in (("A", metrics), ("B", [m for m in ("ssim", "ms_ssim", "l1", "l2")])):
+        won = [m for m in ms if paired(scores[k][f"{tag}/{m}"],
+                                       scores["baseline+mean_image"][f"{tag}/{m}"],
+                                       HIGHER[m])[0] == "a"]
+        wins.append(", ".join(won) or "none")
+      lines.append(f"- {k}: {wins[0]} | {wins[1]}")
   return lines
 
 
@@ -225,6 +236,13 @@ def main(argv):
     times[name] = seconds
     text = write_table(scores, times, size, out)  # after every run: partial results survive
     write_grid(test.get(np.arange(min(6, len(test))))["image"], recons, out)
+  # A trivial baseline: the mean training image as every decoder output. A configuration
+  # that does not beat it has not learned (yet).
+  train_mean = datasets[0].get(np.arange(len(datasets[0])))["image"].mean(0)
+  scores["baseline+mean_image"], _ = vae_scoring.score(None, None, model, test,
+                                                       constant_pre=train_mean)
+  times["baseline+mean_image"] = 0.0
+  text = write_table(scores, times, size, out)
   text += "\n" + "\n".join(answers(scores)) + "\n"
   (out / "table.md").write_text(text)
   print(text)

@@ -53,11 +53,11 @@ def vif(x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
   return np.array([vifp(a, b, sigma_nsq=2) for a, b in zip(lx, ly)])
 
 
-@functools.partial(jax.jit, static_argnames=("config", "power"))
-def _scores(params, batch_stats, x, gt_mask, config, power):
-  out = face_vae.predict(params, batch_stats, x, config)
-  pre = out["image_pre"]
-  deployed = face_vae.composite(pre, x, out["mask"] if "mask" in out else gt_mask)
+@functools.partial(jax.jit, static_argnames=("power",))
+def metrics_for(x, pre, a_mask, gt_mask, power):
+  """Protocol A (``pre`` composited over x with `a_mask`, whole image) and B (``pre`` on the
+  `gt_mask` face pixels) scores of a batch, per image."""
+  deployed = face_vae.composite(pre, x, a_mask)
   res = {}
   for tag, img, m in (("A", deployed, None), ("B", pre, gt_mask)):
     res[f"{tag}/ssim"] = image_metrics.ssim(x, img, mask=m)
@@ -68,17 +68,30 @@ def _scores(params, batch_stats, x, gt_mask, config, power):
   return res, deployed
 
 
-def score(params, batch_stats, config: face_vae.FaceVAEConfig, test_set, batch_size: int = 32
+_predict = jax.jit(face_vae.predict, static_argnames=("config",))
+
+
+def score(params, batch_stats, config: face_vae.FaceVAEConfig, test_set, batch_size: int = 32,
+          constant_pre: np.ndarray | None = None
           ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-  """({"A/ssim": (N,), ..., "A/vif": (N,) if sewar}, deployed reconstructions (N, s, s, 3))."""
+  """({"A/ssim": (N,), ..., "A/vif": (N,) if sewar}, deployed reconstructions (N, s, s, 3)).
+
+  With `constant_pre` (an (s, s, 3) image), scores that image as every decoder output instead
+  of the model (a trivial baseline, composited with the ground-truth mask in protocol A).
+  """
   power = ms_power_factors(config.input_size)
   n = len(test_set)
   parts, recons = [], []
   for start in range(0, n, batch_size):
     idx = np.arange(start, min(n, start + batch_size))
     batch = test_set.get(idx)
-    res, deployed = _scores(params, batch_stats, jnp.asarray(batch["image"]),
-                            jnp.asarray(batch["mask"]), config, power)
+    x, gt = jnp.asarray(batch["image"]), jnp.asarray(batch["mask"])
+    if constant_pre is None:
+      out = _predict(params, batch_stats, x, config)
+      pre, a_mask = out["image_pre"], out.get("mask", gt)
+    else:
+      pre, a_mask = jnp.broadcast_to(jnp.asarray(constant_pre, x.dtype), x.shape), gt
+    res, deployed = metrics_for(x, pre, a_mask, gt, power)
     res = jax.tree.map(np.asarray, res)
     v = vif(batch["image"], np.asarray(deployed))
     if v is not None:
