@@ -12,6 +12,7 @@ from bioface_jax.models.biofacenet import init
 from bioface_jax.models.biofacenet import optimizer
 from bioface_jax.models.biofacenet import predict
 from bioface_jax.models.unet import BioFaceUNet
+from bioface_jax.models import face_vae  # noqa: E402  (face VAE: models.face_vae.init, ...)
 from bioface_jax.models import prnet  # noqa: E402  PRNet (models.prnet.init, ...)
 
 __all__ = ["BioFaceNet", "BioFaceNetConfig", "BioFaceUNet", "compute_loss", "init",

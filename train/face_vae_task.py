@@ -1,0 +1,182 @@
+"""The face VAE plugged into the model-agnostic trainer: data, train state, step, eval, figure.
+
+`make_task(config)` returns a `bioface_jax.train_lib.Task`:
+
+* data: cached synthetic portrait scenes (``config.data.source = "synthetic"``, default,
+  `data.synth_vae`) or CelebA + face-parsing masks through TFDS (``"celeba"``,
+  `data.celeba_faceparsing`), batched by the deterministic `data.pipeline.iterate_batches`;
+* state: ``{"params", "batch_stats", "opt_state"}``; step: `face_vae.compute_loss` (training
+  BatchNorm, sampled z, label-mask compositing) + per-tensor clip + Keras Adam;
+* eval: the loss with running statistics and z = mean, plus SSIM / l1 / l2 of the deployed
+  reconstruction (predicted-mask compositing) on held-out scenes;
+* figure: rows of input | label mask | predicted mask | decoder output | composite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from bioface_jax import image_metrics
+from bioface_jax.models import face_vae
+from bioface_jax.train_lib import Task
+from data import pipeline
+
+
+def model_config(config: ml_collections.ConfigDict) -> face_vae.FaceVAEConfig:
+  """The frozen model config from the run config (top-level ``learning_rate`` wins)."""
+  fields = dict(config.model)
+  fields["learning_rate"] = float(config.learning_rate)
+  return face_vae.FaceVAEConfig.from_mapping(fields)
+
+
+def load_datasets(config: ml_collections.ConfigDict):
+  """(train, holdout, test) datasets following ``config.data``."""
+  data = config.data
+  size = int(config.model.input_size)
+  if data.source == "synthetic":
+    from data import synth_vae  # pylint: disable=g-import-not-at-top
+    return synth_vae.vae_datasets(data.cache_dir or None, data.num_faces, size, data.seed,
+                                  holdout_fraction=data.holdout_fraction, n_test=data.n_test)
+  if data.source == "celeba":
+    from data import celeba_faceparsing  # pylint: disable=g-import-not-at-top
+    return celeba_faceparsing.load_splits(size, data_dir=data.tfds_data_dir or None)
+  raise ValueError(f"config.data.source must be 'synthetic' or 'celeba', got {data.source!r}")
+
+
+def _select(batch):
+  return {"image": np.asarray(batch["image"], np.float32),
+          "mask": np.asarray(batch["mask"], np.float32)}
+
+
+def figure_rows(images, masks, outputs) -> np.ndarray:
+  """(rows*H, 5*W, 3) float image: input | label mask | predicted mask | pre | composite."""
+  grey = lambda m: np.repeat(np.asarray(m)[..., None], 3, -1)  # noqa: E731
+  pred = outputs.get("mask")
+  rows = []
+  for i in range(len(images)):
+    pm = grey(pred[i]) if pred is not None else np.full_like(images[i], 0.5)
+    cols = [images[i], grey(masks[i]), pm, outputs["image_pre"][i], outputs["composite"][i]]
+    rows.append(np.concatenate([np.asarray(c, np.float32) for c in cols], 1))
+  return np.clip(np.concatenate(rows, 0), 0, 1)
+
+
+@dataclasses.dataclass
+class FaceVAETask:
+  """Holds the model config and datasets; builds the trainer's `Task`."""
+  config: ml_collections.ConfigDict
+  model: face_vae.FaceVAEConfig
+  train_set: Any
+  holdout_set: Any
+  test_set: Any
+
+  @classmethod
+  def create(cls, config: ml_collections.ConfigDict) -> FaceVAETask:
+    model = model_config(config)
+    train_set, holdout_set, test_set = load_datasets(config)
+    if len(train_set) < config.batch_size:
+      raise ValueError(f"the training set has {len(train_set)} images, fewer than "
+                       f"batch_size={config.batch_size}.")
+    return cls(config, model, train_set, holdout_set, test_set)
+
+  def init(self, rng: jax.Array, example_batch) -> dict[str, Any]:
+    params, batch_stats = face_vae.init(rng, example_batch["image"].shape, self.model)
+    return dict(params=params, batch_stats=batch_stats,
+                opt_state=face_vae.optimizer(self.model).init(params))
+
+  def train_step(self, state, batch, rng):
+    tx = face_vae.optimizer(self.model)
+
+    def loss_fn(params):
+      loss, (terms, new_stats, _) = face_vae.compute_loss(
+          params, state["batch_stats"], batch, self.model, train=True, rng=rng)
+      return loss, (terms, new_stats)
+
+    (loss, (terms, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state["params"])
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    metrics = {f"loss/{k}": v for k, v in terms.items() if k != "total"}
+    metrics["loss"] = loss
+    metrics["grad_norm"] = optax.tree.norm(grads)
+    return dict(params=params, batch_stats=new_stats, opt_state=opt_state), metrics
+
+  def eval_step(self, state, batch):
+    loss, (terms, _, out) = face_vae.compute_loss(
+        state["params"], state["batch_stats"], batch, self.model, train=False)
+    x = batch["image"]
+    mask = out.get("mask")
+    deployed = out["image_pre"] if mask is None else face_vae.composite(out["image_pre"], x, mask)
+    metrics = {"loss": loss, **{f"loss/{k}": v for k, v in terms.items() if k != "total"}}
+    metrics["ssim"] = jnp.mean(image_metrics.ssim(x, deployed))
+    metrics["l1"] = jnp.mean(image_metrics.l1(x, deployed))
+    metrics["l2"] = jnp.mean(image_metrics.l2(x, deployed))
+    return metrics
+
+  def make_batches(self, start: int):
+    batches = pipeline.iterate_batches(self.train_set, self.config.batch_size,
+                                       self.config.seed, start_step=start)
+    return pipeline.Prefetcher(map(_select, batches), size=2)
+
+  def make_eval_batches(self):
+    n = min(len(self.holdout_set), self.config.eval_examples)
+    n -= n % self.config.batch_size
+    for start in range(0, n, self.config.batch_size):
+      yield _select(self.holdout_set.get(np.arange(start, start + self.config.batch_size)))
+
+  def make_figure(self, state, batch):
+    del batch  # Always the same held-out scenes, so figures are comparable across steps.
+    source = self.holdout_set if len(self.holdout_set) >= 4 else self.train_set
+    fixed = _select(source.get(np.arange(min(4, len(source)))))
+    out = face_vae.predict(state["params"], state["batch_stats"], jnp.asarray(fixed["image"]),
+                           self.model)
+    mask = out.get("mask")
+    out["composite"] = (out["image_pre"] if mask is None
+                        else face_vae.composite(out["image_pre"], fixed["image"], mask))
+    return figure_rows(fixed["image"], fixed["mask"], jax.tree.map(np.asarray, out))
+
+  def as_task(self) -> Task:
+    has_eval = len(self.holdout_set) >= self.config.batch_size and self.config.eval_examples > 0
+    return Task(init=self.init, train_step=self.train_step, make_batches=self.make_batches,
+                eval_step=self.eval_step if has_eval else None,
+                make_eval_batches=self.make_eval_batches if has_eval else None,
+                make_figure=self.make_figure)
+
+
+def make_task(config: ml_collections.ConfigDict) -> Task:
+  """The face VAE `Task` for the trainer."""
+  return FaceVAETask.create(config).as_task()
+
+
+def restore_for_inference(workdir: str | pathlib.Path):
+  """(params, batch_stats, model config, run config, step) of the latest checkpoint."""
+  from bioface_jax.train_lib import Checkpointer  # pylint: disable=g-import-not-at-top
+  ckpt_dir = pathlib.Path(workdir) / "checkpoints"
+  checkpointer = Checkpointer(ckpt_dir, max_to_keep=1000, async_save=False)
+  try:
+    step = checkpointer.latest_step()
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {ckpt_dir}; train first with "
+                              f"python -m train.face_vae --workdir {workdir}")
+    config = ml_collections.ConfigDict(checkpointer.read_meta(step)["config"])
+    model = model_config(config)
+    shape = (config.batch_size, model.input_size, model.input_size, 3)
+    abstract = jax.eval_shape(
+        lambda: dict(zip(("params", "batch_stats"),
+                         face_vae.init(jax.random.key(0), shape, model))))
+    abstract["opt_state"] = jax.eval_shape(face_vae.optimizer(model).init, abstract["params"])
+    state, _ = checkpointer.restore(step, abstract)
+  finally:
+    checkpointer.close()
+  return state["params"], state["batch_stats"], model, config, step
+
+
+__all__ = ["FaceVAETask", "figure_rows", "load_datasets", "make_task", "model_config",
+           "restore_for_inference"]
