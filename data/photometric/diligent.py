@@ -34,10 +34,11 @@ def _png():
 
 def read_png(path: pathlib.Path) -> np.ndarray:
   """A PNG as an (H, W, C) integer array at its stored bit depth (8 or 16)."""
-  width, height, rows, info = _png().Reader(filename=str(path)).asDirect()
-  planes = info["planes"]
-  dtype = np.uint16 if info["bitdepth"] > 8 else np.uint8
-  return np.vstack([np.asarray(r, dtype) for r in rows]).reshape(height, width, planes)
+  with open(path, "rb") as f:
+    width, height, rows, info = _png().Reader(file=f).asDirect()
+    dtype = np.uint16 if info["bitdepth"] > 8 else np.uint8
+    data = np.vstack([np.asarray(r, dtype) for r in rows])
+  return data.reshape(height, width, info["planes"])
 
 
 def write_png(path: pathlib.Path, image: np.ndarray) -> None:
