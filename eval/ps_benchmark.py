@@ -121,7 +121,11 @@ def table(title, means, counts, methods, timing):
            "| method | params | ms/scene (N=16) | " + " | ".join(counts) + " |",
            "|---" * (len(counts) + 3) + "|"]
   info = {m.label: m for m in methods}
-  for row, cols in means.items():
+  order = {"woodham_l2": 0, "woodham": 1}
+  keys = sorted(means, key=lambda r: (order.get(r, 2 if r.startswith("woodham") else 3),
+                                      list(means).index(r)))
+  for row in keys:
+    cols = means[row]
     m = info.get(row)
     params = f"{m.params_count:,}" if m else ""
     ms = _fmt(timing.get(row), 1) if m else ""

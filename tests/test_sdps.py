@@ -41,31 +41,33 @@ def _batch(n, size=16, b=1, seed=0):
           "normals": np.tile(np.asarray([0, 0, 1.0], np.float32), (b, size, size, 1))}
 
 
-@pytest.mark.parametrize("conv,residual", [("standard", False), ("depthwise_separable", True)])
-def test_any_number_of_images_and_order_invariance(conv, residual):
-  """N = 1, 2 and 64 work with the same weights; max fusion makes NENet order-invariant."""
+@pytest.mark.parametrize("conv,residual,counts", [
+    ("standard", False, (1, 2, 64)), ("depthwise_separable", True, (2,))])
+def test_any_number_of_images_and_order_invariance(conv, residual, counts):
+  """N = 1, 2 and 64 work with the same weights; max fusion makes both nets order-invariant."""
   kw = dict(conv=conv, residual=residual, width_multiplier=1 / 16, input_size=16)
   lc = sdps.SDPSConfig(net="lcnet", **kw)
   ne = sdps.SDPSConfig(net="nenet", **kw)
   lp, _ = sdps.init(jax.random.key(0), (1, 2, 16, 16, 3), lc)
   npar, _ = sdps.init(jax.random.key(1), (1, 2, 12, 12, 3), ne)
-  for n in (1, 2, 64):
+  run_lc = jax.jit(lambda p, b: sdps.apply(p, b, lc))
+  run_ne = jax.jit(lambda p, b: sdps.apply(p, b, ne)["normals"])
+  for n in counts:
     b = _batch(n, size=12)
-    out = sdps.apply(lp, b, lc)
+    out = run_lc(lp, b)
     assert out["dir_x_logits"].shape == (1, n, 36) and out["int_logits"].shape == (1, n, 20)
-    normals = sdps.apply(npar, b, ne)["normals"]
-    assert normals.shape == (1, 12, 12, 3)  # 12 is padded to 12 (multiple of 4) and cropped
+    normals = run_ne(npar, _batch(n, size=10))
+    assert normals.shape == (1, 10, 10, 3)  # 10 is zero-padded to 12 and cropped back
     np.testing.assert_allclose(np.linalg.norm(np.asarray(normals), axis=-1), 1, atol=1e-5)
-  b = _batch(5, size=10)
+  b = _batch(5, size=12)
   perm = np.asarray([3, 0, 4, 1, 2])
   pb = {**b, "images": b["images"][:, perm], "dirs": b["dirs"][:, perm],
         "intensities": b["intensities"][:, perm]}
-  np.testing.assert_allclose(np.asarray(sdps.apply(npar, b, ne)["normals"]),
-                             np.asarray(sdps.apply(npar, pb, ne)["normals"]), atol=1e-5)
+  np.testing.assert_allclose(np.asarray(run_ne(npar, b)), np.asarray(run_ne(npar, pb)),
+                             atol=1e-5)
   # LCNet: each image's logits depend on the others only through the max (order-invariant).
-  lo, lpo = sdps.apply(lp, b, lc), sdps.apply(lp, pb, lc)
-  np.testing.assert_allclose(np.asarray(lo["dir_x_logits"])[:, perm],
-                             np.asarray(lpo["dir_x_logits"]), atol=1e-4)
+  np.testing.assert_allclose(np.asarray(run_lc(lp, b)["dir_x_logits"])[:, perm],
+                             np.asarray(run_lc(lp, pb)["dir_x_logits"]), atol=1e-4)
 
 
 def test_lcnet_rejects_bad_sizes_and_shapes():
@@ -86,10 +88,11 @@ def test_lcnet_rejects_bad_sizes_and_shapes():
 def test_fused_normal_loss_trains_the_lcnet_part_and_lcnet_loss_decreases():
   cfg = sdps.SDPSConfig(net="fused", width_multiplier=1 / 16, input_size=16)
   params, _ = sdps.init(jax.random.key(0), (1, 2, 16, 16, 3), cfg)
-  grads = jax.grad(lambda p: sdps.compute_loss(p, _batch(3), cfg)[0])(params)
+  b3 = _batch(3)
+  grads = jax.jit(jax.grad(lambda p: sdps.compute_loss(p, b3, cfg)[0]))(params)
   lc_norm = sum(float(jnp.sum(g ** 2)) for g in jax.tree.leaves(grads["lcnet"]))
   assert lc_norm > 0  # the soft decode is differentiable: no stop_gradient between the parts
-  lc = sdps.SDPSConfig(net="lcnet", width_multiplier=1 / 8, input_size=16, learning_rate=1e-3)
+  lc = sdps.SDPSConfig(net="lcnet", width_multiplier=1 / 16, input_size=16, learning_rate=2e-3)
   p, _ = sdps.init(jax.random.key(0), (2, 4, 16, 16, 3), lc)
   b = _batch(4, b=2)
   tx = sdps.optimizer(lc)
@@ -97,7 +100,7 @@ def test_fused_normal_loss_trains_the_lcnet_part_and_lcnet_loss_decreases():
   step = jax.jit(lambda p, o: (lambda lg: (lg, tx.update(lg[1], o, p)))(
       jax.value_and_grad(lambda q: sdps.compute_loss(q, b, lc)[0])(p)))
   first = None
-  for _ in range(15):
+  for _ in range(8):
     (loss, g), (upd, opt) = step(p, opt)
     p = jax.tree.map(lambda a, u: a + u, p, upd)
     first = float(loss) if first is None else first

@@ -65,6 +65,7 @@ def test_nenet_needs_an_lcnet_run(tmp_path):
     sdps_task.make_task(_config("smoke,nenet", tmp_path, lcnet_workdir=str(tmp_path / "x")))
 
 
+@pytest.mark.slow  # ~60 s of compiling on 2 cores; CI runs it
 def test_fused_lighter_variant_trains_and_restores(lcnet_run):
   tmp = lcnet_run[0]
   c = _config("smoke,fused,ds,res", tmp, figure_every_steps=0, eval_every_steps=0)

@@ -12,6 +12,7 @@ from bioface_jax.models.biofacenet import init
 from bioface_jax.models.biofacenet import optimizer
 from bioface_jax.models.biofacenet import predict
 from bioface_jax.models.unet import BioFaceUNet
+from bioface_jax.models import sdps  # noqa: F401  (SDPS-Net: LCNet, NENet, FusedNet)
 
 __all__ = ["BioFaceNet", "BioFaceNetConfig", "BioFaceUNet", "compute_loss", "init",
            "optimizer", "predict"]
