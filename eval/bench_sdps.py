@@ -19,6 +19,7 @@ import time
 
 from absl import app
 from absl import flags
+from absl import logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["cpu", "full"], "cpu and/or full.")
@@ -107,6 +108,7 @@ def bench_torch(net, alpha, hw, n, b, steps):
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # quiet Orbax's INFO lines
   try:
     import torch  # pylint: disable=g-import-not-at-top
     have_torch, torch_version = True, torch.__version__

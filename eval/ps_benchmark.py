@@ -25,6 +25,7 @@ import time
 
 from absl import app
 from absl import flags
+from absl import logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("runs", [], "label=WORKDIR of train.sdps runs (lcnet, nenet, fused, psfcn).")
@@ -162,6 +163,7 @@ def diligent_data(root):
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # quiet Orbax's INFO lines
   from eval import ps_published  # pylint: disable=g-import-not-at-top
   from train import sdps_task  # pylint: disable=g-import-not-at-top
   methods = []

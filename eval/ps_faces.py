@@ -19,6 +19,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("runs", [], "label=WORKDIR of train.sdps runs with a normal output.")
@@ -65,6 +66,7 @@ def portrait_scene(size, n, seed=0):
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # quiet Orbax's INFO lines
   import matplotlib.figure  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from bioface_jax import photometric as ps  # pylint: disable=g-import-not-at-top
