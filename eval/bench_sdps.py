@@ -132,6 +132,7 @@ def main(argv):
           raise AssertionError(f"{net}: torch has {tparams} parameters, flax {params}")
         row.update(torch_train_img_s=ttr, torch_infer_img_s=tinf)
       rows.append(row)
+      print(f"  {row}", file=sys.stderr, flush=True)  # progress: each row as it is measured
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}; torch {torch_version}; "
         "images/s (B·N input images per second)\n")
   print("| size | net | params | input | N × batch | JAX train | JAX infer | torch train | "
