@@ -1,4 +1,4 @@
-"""BioFaceNet as pure-functional Flax linen modules, with its self-supervised loss.
+"""The four systems as pure-functional Flax linen modules, each with its loss.
 
 * `unet` - the authors' U-Net: one encoder, four independent decoders, a fully connected head.
 * `biofacenet` - preprocessing, output scaling, rendering through `bioface_jax.physics`, the
@@ -14,6 +14,7 @@ from bioface_jax.models.biofacenet import predict
 from bioface_jax.models.unet import BioFaceUNet
 from bioface_jax.models import face_vae  # noqa: E402  (face VAE: models.face_vae.init, ...)
 from bioface_jax.models import prnet  # noqa: E402  PRNet (models.prnet.init, ...)
+from bioface_jax.models import sdps  # noqa: E402  (SDPS-Net: LCNet, NENet, FusedNet)
 
 __all__ = ["BioFaceNet", "BioFaceNetConfig", "BioFaceUNet", "compute_loss", "init",
            "optimizer", "predict"]

@@ -1,0 +1,180 @@
+"""Synthetic photometric-stereo scenes: a cached scene bank, in-step rendering and test sets.
+
+A *scene* is geometry + materials at size S (host NumPy, deterministic per (seed, index)):
+``normals`` (S, S, 3), ``mask`` (S, S), ``depth`` (S, S) px, ``albedo`` (S, S, 3) and the
+specular maps ``bp_k``, ``bp_s``, ``ct_k``, ``ct_r``, ``ct_f0`` (S, S); plus ``kind``
+(0 sphere, 1 blob, 2 face). Images are *not* stored for training: `render_scenes` draws lights
+and renders inside the jitted train step (sdps-spec.md §8), so every step sees fresh lights.
+
+Fixed test sets (`test_set`) use scene indices from 10⁹ and 64 fixed lights each:
+``objects`` (spheres + blobs, every material specular, cast shadows, noise), ``lambertian``
+(k = 0, no cast shadows, no noise: Woodham must be exact) and ``faces`` (face geometry,
+``objects`` materials).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import uuid
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bioface_jax import photometric
+from data.photometric import shapes
+
+SCENE_KEYS = ("normals", "mask", "depth") + shapes.MATERIAL_KEYS
+TEST_SETS = ("objects", "lambertian", "faces")
+TEST_INDEX_BASE = 10**9
+DEFAULT_CACHE = (pathlib.Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "bioface_jax"
+                 / "photometric")
+_TEST_SET_IDS = {name: i for i, name in enumerate(TEST_SETS)}
+
+
+def make_scene(seed: int, index: int, size: int, mix: Mapping[str, float], *,
+               lambertian: bool = False, specular_only: bool = False) -> dict[str, np.ndarray]:
+  """Scene `index` of stream `seed`: kind drawn from `mix` ({kind: probability})."""
+  rng = np.random.default_rng([seed, index])
+  kinds = [k for k in shapes.KINDS if mix.get(k, 0) > 0]
+  p = np.asarray([mix[k] for k in kinds], np.float64)
+  kind = kinds[int(rng.choice(len(kinds), p=p / p.sum()))]
+  geo = getattr(shapes, kind)(rng, size)
+  mat = shapes.materials(rng, size, lambertian=lambertian, specular_only=specular_only)
+  out = {**geo, **mat, "kind": np.int32(shapes.KINDS.index(kind))}
+  out["mask"] = out["mask"].astype(np.float32)
+  return out
+
+
+def _stack(scenes):
+  return {k: np.stack([s[k] for s in scenes]) for k in scenes[0]}
+
+
+def scene_bank(num: int, size: int, seed: int = 0, mix: Mapping[str, float] | None = None,
+               cache_dir: str | os.PathLike | None = None, progress=None
+               ) -> dict[str, np.ndarray]:
+  """`num` training scenes as stacked arrays, generated once and cached as an .npz.
+
+  The cache file name holds a hash of (num, size, seed, mix); it is written under a temporary
+  name and renamed, so an interrupted generation is redone, never half-read.
+  """
+  mix = dict(mix or {"sphere": 0.1, "blob": 0.9})
+  key = json.dumps({"num": num, "size": size, "seed": seed, "mix": mix, "v": 1}, sort_keys=True)
+  name = f"bank_{size}_{num}_{seed}_{hashlib.sha1(key.encode()).hexdigest()[:10]}.npz"
+  cache = pathlib.Path(cache_dir or DEFAULT_CACHE).expanduser()
+  path = cache / name
+  if path.is_file():
+    with np.load(path) as f:
+      return {k: f[k] for k in f.files}
+  scenes = []
+  for i in range(num):
+    scenes.append(make_scene(seed, i, size, mix))
+    if progress is not None and (i + 1) % 256 == 0:
+      progress(f"scene bank: {i + 1}/{num}")
+  bank = _stack(scenes)
+  cache.mkdir(parents=True, exist_ok=True)
+  tmp = cache / f".{name}.{uuid.uuid4().hex[:8]}.tmp.npz"
+  np.savez(tmp, **bank)
+  os.replace(tmp, path)
+  return bank
+
+
+def render_scenes(key, scenes: Mapping[str, jax.Array], num_images: int, *,
+                  strategy: str = "uniform", num_strata: int | None = None,
+                  max_polar_deg: float = 90.0, cast: bool = True, shadow_steps: int = 32,
+                  noise: float = 0.025, factor_range=(1.0, 3.0), exposure: float = 1.0,
+                  dirs=None, intensities=None):
+  """Renders a batch of scenes (leading dim B) under N random (or given) lights, in jnp.
+
+  Lights: `sample_light_directions` (z > 0 within `max_polar_deg`) and
+  `sample_light_intensities(strategy)`; a colour factor U(factor_range) per sample and channel
+  (not part of the labels); cast shadows from the depth map; I = exposure · factor ·
+  `photometric.render`, background 0, then U(±noise) everywhere; never clipped.
+
+  Returns:
+    (images (B, N, S, S, 3), dirs (B, N, 3), intensities (B, N)).
+  """
+  b = scenes["normals"].shape[0]
+  kd, ki, kf, kn = jax.random.split(key, 4)
+  if dirs is None:
+    dirs = photometric.sample_light_directions(kd, (b, num_images), max_polar_deg)
+  if intensities is None:
+    intensities = photometric.sample_light_intensities(ki, (b, num_images), strategy,
+                                                       num_strata=num_strata)
+  mask = scenes["mask"]
+  vis = (photometric.cast_shadows(scenes["depth"], mask, dirs, shadow_steps) if cast else None)
+  images = photometric.render(
+      scenes["normals"], dirs, intensities, scenes["albedo"],
+      blinn_phong=(scenes["bp_k"], scenes["bp_s"]),
+      cook_torrance=(scenes["ct_k"], scenes["ct_r"], scenes["ct_f0"]), visibility=vis)
+  factor = jax.random.uniform(kf, (b, 1, 1, 1, 3), minval=factor_range[0],
+                              maxval=factor_range[1])
+  images = exposure * factor * images * mask[:, None, :, :, None]
+  if noise:
+    images = images + jax.random.uniform(kn, images.shape, minval=-noise, maxval=noise)
+  return images, dirs, intensities
+
+
+def test_set(name: str, num: int, size: int, seed: int = 0, num_lights: int = 64
+             ) -> dict[str, np.ndarray]:
+  """A fixed held-out set: scenes, 64 lights and uniform intensities per scene, and the
+  rendering options, all deterministic. Render with `render_test_scene`."""
+  if name not in TEST_SETS:
+    raise ValueError(f"test set must be one of {TEST_SETS}, got {name!r}")
+  mix = {"face": 1.0} if name == "faces" else {"sphere": 0.1, "blob": 0.9}
+  scenes = [make_scene(seed, TEST_INDEX_BASE + i, size, mix, lambertian=name == "lambertian",
+                       specular_only=name != "lambertian") for i in range(num)]
+  out = _stack(scenes)
+  key = jax.random.key(np.uint32(seed * 7919 + 1 + _TEST_SET_IDS[name]))
+  kd, ki = jax.random.split(key)
+  out["dirs"] = np.asarray(photometric.sample_light_directions(kd, (num, num_lights)))
+  out["intensities"] = np.asarray(photometric.sample_light_intensities(ki, (num, num_lights)))
+  out["name"] = name
+  return out
+
+
+def render_test_scene(test: Mapping[str, np.ndarray], index: int, subset=None) -> np.ndarray:
+  """Images (N, S, S, 3) of scene `index` of a test set under its fixed lights (or `subset`)."""
+  lamb = str(test["name"]) == "lambertian"
+  scene = {k: jnp.asarray(test[k][index:index + 1]) for k in SCENE_KEYS}
+  dirs = test["dirs"][index:index + 1]
+  ints = test["intensities"][index:index + 1]
+  if subset is not None:
+    dirs, ints = dirs[:, subset], ints[:, subset]
+  key = jax.random.fold_in(jax.random.key(12345), index)
+  images, _, _ = _render_fixed(key, scene, jnp.asarray(dirs), jnp.asarray(ints), lamb)
+  return np.asarray(images[0])
+
+
+@jax.jit(static_argnums=(4,))
+def _render_fixed(key, scene, dirs, ints, lambertian):
+  size = scene["normals"].shape[-2]
+  return render_scenes(key, scene, dirs.shape[1], dirs=dirs, intensities=ints,
+                       cast=not lambertian, shadow_steps=size // 2,
+                       noise=0.0 if lambertian else 0.025,
+                       factor_range=(1.0, 1.0) if lambertian else (1.0, 3.0))
+
+
+def random_crops(rng: np.random.Generator, masks: np.ndarray, crop: int,
+                 min_fraction: float = 0.25, tries: int = 20) -> np.ndarray:
+  """(B, 2) int32 (row, col) offsets of `crop`² windows holding ≥ `min_fraction` mask (best of
+  `tries` random draws per scene)."""
+  b, s = masks.shape[0], masks.shape[-1]
+  out = np.zeros((b, 2), np.int32)
+  if crop >= s:
+    return out
+  for i in range(b):
+    best, best_frac = (0, 0), -1.0
+    for _ in range(tries):
+      r, c = rng.integers(0, s - crop + 1, 2)
+      frac = masks[i, r:r + crop, c:c + crop].mean()
+      if frac > best_frac:
+        best, best_frac = (r, c), frac
+      if frac >= min_fraction:
+        break
+    out[i] = best
+  return out

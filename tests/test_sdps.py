@@ -1,0 +1,190 @@
+"""SDPS-Net models (parameter counts, any N, fusion, variants) and the photometric data."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bioface_jax import photometric as ps
+from bioface_jax.models import sdps
+from data.photometric import diligent, shapes, synth
+
+SPEC_COUNTS = {  # sdps-spec.md §5, exact
+    (1.0, "standard"): (4_409_692, 2_210_048, 6_619_740),
+    (1.0, "depthwise_separable"): (564_188, 235_136, 799_324),
+    (0.5, "standard"): (1_105_116, 554_112, 1_659_228),
+    (0.25, "standard"): (277_660, 139_328, 416_988),
+    (0.25, "depthwise_separable"): (41_276, 18_848, 60_124),
+}
+
+
+@pytest.mark.parametrize("alpha,conv", list(SPEC_COUNTS))
+def test_parameter_counts(alpha, conv):
+  got = []
+  for net in sdps.NETS:
+    cfg = sdps.SDPSConfig(net=net, conv=conv, width_multiplier=alpha, input_size=128)
+    shapes_ = jax.eval_shape(lambda c=cfg: sdps.init(jax.random.key(0), (1, 2, 128, 128, 3), c)[0])
+    got.append(sdps.param_count(shapes_))
+  assert tuple(got) == SPEC_COUNTS[(alpha, conv)]
+  # Residual blocks add no parameters.
+  cfg = sdps.SDPSConfig(net="nenet", conv=conv, width_multiplier=alpha, residual=True)
+  assert sdps.param_count(jax.eval_shape(
+      lambda: sdps.init(jax.random.key(0), (1, 2, 16, 16, 3), cfg)[0])) == got[1]
+
+
+def _batch(n, size=16, b=1, seed=0):
+  rng = np.random.default_rng(seed)
+  dirs = np.asarray(ps.sample_light_directions(jax.random.key(seed), (b, n)))
+  return {"images": rng.uniform(0, 1, (b, n, size, size, 3)).astype(np.float32),
+          "mask": np.ones((b, size, size), np.float32), "dirs": dirs,
+          "intensities": rng.uniform(0.2, 2, (b, n)).astype(np.float32),
+          "normals": np.tile(np.asarray([0, 0, 1.0], np.float32), (b, size, size, 1))}
+
+
+@pytest.mark.parametrize("conv,residual,counts", [
+    ("standard", False, (1, 2, 64)), ("depthwise_separable", True, (2,))])
+def test_any_number_of_images_and_order_invariance(conv, residual, counts):
+  """N = 1, 2 and 64 work with the same weights; max fusion makes both nets order-invariant."""
+  kw = dict(conv=conv, residual=residual, width_multiplier=1 / 16, input_size=16)
+  lc = sdps.SDPSConfig(net="lcnet", **kw)
+  ne = sdps.SDPSConfig(net="nenet", **kw)
+  lp, _ = sdps.init(jax.random.key(0), (1, 2, 16, 16, 3), lc)
+  npar, _ = sdps.init(jax.random.key(1), (1, 2, 12, 12, 3), ne)
+  run_lc = jax.jit(lambda p, b: sdps.apply(p, b, lc))
+  run_ne = jax.jit(lambda p, b: sdps.apply(p, b, ne)["normals"])
+  for n in counts:
+    b = _batch(n, size=12)
+    out = run_lc(lp, b)
+    assert out["dir_x_logits"].shape == (1, n, 36) and out["int_logits"].shape == (1, n, 20)
+    normals = run_ne(npar, _batch(n, size=10))
+    assert normals.shape == (1, 10, 10, 3)  # 10 is zero-padded to 12 and cropped back
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(normals), axis=-1), 1, atol=1e-5)
+  b = _batch(5, size=12)
+  perm = np.asarray([3, 0, 4, 1, 2])
+  pb = {**b, "images": b["images"][:, perm], "dirs": b["dirs"][:, perm],
+        "intensities": b["intensities"][:, perm]}
+  np.testing.assert_allclose(np.asarray(run_ne(npar, b)), np.asarray(run_ne(npar, pb)),
+                             atol=1e-5)
+  # LCNet: each image's logits depend on the others only through the max (order-invariant).
+  np.testing.assert_allclose(np.asarray(run_lc(lp, b)["dir_x_logits"])[:, perm],
+                             np.asarray(run_lc(lp, pb)["dir_x_logits"]), atol=1e-4)
+
+
+def test_lcnet_rejects_bad_sizes_and_shapes():
+  cfg = sdps.SDPSConfig(net="lcnet", width_multiplier=1 / 16, input_size=256)
+  with pytest.raises(ValueError, match="input_size 256"):
+    sdps.init(jax.random.key(0), (1, 2, 16, 16, 3), cfg)
+  ok = sdps.SDPSConfig(net="lcnet", width_multiplier=1 / 16, input_size=16)
+  params, _ = sdps.init(jax.random.key(0), (1, 2, 16, 16, 3), ok)
+  b = _batch(2)
+  with pytest.raises(ValueError, match="mask must be"):
+    sdps.apply(params, {**b, "mask": b["mask"][:, :8]}, ok)
+  with pytest.raises(ValueError, match="images must be"):
+    sdps.apply(params, {**b, "images": b["images"][0]}, ok)
+  with pytest.raises(ValueError, match="conv"):
+    sdps.SDPSConfig(conv="mystery")
+
+
+def test_fused_normal_loss_trains_the_lcnet_part_and_lcnet_loss_decreases():
+  cfg = sdps.SDPSConfig(net="fused", width_multiplier=1 / 16, input_size=16)
+  params, _ = sdps.init(jax.random.key(0), (1, 2, 16, 16, 3), cfg)
+  b3 = _batch(3)
+  grads = jax.jit(jax.grad(lambda p: sdps.compute_loss(p, b3, cfg)[0]))(params)
+  lc_norm = sum(float(jnp.sum(g ** 2)) for g in jax.tree.leaves(grads["lcnet"]))
+  assert lc_norm > 0  # the soft decode is differentiable: no stop_gradient between the parts
+  lc = sdps.SDPSConfig(net="lcnet", width_multiplier=1 / 16, input_size=16, learning_rate=2e-3)
+  p, _ = sdps.init(jax.random.key(0), (2, 4, 16, 16, 3), lc)
+  b = _batch(4, b=2)
+  tx = sdps.optimizer(lc)
+  opt = tx.init(p)
+  step = jax.jit(lambda p, o: (lambda lg: (lg, tx.update(lg[1], o, p)))(
+      jax.value_and_grad(lambda q: sdps.compute_loss(q, b, lc)[0])(p)))
+  first = None
+  for _ in range(8):
+    (loss, g), (upd, opt) = step(p, opt)
+    p = jax.tree.map(lambda a, u: a + u, p, upd)
+    first = float(loss) if first is None else first
+  assert float(loss) < first  # overfits one batch: the losses are wired to the labels
+
+
+def test_lcnet_loss_labels_follow_the_spec_encoding():
+  cfg = sdps.SDPSConfig()
+  az, el, k = sdps.light_labels(np.asarray([[[0.0, 0.0, 1.0]]]), np.asarray([[1.1]]), cfg)
+  assert (int(az[0, 0]), int(el[0, 0]), int(k[0, 0])) == (18, 18, 10)
+
+
+def test_shapes_have_exact_normals():
+  rng = np.random.default_rng(0)
+  s = shapes.sphere(rng, 32)
+  m = s["mask"]
+  np.testing.assert_allclose(np.linalg.norm(s["normals"][m], axis=-1), 1, atol=1e-6)
+  b = shapes.blob(np.random.default_rng(1), 48)
+  m = b["mask"]
+  assert 0.15 <= m.mean() and not m[0].any() and not m[:, -1].any()
+  # Normals agree with the depth map's finite differences (x = column, y = −row) on the
+  # interior: n ∝ (−∂z/∂x, −∂z/∂y, 1).
+  z = b["depth"].astype(np.float64)
+  dzdx = (z[1:-1, 2:] - z[1:-1, :-2]) / 2
+  dzdy = -(z[2:, 1:-1] - z[:-2, 1:-1]) / 2
+  fd = np.stack([-dzdx, -dzdy, np.ones_like(dzdx)], -1)
+  inner = m[1:-1, 1:-1] & m[2:, 1:-1] & m[:-2, 1:-1] & m[1:-1, 2:] & m[1:-1, :-2]
+  inner &= b["normals"][1:-1, 1:-1, 2] > 0.5  # away from steep silhouettes
+  err = np.asarray(ps.angular_error(fd, b["normals"][1:-1, 1:-1]))[inner]
+  assert np.median(err) < 2.0
+
+
+def test_face_scene_and_test_sets():
+  face = synth.make_scene(0, 5, 32, {"face": 1.0})
+  assert face["kind"] == 2 and 0.1 < face["mask"].mean() < 0.9
+  lam = synth.test_set("lambertian", 2, 32)
+  images = synth.render_test_scene(lam, 0)
+  assert images.shape == (64, 32, 32, 3)
+  est, _ = ps.woodham(images, lam["dirs"][0], lam["intensities"][0], lam["mask"][0])
+  lit = np.sum(np.einsum("hwc,nc->nhw", lam["normals"][0], lam["dirs"][0]) > 0, 0) >= 3
+  m = (lam["mask"][0] > 0) & lit
+  assert float(ps.mean_angular_error(est, lam["normals"][0], m)) < 0.05  # goal §12.1
+
+
+def _fixture_object(tmp_path, h=20, w=24, n=5):
+  rng = np.random.default_rng(0)
+  mask = np.zeros((h, w), bool)
+  mask[5:15, 6:20] = True
+  normals = np.zeros((h, w, 3))
+  normals[mask] = [0, 0, 1]
+  lights = ps.diligent_like_lights()[:n]
+  ints = rng.uniform(0.5, 2, (n, 3))
+  images = rng.integers(0, 65536, (n, h, w, 3), dtype=np.uint16) * mask[..., None]
+  d = diligent.write_object(tmp_path, "ball", images, mask, normals * 2.0, lights, ints)
+  return d, images, mask, lights, ints
+
+
+def test_diligent_reader_round_trip(tmp_path):
+  d, images, mask, lights, ints = _fixture_object(tmp_path)
+  full = diligent.load_object(tmp_path, "ball", crop=False, emulate_8bit=False)
+  np.testing.assert_array_equal(full["images"], images.astype(np.float32) / 65535)
+  np.testing.assert_array_equal(full["mask"], mask)
+  np.testing.assert_allclose(full["lights"], lights, atol=1e-6)  # 6 printed digits
+  np.testing.assert_allclose(full["intensities"], ints, atol=1e-6)
+  assert np.all(full["normals"][mask] == [0, 0, 1])  # renormalised
+  eight = diligent.load_object(tmp_path, "ball", crop=False)
+  np.testing.assert_array_equal(eight["images"], (images >> 8).astype(np.float32) / 255)
+  cropped = diligent.load_object(tmp_path, "ball")
+  # bbox rows 5..14, cols 6..19: h = 14 − 5 + 30 = 39 -> 40, w = 43 -> 44, t = l = 0;
+  # the 20 × 24 image is sliced and zero-padded to multiples of 4.
+  assert diligent.crop_box(mask) == (0, 0, 40, 44)
+  assert cropped["images"].shape == (5, 20, 24, 3) and cropped["mask"].shape == (20, 24)
+
+
+def test_diligent_missing_and_bad_files(tmp_path):
+  with pytest.raises(FileNotFoundError, match="not found"):
+    diligent.load_object(tmp_path, "cat")
+  d, *_ = _fixture_object(tmp_path)
+  (d / "002.png").unlink()
+  with pytest.raises(FileNotFoundError, match="002.png"):
+    diligent.load_object(tmp_path, "ball")
+  np.savetxt(d / "light_directions.txt", np.ones((5, 3)))
+  with pytest.raises(ValueError, match="unit"):
+    diligent.load_object(tmp_path, "ball")
+  (d / "Normal_gt.mat").unlink()
+  with pytest.raises(FileNotFoundError, match="Normal_gt.mat"):
+    diligent.load_object(tmp_path, "ball")

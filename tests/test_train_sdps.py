@@ -1,0 +1,89 @@
+"""End-to-end SDPS training on the real `smoke` configs: stage 1 (LCNet), stage 2 (NENet on the
+frozen LCNet), FusedNet; 2 steps each, restore, resume (4 fake CPU devices)."""
+
+import jax
+import numpy as np
+import pytest
+
+from bioface_jax import train_lib
+from train import sdps_task
+from train.configs import sdps as configs
+
+
+def _config(variant, tmp_path, **overrides):
+  c = configs.get_config(variant)
+  c.data.cache_dir = str(tmp_path / "cache")
+  for k, v in overrides.items():
+    setattr(c, k, v)
+  return c
+
+
+def _equal(a, b):
+  return all(jax.tree.leaves(jax.tree.map(
+      lambda x, y: np.array_equal(np.asarray(x), np.asarray(y)), a, b)))
+
+
+@pytest.fixture(scope="module")
+def lcnet_run(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp("sdps")
+  c = _config("smoke", tmp)
+  state, history = train_lib.train(sdps_task.make_task(c), c, tmp / "lcnet")
+  return tmp, c, state, history
+
+
+def test_lcnet_train_restore_resume(lcnet_run):
+  tmp, c, state, history = lcnet_run
+  assert [r["step"] for r in history] == [1, 2]
+  assert all(np.isfinite(r["loss"]) for r in history) and "eval/dir_err_deg" in history[-1]
+  assert (tmp / "lcnet" / "figures" / "step_000002.png").is_file()
+  run = sdps_task.restore_run(tmp / "lcnet")
+  assert run.step == 2 and run.model.net == "lcnet" and _equal(run.params, state["params"])
+  # Interrupted after step 1 and resumed: the same parameters as the straight run.
+  c1 = _config("smoke", tmp, num_train_steps=1, figure_every_steps=0, eval_every_steps=0)
+  task = sdps_task.make_task(c1)
+  train_lib.train(task, c1, tmp / "resumed")
+  c2 = _config("smoke", tmp, figure_every_steps=0, eval_every_steps=0)
+  resumed, hist = train_lib.train(sdps_task.make_task(c2), c2, tmp / "resumed")
+  assert [r["step"] for r in hist] == [2] and _equal(resumed["params"], state["params"])
+
+
+def test_nenet_on_frozen_lcnet(lcnet_run):
+  tmp, _, lc_state, _ = lcnet_run
+  c = _config("smoke,nenet", tmp, lcnet_workdir=str(tmp / "lcnet"), figure_every_steps=0)
+  state, history = train_lib.train(sdps_task.make_task(c), c, tmp / "nenet")
+  assert all(np.isfinite(r["loss"]) for r in history) and "eval/mae_deg" in history[-1]
+  assert _equal(state["lcnet_params"], lc_state["params"])  # stage 1 stays frozen
+  run = sdps_task.restore_run(tmp / "nenet")
+  assert run.model.net == "nenet" and run.lcnet_model.net == "lcnet"
+  assert _equal(run.params, state["params"]) and _equal(run.lcnet_params, lc_state["params"])
+
+
+def test_nenet_needs_an_lcnet_run(tmp_path):
+  with pytest.raises(ValueError, match="lcnet_workdir"):
+    sdps_task.make_task(_config("smoke,nenet", tmp_path))
+  with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    sdps_task.make_task(_config("smoke,nenet", tmp_path, lcnet_workdir=str(tmp_path / "x")))
+
+
+@pytest.mark.slow  # ~60 s of compiling on 2 cores; CI runs it
+def test_fused_lighter_variant_trains_and_restores(lcnet_run):
+  tmp = lcnet_run[0]
+  c = _config("smoke,fused,ds,res", tmp, figure_every_steps=0, eval_every_steps=0)
+  state, history = train_lib.train(sdps_task.make_task(c), c, tmp / "fused")
+  assert all(np.isfinite(r["loss"]) for r in history)
+  run = sdps_task.restore_run(tmp / "fused")
+  assert run.model.net == "fused" and run.model.conv == "depthwise_separable"
+  assert _equal(run.params, state["params"])
+
+
+def test_config_variants():
+  assert configs.get_config("lcnet,paper").num_train_steps == 53258
+  assert configs.get_config("nenet,paper").num_train_steps == 53258
+  g = configs.get_config("fused,gpu")
+  assert (g.data.size, g.model.width_multiplier, g.data.num_images, g.batch_size) == (
+      128, 1.0, 32, 16)
+  m = configs.get_config("nenet,ds,res,w0.5,ints_strat,faces")
+  assert (m.model.conv, m.model.residual, m.model.width_multiplier, m.data.strategy,
+          m.data.mix.face) == ("depthwise_separable", True, 0.5, "stratified", 0.25)
+  with pytest.raises(ValueError, match="unknown"):
+    configs.get_config("lcnet,turbo")
