@@ -3,6 +3,9 @@
 * `unet` - the authors' U-Net: one encoder, four independent decoders, a fully connected head.
 * `biofacenet` - preprocessing, output scaling, rendering through `bioface_jax.physics`, the
   loss, and the optimiser; its module docstring documents the trainer-facing API.
+* `face_vae` - the face VAE with a mask decoder (Toledo & Antonelo, ENIAC 2021).
+* `sdps` - SDPS-Net's LCNet, NENet and FusedNet, with lighter-convolution options.
+* `prnet` - PRNet's ResFCN256 and the ResNet18 / MobileNetV2 encoders, weighted UV loss.
 """
 
 from bioface_jax.models.biofacenet import BioFaceNet
