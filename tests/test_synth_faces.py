@@ -63,10 +63,13 @@ def truth(cli_run):
 def test_diffuse_is_sh_shading_target(truth):
   lights = np.repeat(truth["sh"][:, None], 3, 1)
   target = np.asarray(physics.shading_target(truth["normals"], lights)) * truth["mask"]
-  np.testing.assert_allclose(truth["diffuse"], target, rtol=1e-5, atol=1e-6)
+  # Each float32 evaluation of the SH polynomial is within 24 eps32 * sum|terms| of the exact
+  # value (test_shading's rule); the stored one (NumPy) and this one (XLA) may round differently.
+  bound = 24 * EPS32 * _sh_abs_terms(truth["normals"], truth["sh"]) * truth["mask"] + 1e-30
+  np.testing.assert_array_less(np.abs(truth["diffuse"] - target), 2 * bound)
   n = truth["normals"].astype(np.float64)
   mine = np.maximum(0, ref.sh_irradiance(n, truth["sh"].astype(np.float64).T[:, :, None, None]))
-  np.testing.assert_allclose(truth["diffuse"], mine * truth["mask"], rtol=1e-4, atol=1e-5)
+  np.testing.assert_array_less(np.abs(truth["diffuse"] - mine * truth["mask"]), bound)
   assert truth["diffuse"][truth["mask"]].mean() > 0.1
 
 
