@@ -301,14 +301,18 @@ def test_loss_terms_against_numpy():
   mask = (rng.uniform(size=(b, H, W)) > 0.4).astype(np.float64)
   spec_rgb = rng.uniform(0, 0.2, (b, H, W, 3))
   cam = rng.uniform(-3, 3, (b, 2))
-  f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
-  np.testing.assert_allclose(
-      bf.appearance_loss(f32(x_lin), f32(y_hat), f32(mask)),
-      (255.0**2 / 224.0**2) * np.sum((mask[..., None] * (x_lin - y_hat)) ** 2, axis=(1, 2, 3)),
-      rtol=1e-5)
-  np.testing.assert_allclose(bf.camera_prior_loss(f32(cam)), np.sum(cam**2, axis=1), rtol=1e-5)
-  np.testing.assert_allclose(bf.specular_sparsity_loss(f32(spec_rgb)),
-                             spec_rgb.sum(axis=(1, 2, 3)), rtol=1e-5)
+  # Compared in float64 (float64 inputs under x64): sums of <= 3 H W = 768 positive terms,
+  # < 1e3 eps64 ~ 2e-13 relative; 1e-11 leaves margin and would catch a float32 stage.
+  with jax.enable_x64(True):
+    f64 = lambda a: jnp.asarray(a, jnp.float64)  # noqa: E731
+    np.testing.assert_allclose(
+        bf.appearance_loss(f64(x_lin), f64(y_hat), f64(mask)),
+        (255.0**2 / 224.0**2) * np.sum((mask[..., None] * (x_lin - y_hat)) ** 2, axis=(1, 2, 3)),
+        rtol=1e-11)
+    np.testing.assert_allclose(bf.camera_prior_loss(f64(cam)), np.sum(cam**2, axis=1),
+                               rtol=1e-11)
+    np.testing.assert_allclose(bf.specular_sparsity_loss(f64(spec_rgb)),
+                               spec_rgb.sum(axis=(1, 2, 3)), rtol=1e-11)
 
 
 def test_shading_scale_is_least_squares_optimum():
@@ -477,11 +481,16 @@ def test_sgd_matches_authors_update():
       "bn_0": {"scale": rng.normal(size=2), "bias": rng.normal(size=2)}}}
   grads = [jax.tree.map(lambda a: rng.normal(size=a.shape), params) for _ in range(2)]
   tx = bf.optimizer(config)
-  p = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
-  state = tx.init(p)
-  for g in grads:
-    updates, state = tx.update(jax.tree.map(jnp.asarray, g), state, p)
-    p = optax.apply_updates(p, updates)
+  # Run in float64 so the comparison with the float64 replica is to float64 rounding: 2 steps
+  # of a few operations each, < 1e2 eps64 relative; 1e-12 leaves margin.
+  with jax.enable_x64(True):
+    p = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
+    state = tx.init(p)
+    for g in grads:
+      updates, state = tx.update(jax.tree.map(jnp.asarray, g), state, p)
+      p = optax.apply_updates(p, updates)
+    p = jax.tree.map(np.asarray, p)
+  assert p["blk"]["conv_0"]["kernel"].dtype == np.float64
 
   # MatConvNet: v <- mom v - (g + wd_p w); w <- w + lr_p v. Decay on conv kernels only,
   # lr multiplier 2 on BN scales.
@@ -494,7 +503,7 @@ def test_sgd_matches_authors_update():
       decay = wd if name == "kernel" else 0.0
       v = mom * v - (g["blk"][layer][name] + decay * w)
       w = w + lr * lm * v
-    np.testing.assert_allclose(p["blk"][layer][name], w, rtol=1e-5, atol=1e-6,
+    np.testing.assert_allclose(p["blk"][layer][name], w, rtol=1e-12, atol=1e-14,
                                err_msg=f"{layer}/{name}")
 
   adam = bf.optimizer(bf.BioFaceNetConfig(optimizer="adam", learning_rate=1e-3))
