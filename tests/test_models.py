@@ -8,6 +8,8 @@ and explicit SGD recurrences for the optimiser. Networks are tiny (base_filters=
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -15,6 +17,7 @@ import numpy as np
 import optax
 import pytest
 
+from bioface_jax import physics
 from bioface_jax.models import biofacenet as bf
 from bioface_jax.models import unet
 
@@ -114,11 +117,15 @@ def test_upsample_modes():
   np.testing.assert_array_equal(unet.upsample2x(jnp.asarray(x)),
                                 np.repeat(np.repeat(x, 2, axis=1), 2, axis=2))
   const = jnp.full((1, 3, 2, 2), 0.7)
-  np.testing.assert_allclose(unet.upsample2x(const, "bilinear"), 0.7, rtol=1e-6)
+  # Bilinear weights sum to 1; a 2-4 term float32 blend of 0.7 rounds <= 4 times.
+  eps32 = float(np.finfo(np.float32).eps)
+  np.testing.assert_allclose(unet.upsample2x(const, "bilinear"), 0.7, rtol=4 * eps32)
   ramp = jnp.arange(4.0).reshape(1, 1, 4, 1) * jnp.ones((1, 2, 1, 1))
   # Half-pixel centres: output column j samples input column (j + 0.5) / 2 - 0.5.
   expected = np.clip((np.arange(8) + 0.5) / 2 - 0.5, 0, 3)
-  np.testing.assert_allclose(unet.upsample2x(ramp, "bilinear")[0, 0, :, 0], expected, atol=1e-6)
+  # Values <= 3, <= 4 float32 roundings in the blend.
+  np.testing.assert_allclose(unet.upsample2x(ramp, "bilinear")[0, 0, :, 0], expected, rtol=0,
+                             atol=4 * eps32 * 3)
 
 
 def test_initialisation_follows_autonn_defaults(small_variables):
@@ -190,14 +197,28 @@ def test_batchnorm_train_vs_eval(small_variables):
   y = _conv3x3_same(x.astype(np.float64), np.asarray(conv["kernel"], np.float64),
                     np.asarray(conv["bias"], np.float64))
   new = updates["batch_stats"]["enc_0"]["bn_0"]
-  np.testing.assert_allclose(new["mean"], 0.1 * y.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-6)
-  np.testing.assert_allclose(new["var"], 0.9 + 0.1 * y.var(axis=(0, 1, 2)), rtol=1e-4)
+  # float32 rounding rule: each conv output is a 27-term dot product + bias, and the statistics
+  # are means of n = 2 H W of them (worst case n roundings): with a = the conv of |x|, |kernel|,
+  # |bias| (sum of |terms|), |d mean| <= (n + 30) eps32 mean(a), |d E[y^2]| <= (n + 60) eps32
+  # mean(a^2), var = E[y^2] - E[y]^2 adds 2 |E y| |d mean|; then 0.1 (.) and 0.9 + (.) round.
+  eps32 = float(np.finfo(np.float32).eps)
+  n = y.shape[0] * y.shape[1] * y.shape[2]
+  a = _conv3x3_same(np.abs(x.astype(np.float64)), np.abs(np.asarray(conv["kernel"], np.float64)),
+                    np.abs(np.asarray(conv["bias"], np.float64)))
+  d_mean = (n + 30) * eps32 * a.mean(axis=(0, 1, 2))
+  d_var = (n + 60) * eps32 * (a**2).mean(axis=(0, 1, 2)) + 2 * np.abs(y.mean((0, 1, 2))) * d_mean
+  np.testing.assert_array_less(np.abs(new["mean"] - 0.1 * y.mean(axis=(0, 1, 2))),
+                               0.1 * d_mean + 2 * eps32 * np.abs(0.1 * y.mean(axis=(0, 1, 2))))
+  var_ref = 0.9 + 0.1 * y.var(axis=(0, 1, 2))
+  np.testing.assert_array_less(np.abs(new["var"] - var_ref), 0.1 * d_var + 2 * eps32 * var_ref)
 
   # Eval: running averages, so image 0's output does not depend on the rest of the batch,
   # while in training it does.
   maps_eval, _ = model.apply(variables, x, train=False)
   maps_eval_other, _ = model.apply(variables, x_other, train=False)
-  np.testing.assert_allclose(maps_eval[0], maps_eval_other[0], rtol=1e-5, atol=1e-5)
+  # Same compiled program and shapes; no eval-mode value couples examples, and each output's
+  # reduction order does not depend on other examples' values, so image 0 is bitwise equal.
+  np.testing.assert_array_equal(maps_eval[0], maps_eval_other[0])
   (maps_train_other, _), _ = model.apply(variables, x_other, train=True,
                                          mutable=["batch_stats"])
   assert not np.allclose(maps_train[0], maps_train_other[0], atol=1e-3)
@@ -226,9 +247,15 @@ def test_preprocess_matches_numpy():
   x = np.random.default_rng(6).uniform(0, 1, (2, 4, 5, 3)).astype(np.float32)
   net_input, linear = bf.preprocess(jnp.asarray(x))
   lin64 = x.astype(np.float64) ** 2.2
-  np.testing.assert_allclose(linear, lin64, rtol=1e-5, atol=1e-7)
-  np.testing.assert_allclose(net_input, 255 * lin64 - np.array([129.1863, 104.7624, 93.5940]),
-                             rtol=1e-5, atol=1e-3)
+  # float32 x**2.2 = exp(2.2 log x) (x is exact in float32): log's ulp-level error is amplified
+  # by 2.2 |log x| in relative terms, exp and the product add a few ulp: rel <= (8 + 4.4|ln x|) eps.
+  eps32 = float(np.finfo(np.float32).eps)
+  d_lin = (8 + 4.4 * np.abs(np.log(x.astype(np.float64)))) * eps32 * lin64
+  np.testing.assert_array_less(np.abs(linear - lin64), d_lin)
+  # 255 * lin - mean: 255 d_lin + rounding of the product and of the difference.
+  means = np.array([129.1863, 104.7624, 93.5940])
+  np.testing.assert_array_less(np.abs(net_input - (255 * lin64 - means)),
+                               255 * d_lin + 2 * eps32 * (255 * lin64 + means))
   with pytest.raises(ValueError, match=r"\[0, 1\]"):
     bf.preprocess(jnp.asarray(x) + 1.0)
   with pytest.raises(ValueError, match="3 channels"):
@@ -254,13 +281,15 @@ def test_scale_outputs_matches_numpy_and_ranges():
     np.testing.assert_allclose(out[name], ref, rtol=1e-5, atol=1e-6, err_msg=name)
   assert np.all(np.abs(out["fmel"]) <= 1) and np.all(np.abs(out["fblood"]) <= 1)
   assert np.all(out["shading"] > 0) and np.all(out["specular"] > 0)
-  np.testing.assert_allclose(out["weights"].sum(-1), 1.0, rtol=1e-6)
+  # Softmax normalisation + a 14-term float32 sum: <= 16 roundings.
+  np.testing.assert_allclose(out["weights"].sum(-1), 1.0, rtol=16 * np.finfo(np.float32).eps)
   assert np.all((out["t"] >= 1) & (out["t"] <= 22)) and np.all(np.abs(out["b"]) <= 3)
   np.testing.assert_allclose(out["t"][1], 22.0)
   np.testing.assert_allclose(out["b"][1], [-3.0, 3.0])
   # Optional robustness clip of the exp logits.
   clipped = bf.scale_outputs(jnp.full((1, 1, 1, 4), 200.0), jnp.zeros((1, 17)), logit_clip=10.0)
-  np.testing.assert_allclose(clipped["shading"], np.exp(10.0), rtol=1e-6)
+  # float32 exp of an exact argument: a few ulp (8 eps32 allows for XLA's exp approximation).
+  np.testing.assert_allclose(clipped["shading"], np.exp(10.0), rtol=8 * np.finfo(np.float32).eps)
   assert not np.isfinite(bf.scale_outputs(jnp.full((1, 1, 1, 4), 200.0),
                                           jnp.zeros((1, 17)))["shading"]).any()
   with pytest.raises(ValueError, match="17"):
@@ -278,14 +307,18 @@ def test_loss_terms_against_numpy():
   mask = (rng.uniform(size=(b, H, W)) > 0.4).astype(np.float64)
   spec_rgb = rng.uniform(0, 0.2, (b, H, W, 3))
   cam = rng.uniform(-3, 3, (b, 2))
-  f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
-  np.testing.assert_allclose(
-      bf.appearance_loss(f32(x_lin), f32(y_hat), f32(mask)),
-      (255.0**2 / 224.0**2) * np.sum((mask[..., None] * (x_lin - y_hat)) ** 2, axis=(1, 2, 3)),
-      rtol=1e-5)
-  np.testing.assert_allclose(bf.camera_prior_loss(f32(cam)), np.sum(cam**2, axis=1), rtol=1e-5)
-  np.testing.assert_allclose(bf.specular_sparsity_loss(f32(spec_rgb)),
-                             spec_rgb.sum(axis=(1, 2, 3)), rtol=1e-5)
+  # Compared in float64 (float64 inputs under x64): sums of <= 3 H W = 768 positive terms,
+  # < 1e3 eps64 ~ 2e-13 relative; 1e-11 leaves margin and would catch a float32 stage.
+  with jax.enable_x64(True):
+    f64 = lambda a: jnp.asarray(a, jnp.float64)  # noqa: E731
+    np.testing.assert_allclose(
+        bf.appearance_loss(f64(x_lin), f64(y_hat), f64(mask)),
+        (255.0**2 / 224.0**2) * np.sum((mask[..., None] * (x_lin - y_hat)) ** 2, axis=(1, 2, 3)),
+        rtol=1e-11)
+    np.testing.assert_allclose(bf.camera_prior_loss(f64(cam)), np.sum(cam**2, axis=1),
+                               rtol=1e-11)
+    np.testing.assert_allclose(bf.specular_sparsity_loss(f64(spec_rgb)),
+                               spec_rgb.sum(axis=(1, 2, 3)), rtol=1e-11)
 
 
 def test_shading_scale_is_least_squares_optimum():
@@ -377,18 +410,30 @@ def test_compute_loss_against_numpy(spectra, lut, small_bioface, normalise):
                                normalise_by_foreground=normalise)
   batch = _random_batch(np.random.default_rng(10))
   params, stats = small_bioface
+  # The loss assembly is compared in float64 (batch, spectra and table in float64, so the terms
+  # are computed in float64 from the model's outputs): float64 rounding of sums of <= 1e3 terms
+  # is < 1e3 eps64 ~ 2e-13 relative; 1e-10 leaves margin and would catch a float32 stage.
+  with jax.enable_x64(True):
+    batch64 = {k: v.astype(np.float64) for k, v in batch.items()}
+    p64, s64 = jax.tree.map(lambda v: jnp.asarray(v, jnp.float64), (params, stats))
+    loss, (terms, _, outputs) = bf.compute_loss(
+        p64, s64, batch64, physics.load_spectra(), jnp.asarray(np.asarray(lut), jnp.float64),
+        dataclasses.replace(config, dtype="float64"), train=True)
+    assert loss.dtype == jnp.float64
+  total_ref, terms_ref = _reference_loss(batch64, outputs, config.loss_weights, normalise)
+  np.testing.assert_allclose(loss, total_ref, rtol=1e-10)
+  np.testing.assert_allclose(terms["total"], total_ref, rtol=1e-10)
+  for name, ref in terms_ref.items():
+    np.testing.assert_allclose(terms[name], ref, rtol=1e-10, err_msg=name)
+  # And the float32 run, whose statistics update and outputs are checked below.
   loss, (terms, new_stats, outputs) = bf.compute_loss(params, stats, batch, spectra, lut,
                                                       config, train=True)
-  total_ref, terms_ref = _reference_loss(batch, outputs, config.loss_weights, normalise)
-  np.testing.assert_allclose(loss, total_ref, rtol=1e-4)
-  np.testing.assert_allclose(terms["total"], total_ref, rtol=1e-4)
-  for name, ref in terms_ref.items():
-    np.testing.assert_allclose(terms[name], ref, rtol=1e-4, err_msg=name)
   # The specular term is the unmasked raw specular i_s * light colour, before white balance.
   np.testing.assert_allclose(
       outputs["render"]["specular"],
       np.asarray(outputs["specular"])[..., None]
-      * np.asarray(outputs["render"]["light_colour"])[:, None, None, :], rtol=1e-5)
+      * np.asarray(outputs["render"]["light_colour"])[:, None, None, :],
+      rtol=np.finfo(np.float32).eps)  # one float32 product vs its float64 value: <= eps32 / 2
   assert jax.tree.structure(new_stats) == jax.tree.structure(stats)
   assert not np.allclose(new_stats["unet"]["enc_0"]["bn_0"]["mean"],
                          stats["unet"]["enc_0"]["bn_0"]["mean"])
@@ -442,11 +487,16 @@ def test_sgd_matches_authors_update():
       "bn_0": {"scale": rng.normal(size=2), "bias": rng.normal(size=2)}}}
   grads = [jax.tree.map(lambda a: rng.normal(size=a.shape), params) for _ in range(2)]
   tx = bf.optimizer(config)
-  p = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
-  state = tx.init(p)
-  for g in grads:
-    updates, state = tx.update(jax.tree.map(jnp.asarray, g), state, p)
-    p = optax.apply_updates(p, updates)
+  # Run in float64 so the comparison with the float64 replica is to float64 rounding: 2 steps
+  # of a few operations each, < 1e2 eps64 relative; 1e-12 leaves margin.
+  with jax.enable_x64(True):
+    p = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
+    state = tx.init(p)
+    for g in grads:
+      updates, state = tx.update(jax.tree.map(jnp.asarray, g), state, p)
+      p = optax.apply_updates(p, updates)
+    p = jax.tree.map(np.asarray, p)
+  assert p["blk"]["conv_0"]["kernel"].dtype == np.float64
 
   # MatConvNet: v <- mom v - (g + wd_p w); w <- w + lr_p v. Decay on conv kernels only,
   # lr multiplier 2 on BN scales.
@@ -459,7 +509,7 @@ def test_sgd_matches_authors_update():
       decay = wd if name == "kernel" else 0.0
       v = mom * v - (g["blk"][layer][name] + decay * w)
       w = w + lr * lm * v
-    np.testing.assert_allclose(p["blk"][layer][name], w, rtol=1e-5, atol=1e-6,
+    np.testing.assert_allclose(p["blk"][layer][name], w, rtol=1e-12, atol=1e-14,
                                err_msg=f"{layer}/{name}")
 
   adam = bf.optimizer(bf.BioFaceNetConfig(optimizer="adam", learning_rate=1e-3))

@@ -18,6 +18,9 @@ from data import nfe, pipeline
 
 C1, C2, C3, C4, C5 = 0.429043, 0.511664, 0.743125, 0.886227, 0.247708
 H = W = 8
+# float32 storage rule: a stored value is within eps32 / 2 of its float64 source, relative;
+# decoding n = 2 x - 1 adds one rounding of a value <= 1.
+EPS32 = float(np.finfo(np.float32).eps)
 
 
 def k_matrix_irradiance(n, l):
@@ -30,6 +33,15 @@ def k_matrix_irradiance(n, l):
       np.stack([C2 * L[3], C2 * L[1], C2 * L[2], C4 * L[0] - C5 * L[6]], -1)], -2)
   nt = np.concatenate([n, np.ones(n.shape[:-1] + (1,))], -1)
   return np.einsum("...i,...ij,...j->...", nt, K, nt)
+
+
+def abs_terms(n, l):
+  """float64 sum over the irradiance polynomial's terms of |term| (scale of float32 rounding)."""
+  x, y, z = (np.abs(n[..., i]) for i in range(3))
+  L = [np.abs(l[..., k]) for k in range(9)]
+  return (C1 * L[8] * (x * x + y * y) + C3 * L[6] * z * z + C4 * L[0] + C5 * L[6]
+          + 2 * C1 * (L[4] * x * y + L[7] * x * z + L[5] * y * z)
+          + 2 * C2 * (L[3] * x + L[1] * y + L[2] * z))
 
 
 def raw_shard(n, offset, seed):
@@ -79,18 +91,22 @@ def test_reads_and_decodes_raw_layout(shards):
   assert out["normals"].shape == (7, H, W, 3) and out["shading"].shape == (7, H, W)
   assert out["lights"].shape == (7, 3, 9)
   x = np.transpose(inmc[idx], (0, 2, 3, 1))
-  np.testing.assert_allclose(out["image"][:, 0, 0, 0], idx / 1000.0, rtol=1e-6)
-  np.testing.assert_allclose(out["image"], x[..., :3], atol=1e-7)
+  np.testing.assert_allclose(out["image"][:, 0, 0, 0], idx / 1000.0, rtol=EPS32)
+  np.testing.assert_allclose(out["image"], x[..., :3], rtol=EPS32, atol=0)
   np.testing.assert_array_equal(out["mask"], x[..., 6])
   normals = 2 * x[..., 3:6] - 1
-  np.testing.assert_allclose(out["normals"], normals, atol=1e-6)
-  np.testing.assert_allclose(np.linalg.norm(out["normals"], axis=-1), 1.0, atol=1e-5)
-  np.testing.assert_allclose(out["lights"], lights[idx], rtol=1e-6)
+  np.testing.assert_allclose(out["normals"], normals, rtol=0, atol=2 * EPS32)
+  np.testing.assert_allclose(np.linalg.norm(out["normals"], axis=-1), 1.0, rtol=0, atol=8 * EPS32)
+  np.testing.assert_allclose(out["lights"], lights[idx], rtol=EPS32)
   per_colour = np.stack([k_matrix_irradiance(normals, lights[idx][:, None, None, c])
                          for c in range(3)], -1)
   want = np.maximum(per_colour.mean(-1), 0)
   assert (want == 0).any() and (want > 0).any()
-  np.testing.assert_allclose(out["shading"], want, rtol=1e-5, atol=1e-5)
+  # float32 shading vs float64 reference: <= ~20 roundings on any term's path (float32 inputs,
+  # decoding 2x-1, products, mean over colours, additions; max(0, .) is 1-Lipschitz), so
+  # |error| <= 24 eps32 * sum|terms| of the colour-mean polynomial.
+  scale = abs_terms(normals, np.abs(lights[idx]).mean(1)[:, None, None, :])
+  np.testing.assert_array_less(np.abs(out["shading"] - want), 24 * np.finfo(np.float32).eps * scale)
 
 
 def test_get_rejects_unsorted_indices(shards):
@@ -99,7 +115,7 @@ def test_get_rejects_unsorted_indices(shards):
     ds.get(np.array([3, 1]))
   # The pipeline helper reorders for it.
   out = pipeline.get_examples(ds, [3, 1])
-  np.testing.assert_allclose(out["image"][:, 0, 0, 0], [0.003, 0.001], rtol=1e-6)
+  np.testing.assert_allclose(out["image"][:, 0, 0, 0], [0.003, 0.001], rtol=EPS32)
 
 
 def test_default_holdout_is_shard_20(shards):
@@ -107,7 +123,7 @@ def test_default_holdout_is_shard_20(shards):
   assert [p.shard_id for p in train.pairs] == ["01", "02"] and len(train) == 21
   assert [p.shard_id for p in held.pairs] == ["20"] and len(held) == 5
   np.testing.assert_allclose(held.get(np.arange(5))["image"][:, 0, 0, 0],
-                             np.arange(21, 26) / 1000.0, rtol=1e-6)
+                             np.arange(21, 26) / 1000.0, rtol=EPS32)
   train, held = nfe.nfe_splits(shards[0], holdout_shards=[1])
   assert [p.shard_id for p in held.pairs] == ["01"]
   with pytest.raises(nfe.NFEFormatError, match="not found"):
@@ -167,13 +183,14 @@ def test_writer_round_trip_and_layout(tmp_path):
   with h5py.File(pair.inmc_path, "r") as f:  # Raw layout, independent of the reader.
     raw = f["zx_7"][...]
   assert raw.shape == (n, 10, H, W)
-  np.testing.assert_allclose(raw[:, 0:3], images.transpose(0, 3, 1, 2), atol=1e-6)
-  np.testing.assert_allclose(raw[:, 3:6], (normals.transpose(0, 3, 1, 2) + 1) / 2, atol=1e-6)
+  np.testing.assert_allclose(raw[:, 0:3], images.transpose(0, 3, 1, 2), rtol=0, atol=EPS32)
+  np.testing.assert_allclose(raw[:, 3:6], (normals.transpose(0, 3, 1, 2) + 1) / 2, rtol=0,
+                             atol=2 * EPS32)
   np.testing.assert_array_equal(raw[:, 6], mask[..., 0])
-  np.testing.assert_allclose(raw[:, 7:10], coord.transpose(0, 3, 1, 2), atol=1e-6)
+  np.testing.assert_allclose(raw[:, 7:10], coord.transpose(0, 3, 1, 2), rtol=0, atol=EPS32)
   out = nfe.NFEDataset(tmp_path).get(np.arange(n))
-  np.testing.assert_allclose(out["normals"], normals, atol=1e-6)
-  np.testing.assert_allclose(out["lights"], lights, rtol=1e-6)
+  np.testing.assert_allclose(out["normals"], normals, rtol=0, atol=4 * EPS32)
+  np.testing.assert_allclose(out["lights"], lights, rtol=EPS32)
 
 
 def test_writer_rejects_bad_input_and_aborts(tmp_path):
