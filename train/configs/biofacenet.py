@@ -97,6 +97,14 @@ def _base() -> ml_collections.ConfigDict:
   c.model.momentum = 0.9
   c.model.weight_decay = 5e-4
   c.model.bn_scale_lr_multiplier = 2.0
+  # Learning-rate schedule (BioFaceNetConfig.lr_schedule): "constant" (authors), "step" or
+  # "cosine": the rate stays at learning_rate for the first lr_decay_start of the
+  # lr_schedule_steps updates (0 = num_train_steps), then drops (step) or anneals (cosine) to
+  # learning_rate * lr_final_factor.
+  c.model.lr_schedule = "constant"
+  c.model.lr_schedule_steps = 0
+  c.model.lr_decay_start = 0.0
+  c.model.lr_final_factor = 1.0
   # Supervised terms on the synthetic faces' ground truth (melanin, haemoglobin, camera b,
   # illuminant); (0, 0, 0, 0) = the authors' purely self-supervised loss.
   c.model.truth_weights = (0.0, 0.0, 0.0, 0.0)
@@ -126,6 +134,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.variant = variant
   if variant == "default":
     c.model.truth_weights = DEFAULT_TRUTH_WEIGHTS
+    # Step decay 3e-4 -> 1e-4 for the last sixth (steps 1250-1499).
+    c.model.lr_schedule = "step"
+    c.model.lr_decay_start = 5 / 6
+    c.model.lr_final_factor = 1 / 3
   if variant == "smoke":
     c.num_train_steps = 4
     c.batch_size = 8
