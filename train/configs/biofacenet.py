@@ -134,9 +134,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.variant = variant
   if variant == "default":
     c.model.truth_weights = DEFAULT_TRUTH_WEIGHTS
-    # Step decay 3e-4 -> 1e-4 for the last sixth (steps 1250-1499).
+    # 1750 steps: 1500 at 3e-4, then 250 at 1e-4 (step decay at 6/7 of the run).
+    c.num_train_steps = 1750
     c.model.lr_schedule = "step"
-    c.model.lr_decay_start = 5 / 6
+    c.model.lr_decay_start = 6 / 7
     c.model.lr_final_factor = 1 / 3
   if variant == "smoke":
     c.num_train_steps = 4
