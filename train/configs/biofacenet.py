@@ -21,12 +21,13 @@ developed on unless stated):
   DEFAULT_TRUTH_WEIGHTS``: supervised terms on the synthetic faces' ground truth (melanin,
   haemoglobin, camera b, illuminant). Without them the network reconstructs the image but
   recovers no pigment (docs/biofacenet_recovery.md: the appearance loss does not identify the
-  pigments once light and camera are unknown). 1500 steps of 16 faces; the held-out
-  recovery metrics are logged as ``eval/recovery/*`` every 250 steps. Measured: 52 minutes
-  on 2 cores heavily shared with other jobs (load 15-20; ~10 minutes on idle cores by
-  eval.bench_train); on 256 held-out faces (eval.recovery) melanin RMSE 0.156 (baseline
-  0.318), haemoglobin 0.128 (0.161), per-face melanin r 0.90, reconstruction 0.033; camera
-  and illuminant at the baseline (docs/biofacenet_recovery.md)::
+  pigments once light and camera are unknown). A fourth: ``model.lr_schedule="step"``, 1750
+  steps of 16 faces, Adam at 3e-4 for 1500 steps then 1e-4 for 250. The held-out recovery
+  metrics are logged as ``eval/recovery/*`` every 250 steps. Measured (eval.recovery, 256
+  held-out faces): melanin RMSE 0.145 (baseline 0.318), haemoglobin 0.121 (0.161), per-face
+  melanin r 0.90, reconstruction 0.032, diffuse shading 0.117; camera and illuminant at the
+  baseline. Runtime: ~19.5 min for 1500 steps on 2 cores shared with other jobs (load 4-6),
+  so ~23 min for 1750; 52 min for 1500 steps at load 15-20 (docs/biofacenet_recovery.md)::
 
     python -m train.biofacenet --config train/configs/biofacenet.py --workdir runs/default
 
