@@ -530,3 +530,50 @@ def test_logit_max_bounds_shading_smoothly_and_keeps_gradients():
   grads = jax.grad(lambda x: bf.scale_outputs(
       maps.at[:, 2].set(x), vector, logit_max=3.0)["shading"].sum())(maps[:, 2])
   assert np.all(np.asarray(grads) > 0)  # saturated pixels still get a gradient
+
+
+@pytest.mark.parametrize("kind", ["constant", "step", "cosine"])
+def test_learning_rate_schedule_follows_formula(kind):
+  # The rate at update n, from the documented formula in float64; optax evaluates it in
+  # float32, so compare to ~4 eps32 relative (a handful of roundings of numbers of size lr).
+  lr, total, start_frac, f = 3e-4, 120, 0.25, 0.1
+  config = bf.BioFaceNetConfig(optimizer="adam", learning_rate=lr, lr_schedule=kind,
+                               lr_schedule_steps=total, lr_decay_start=start_frac,
+                               lr_final_factor=f)
+  schedule = bf.learning_rate_schedule(config)
+  n0 = round(start_frac * total)
+  for n in [0, 1, n0 - 1, n0, n0 + 1, 50, 100, total - 1, total, total + 10]:
+    if kind == "constant":
+      want = lr
+    elif kind == "step":
+      want = lr if n < n0 else lr * f
+    else:
+      t = min(max(n - n0, 0), total - n0) / (total - n0)
+      want = lr * (f + (1 - f) * 0.5 * (1 + np.cos(np.pi * t)))
+    got = float(schedule(n)) if callable(schedule) else schedule
+    np.testing.assert_allclose(got, want, rtol=4 * np.finfo(np.float32).eps, err_msg=f"n={n}")
+
+
+def test_step_schedule_scales_adam_updates():
+  # Adam's update is -lr(n) * (direction); with the same gradients the update after the drop
+  # is lr_final_factor times the constant-rate one (up to float32 rounding of the product).
+  params = {"w": jnp.ones(3)}
+  grads = {"w": jnp.array([0.5, -1.0, 2.0])}
+  kw = dict(optimizer="adam", learning_rate=1e-3, weight_decay=0.0)
+  step = bf.optimizer(bf.BioFaceNetConfig(lr_schedule="step", lr_schedule_steps=4,
+                                          lr_decay_start=0.5, lr_final_factor=0.25, **kw))
+  const = bf.optimizer(bf.BioFaceNetConfig(**kw))
+  s_step, s_const = step.init(params), const.init(params)
+  for n in range(4):
+    u_step, s_step = step.update(grads, s_step, params)
+    u_const, s_const = const.update(grads, s_const, params)
+    ratio = 1.0 if n < 2 else 0.25
+    np.testing.assert_allclose(u_step["w"], ratio * u_const["w"],
+                               rtol=4 * np.finfo(np.float32).eps, err_msg=f"update {n}")
+
+
+def test_lr_schedule_validation():
+  with pytest.raises(ValueError, match="lr_schedule"):
+    bf.BioFaceNetConfig(lr_schedule="linear")
+  with pytest.raises(ValueError, match="lr_schedule_steps"):
+    bf.BioFaceNetConfig(lr_schedule="step", lr_schedule_steps=0, lr_decay_start=0.5)

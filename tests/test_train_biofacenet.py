@@ -150,3 +150,16 @@ def test_prepare_crops_and_resizes():
     predict.prepare(image, 8, box=(0, 0, 100, 10))
   with pytest.raises(ValueError, match=r"RGB image \(H, W, 3\)"):
     predict.prepare(image[..., 0], 8)
+
+
+def test_config_learning_rate_schedules():
+  # The default decays 3e-4 -> 1e-4 after 1500 of its 1750 steps; the authors' variants stay
+  # constant.
+  default = biofacenet_task.model_config(configs.get_config("default"))
+  assert (default.lr_schedule, default.lr_schedule_steps) == ("step", 1750)
+  schedule = biofacenet.learning_rate_schedule(default)
+  np.testing.assert_allclose([float(schedule(n)) for n in (0, 1499, 1500, 1749)],
+                             [3e-4, 3e-4, 1e-4, 1e-4], rtol=4 * np.finfo(np.float32).eps)
+  for variant in ("selfsup", "paper", "synthetic_full", "smoke"):
+    model = biofacenet_task.model_config(configs.get_config(variant))
+    assert biofacenet.learning_rate_schedule(model) == model.learning_rate, variant

@@ -38,9 +38,15 @@ BATCH_KEYS = ("image", "mask", "shading")
 
 
 def model_config(config: ml_collections.ConfigDict) -> biofacenet.BioFaceNetConfig:
-  """The model's frozen config from the run config (top-level ``learning_rate`` wins)."""
+  """The model's frozen config from the run config.
+
+  The top-level ``learning_rate`` wins, and ``model.lr_schedule_steps = 0`` becomes
+  ``num_train_steps`` (a learning-rate schedule spans the run unless told otherwise).
+  """
   fields = dict(config.model)
   fields["learning_rate"] = float(config.learning_rate)
+  if not fields.get("lr_schedule_steps"):  # 0 / absent: the schedule spans the whole run
+    fields["lr_schedule_steps"] = int(config.num_train_steps)
   for key in ("loss_weights", "truth_weights"):
     if key in fields:
       fields[key] = tuple(fields[key])

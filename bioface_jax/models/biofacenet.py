@@ -102,6 +102,14 @@ class BioFaceNetConfig:
     optimizer: "sgd" (authors: SGD + momentum with L2 decay on conv kernels) or "adam".
     learning_rate, momentum, weight_decay: optimiser constants (authors: 1e-5, 0.9, 5e-4).
     bn_scale_lr_multiplier: learning-rate multiplier of BN scales (autonn: 2).
+    lr_schedule: learning rate over the optimiser's update count n (authors: "constant"):
+      "constant": lr;
+      "step": lr for n < n0, lr * lr_final_factor for n >= n0;
+      "cosine": lr for n < n0, then lr * (f + (1 - f) (1 + cos(pi (n - n0) / (N - n0))) / 2)
+        for n0 <= n <= N and lr * f after, with f = lr_final_factor;
+      where N = lr_schedule_steps (the run's number of steps) and
+      n0 = round(lr_decay_start * N) (deviation; see `learning_rate_schedule`).
+    lr_schedule_steps, lr_decay_start, lr_final_factor: N, n0 / N and f above.
   """
   base_filters: int = 32
   depth: int = 4
@@ -121,6 +129,10 @@ class BioFaceNetConfig:
   weight_decay: float = 5e-4
   bn_scale_lr_multiplier: float = 2.0
   input_decode: str = "gamma"
+  lr_schedule: str = "constant"
+  lr_schedule_steps: int = 0
+  lr_decay_start: float = 0.0
+  lr_final_factor: float = 1.0
   truth_weights: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
   @property
@@ -141,6 +153,16 @@ class BioFaceNetConfig:
     if self.optimizer not in ("sgd", "adam"):
       raise ValueError(f"BioFaceNetConfig.optimizer must be 'sgd' or 'adam', "
                        f"got {self.optimizer!r}")
+    if self.lr_schedule not in LR_SCHEDULES:
+      raise ValueError(f"BioFaceNetConfig.lr_schedule must be one of {LR_SCHEDULES}, "
+                       f"got {self.lr_schedule!r}")
+    if self.lr_schedule != "constant" and not (
+        self.lr_schedule_steps > 0 and 0.0 <= self.lr_decay_start < 1.0
+        and self.lr_final_factor >= 0.0):
+      raise ValueError("BioFaceNetConfig: a non-constant lr_schedule needs lr_schedule_steps "
+                       "> 0, 0 <= lr_decay_start < 1 and lr_final_factor >= 0, got "
+                       f"{self.lr_schedule_steps}, {self.lr_decay_start}, "
+                       f"{self.lr_final_factor}")
     if self.xyz_mode not in ("exact", "table") or self.daylight not in ("table", "cie"):
       raise ValueError(f"BioFaceNetConfig: xyz_mode must be 'exact'/'table' and daylight "
                        f"'table'/'cie', got {self.xyz_mode!r}, {self.daylight!r}")
@@ -516,16 +538,45 @@ def scale_by_lr_multiplier(bn_scale_multiplier: float) -> optax.GradientTransfor
   return optax.GradientTransformation(lambda _: optax.EmptyState(), update_fn)
 
 
+def learning_rate_schedule(config: BioFaceNetConfig) -> float | optax.Schedule:
+  """The learning rate of ``config`` (a float for "constant", else an optax schedule).
+
+  The schedule's argument is the optimiser's update count (0 for the first update). "step"
+  and "cosine" keep ``learning_rate`` for the first n0 = round(lr_decay_start * N) updates,
+  then drop to (step) or anneal to (cosine) ``learning_rate * lr_final_factor`` by update N =
+  ``lr_schedule_steps``. Deviation from the authors' constant rate: with Adam at 3e-4 the
+  pigment recovery keeps improving when the rate is lowered at the end
+  (docs/biofacenet_recovery.md).
+  """
+  lr = config.learning_rate
+  if config.lr_schedule == "constant":
+    return lr
+  total = int(config.lr_schedule_steps)
+  start = int(round(config.lr_decay_start * total))
+  final = lr * config.lr_final_factor
+  if config.lr_schedule == "step":
+    return optax.piecewise_constant_schedule(lr, {start: config.lr_final_factor})
+  cosine = optax.cosine_decay_schedule(lr, max(total - start, 1), alpha=config.lr_final_factor)
+  if start == 0:
+    return cosine
+  return optax.join_schedules([optax.constant_schedule(lr), cosine], [start])
+
+
+LR_SCHEDULES = ("constant", "step", "cosine")
+
+
 def optimizer(config: BioFaceNetConfig) -> optax.GradientTransformation:
   """The authors' SGD (spec section 9.1), or Adam with the same L2 decay and multipliers.
 
   SGD: v <- 0.9 v - (g + wd * w) on conv kernels, w <- w + lr_p v, lr_p = lr x multiplier,
-  with g the gradient of the batch-mean loss.
+  with g the gradient of the batch-mean loss. The learning rate follows
+  `learning_rate_schedule` (authors: constant).
   """
+  lr = learning_rate_schedule(config)
   steps = [optax.add_decayed_weights(config.weight_decay, mask=decay_mask)]
   if config.optimizer == "sgd":
-    steps.append(optax.sgd(config.learning_rate, momentum=config.momentum))
+    steps.append(optax.sgd(lr, momentum=config.momentum))
   else:
-    steps.append(optax.adam(config.learning_rate))
+    steps.append(optax.adam(lr))
   steps.append(scale_by_lr_multiplier(config.bn_scale_lr_multiplier))
   return optax.chain(*steps)

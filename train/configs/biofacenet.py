@@ -21,12 +21,13 @@ developed on unless stated):
   DEFAULT_TRUTH_WEIGHTS``: supervised terms on the synthetic faces' ground truth (melanin,
   haemoglobin, camera b, illuminant). Without them the network reconstructs the image but
   recovers no pigment (docs/biofacenet_recovery.md: the appearance loss does not identify the
-  pigments once light and camera are unknown). 1500 steps of 16 faces; the held-out
-  recovery metrics are logged as ``eval/recovery/*`` every 250 steps. Measured: 52 minutes
-  on 2 cores heavily shared with other jobs (load 15-20; ~10 minutes on idle cores by
-  eval.bench_train); on 256 held-out faces (eval.recovery) melanin RMSE 0.156 (baseline
-  0.318), haemoglobin 0.128 (0.161), per-face melanin r 0.90, reconstruction 0.033; camera
-  and illuminant at the baseline (docs/biofacenet_recovery.md)::
+  pigments once light and camera are unknown). A fourth: ``model.lr_schedule="step"``, 1750
+  steps of 16 faces, Adam at 3e-4 for 1500 steps then 1e-4 for 250. The held-out recovery
+  metrics are logged as ``eval/recovery/*`` every 250 steps. Measured (eval.recovery, 256
+  held-out faces): melanin RMSE 0.145 (baseline 0.318), haemoglobin 0.121 (0.161), per-face
+  melanin r 0.90, reconstruction 0.032, diffuse shading 0.117; camera and illuminant at the
+  baseline. Runtime: ~19.5 min for 1500 steps on 2 cores shared with other jobs (load 4-6),
+  so ~23 min for 1750; 52 min for 1500 steps at load 15-20 (docs/biofacenet_recovery.md)::
 
     python -m train.biofacenet --config train/configs/biofacenet.py --workdir runs/default
 
@@ -97,6 +98,14 @@ def _base() -> ml_collections.ConfigDict:
   c.model.momentum = 0.9
   c.model.weight_decay = 5e-4
   c.model.bn_scale_lr_multiplier = 2.0
+  # Learning-rate schedule (BioFaceNetConfig.lr_schedule): "constant" (authors), "step" or
+  # "cosine": the rate stays at learning_rate for the first lr_decay_start of the
+  # lr_schedule_steps updates (0 = num_train_steps), then drops (step) or anneals (cosine) to
+  # learning_rate * lr_final_factor.
+  c.model.lr_schedule = "constant"
+  c.model.lr_schedule_steps = 0
+  c.model.lr_decay_start = 0.0
+  c.model.lr_final_factor = 1.0
   # Supervised terms on the synthetic faces' ground truth (melanin, haemoglobin, camera b,
   # illuminant); (0, 0, 0, 0) = the authors' purely self-supervised loss.
   c.model.truth_weights = (0.0, 0.0, 0.0, 0.0)
@@ -126,6 +135,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.variant = variant
   if variant == "default":
     c.model.truth_weights = DEFAULT_TRUTH_WEIGHTS
+    # 1750 steps: 1500 at 3e-4, then 250 at 1e-4 (step decay at 6/7 of the run).
+    c.num_train_steps = 1750
+    c.model.lr_schedule = "step"
+    c.model.lr_decay_start = 6 / 7
+    c.model.lr_final_factor = 1 / 3
   if variant == "smoke":
     c.num_train_steps = 4
     c.batch_size = 8
