@@ -10,61 +10,19 @@ show input | label mask | predicted mask | decoder output | composite.
 
 from __future__ import annotations
 
-import os
+from absl import flags
 
-# Synthetic-scene generation runs small NumPy matrix products on the host; multi-threaded BLAS
-# makes them ~10x slower on a busy CPU (measured). JAX does not use NumPy's BLAS.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+from train import launch
 
-import signal  # noqa: E402
-import sys  # noqa: E402
-
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file(
-    "config", "train/configs/face_vae.py",
-    "Config file, optionally with a variant: train/configs/face_vae.py:ssim_l2_mask,smoke. Override any "
-    "field with --config.FIELD=VALUE (e.g. --config.num_train_steps=100).")
-flags.DEFINE_string("workdir", None,
-                    "Run directory for checkpoints, metrics and figures "
-                    "(default: runs/face_vae_<variant>). Reusing it resumes the run.")
+launch.define_flags("face_vae", "train/configs/face_vae.py:ssim_l2_mask,smoke")
+flags.adopt_module_key_flags(launch)  # --help lists --config and --workdir.
 
 
-def _raise_interrupt(signum, frame):
-  del signum, frame
-  raise KeyboardInterrupt
-
-
-def main(argv):
-  del argv
-  logging.set_verbosity(logging.WARNING)
-  # Imported here so that --help answers without loading JAX.
-  from bioface_jax import train_lib  # pylint: disable=g-import-not-at-top
+def make_task(config):
+  """The face_vae `Task` (imported here so that --help answers without loading JAX)."""
   from train import face_vae_task  # pylint: disable=g-import-not-at-top
-
-  train_lib.maybe_initialize_distributed()
-  config = FLAGS.config
-  workdir = FLAGS.workdir or f"runs/face_vae_{config.variant}"
-  signal.signal(signal.SIGTERM, _raise_interrupt)  # preemption: checkpoint and stop
-  try:
-    task = face_vae_task.make_task(config)
-    _, history = train_lib.train(task, config, workdir)
-  except KeyboardInterrupt:
-    print(f"Interrupted. Resume with the same command (--workdir {workdir}).", file=sys.stderr)
-    return 130
-  except train_lib.NonFiniteLossError as error:
-    print(f"error: {error}", file=sys.stderr)
-    return 1
-  if history:
-    last = history[-1]
-    print(f"done: step {last['step']}, loss {last.get('loss', float('nan')):.4g}; "
-          f"outputs in {workdir}")
-  return 0
+  return face_vae_task.make_task(config)
 
 
 if __name__ == "__main__":
-  app.run(lambda argv: sys.exit(main(argv)))
+  launch.run("face_vae", make_task)
