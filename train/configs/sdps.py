@@ -32,8 +32,9 @@ CPU allowed). Measured on 2 shared, busy cores (load 10-16):
 * ``nenet,ds,res`` on the same LCNet (NENet 18,848 parameters instead of 139,328): 600 steps in
   19 min (0.4-0.9 steps/s, beside other jobs); held-out ``objects`` MAE at N = 16: 23.8° (200)
   -> 14.9° (400) -> 14.1° (600).
-* ``fused``: ≈0.16 steps/s here (full 64² images through both parts): 400 steps ≈ 40 min;
-  not completed in this session (docs/sdps.md).
+* ``fused``: 0.16 steps/s at load 10-16, 0.5-0.9 steps/s at load ≈5 (full 64² images through
+  both parts); 400 steps (32 + 368 resumed) in ≈14 min; held-out ``objects`` MAE at N = 16:
+  9.7° at step 400 (docs/sdps.md).
 
 Commands (repository root)::
 
