@@ -29,8 +29,12 @@ CPU allowed). Measured on 2 shared, busy cores (load 10-16):
   (always predicting +z would score ≈ 57°; the quantisation floor is 1.73°).
 * ``nenet`` on that LCNet: 600 steps in 13 min (≈0.8 steps/s); held-out ``objects`` MAE at
   N = 16 with LCNet's lights: 12.0° (200) -> 9.6° (400) -> 9.6° (600).
-* ``fused``: ≈0.16 steps/s here (full 64² images through both parts): 400 steps ≈ 40 min;
-  not completed in this session (docs/sdps.md).
+* ``nenet,ds,res`` on the same LCNet (NENet 18,848 parameters instead of 139,328): 600 steps in
+  19 min (0.4-0.9 steps/s, beside other jobs); held-out ``objects`` MAE at N = 16: 23.8° (200)
+  -> 14.9° (400) -> 14.1° (600).
+* ``fused``: 0.16 steps/s at load 10-16, 0.5-0.9 steps/s at load ≈5 (full 64² images through
+  both parts); 400 steps (32 + 368 resumed) in ≈14 min; held-out ``objects`` MAE at N = 16:
+  9.7° at step 400 (docs/sdps.md).
 
 Commands (repository root)::
 
@@ -39,6 +43,8 @@ Commands (repository root)::
       --config.lcnet_workdir=runs/sdps_lcnet --workdir runs/sdps_nenet
   python -m train.sdps --config train/configs/sdps.py:fused --workdir runs/sdps_fused
   python -m train.sdps --config train/configs/sdps.py:lcnet,ds,res --workdir runs/sdps_lcnet_dsres
+  python -m train.sdps --config train/configs/sdps.py:nenet,ds,res \\
+      --config.lcnet_workdir=runs/sdps_lcnet --workdir runs/sdps_nenet_dsres
 
 Measured step times and results are in docs/sdps.md (2 shared, busy CPU cores).
 """
