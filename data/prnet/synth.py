@@ -28,11 +28,9 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy import ndimage
 
 from bioface_jax.face3d import uv as uv_lib
-from bioface_jax.physics.shading import shading_target_numpy
-from data.synth import appearance, faces, geometry
+from data.synth import faces, geometry
 
 GENERATOR_VERSION = 1
 
@@ -121,20 +119,8 @@ def sample_pair(seed: int, index: int, size: int = 128, options: faces.FaceOptio
   lmk = screen[template.landmark_vertices] - np.array([0.5, 0.5, 0.0])
   lmk[:, 2] -= (screen[:, 2]).min()
   mask, normals = geo["mask"], geo["normals"]
-  skin = appearance.sample_appearance(rng, template)
-  blur = options.blur_for(size)
-  maps = {k: ndimage.gaussian_filter(v, blur, mode="nearest") if blur > 0 else v
-          for k, v in skin.items()}
-  fmel = appearance.sample_uv(maps["fmel_uv"], geo["uv"], mask)
-  fblood = appearance.sample_uv(maps["fblood_uv"], geo["uv"], mask)
-  strength = appearance.sample_uv(maps["spec_uv"], geo["uv"], mask)
-  sh = appearance.sample_sh_lighting(rng)
-  diffuse = shading_target_numpy(normals, np.tile(sh, (3, 1))) * mask
-  scale = rng.uniform(*options.specular_scale)
-  shininess = rng.uniform(*options.shininess)
-  lobe = appearance.blinn_phong(normals, appearance.dominant_direction(sh), geometry.VIEW_DIR,
-                                shininess)
-  specular = scale * strength * lobe * mask
+  fmel, fblood, diffuse, specular, sh, scale, shininess = faces.sample_skin_and_lighting(
+      rng, template, geo, size, options)
   lo, hi = np.log(options.face_luminance)
   weights, t, b = faces.sample_illuminant(rng, options)
   f32 = lambda x: np.asarray(x, np.float32)  # noqa: E731

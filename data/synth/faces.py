@@ -147,6 +147,42 @@ def sample_background(rng: np.random.Generator, size: int) -> np.ndarray:
   return np.clip(bg, 0.0, 1.0).astype(np.float32)
 
 
+def sample_skin_and_lighting(rng: np.random.Generator, template, geo: dict[str, np.ndarray],
+                             size: int, options: FaceOptions):
+  """Pigment maps, SH diffuse shading and a Blinn-Phong specular for one rasterised face.
+
+  Shared by every generator that renders the project's faces (here and `data.prnet.synth`),
+  so they draw from `rng` in the same order and agree on the skin model.
+
+  Args:
+    rng: the face's generator (advanced by the appearance, lighting and specular draws).
+    template: `geometry.load_template()`.
+    geo: `geometry.rasterise(...)` output (`mask`, `normals`, `uv`).
+    size: image side in pixels (sets the UV-map blur).
+    options: the generator options.
+
+  Returns:
+    `(fmel, fblood, diffuse, specular, sh, specular_scale, shininess)`; maps are (size, size)
+    at unit exposure, zero off the mask.
+  """
+  mask, normals = geo["mask"], geo["normals"]
+  skin = appearance.sample_appearance(rng, template)
+  blur = options.blur_for(size)
+  maps = {k: ndimage.gaussian_filter(v, blur, mode="nearest") if blur > 0 else v
+          for k, v in skin.items()}
+  fmel = appearance.sample_uv(maps["fmel_uv"], geo["uv"], mask)
+  fblood = appearance.sample_uv(maps["fblood_uv"], geo["uv"], mask)
+  strength = appearance.sample_uv(maps["spec_uv"], geo["uv"], mask)
+  sh = appearance.sample_sh_lighting(rng)
+  diffuse = shading_target_numpy(normals, np.tile(sh, (3, 1))) * mask
+  scale = rng.uniform(*options.specular_scale)
+  shininess = rng.uniform(*options.shininess)
+  lobe = appearance.blinn_phong(normals, appearance.dominant_direction(sh), geometry.VIEW_DIR,
+                                shininess)
+  specular = scale * strength * lobe * mask
+  return fmel, fblood, diffuse, specular, sh, scale, shininess
+
+
 def sample_face(seed: int, index: int, size: int = 64,
                 options: FaceOptions = FaceOptions()) -> dict[str, np.ndarray]:
   """Draws face `index` of `seed`: everything but the rendered image (NumPy, host only).
@@ -165,20 +201,8 @@ def sample_face(seed: int, index: int, size: int = 64,
   pose = geometry.sample_pose(rng, options.max_yaw, options.max_pitch, options.max_roll)
   geo = geometry.rasterise(vertices, template, pose, size)
   mask, normals = geo["mask"], geo["normals"]
-  skin = appearance.sample_appearance(rng, template)
-  blur = options.blur_for(size)
-  maps = {k: ndimage.gaussian_filter(v, blur, mode="nearest") if blur > 0 else v
-          for k, v in skin.items()}
-  fmel = appearance.sample_uv(maps["fmel_uv"], geo["uv"], mask)
-  fblood = appearance.sample_uv(maps["fblood_uv"], geo["uv"], mask)
-  strength = appearance.sample_uv(maps["spec_uv"], geo["uv"], mask)
-  sh = appearance.sample_sh_lighting(rng)
-  diffuse = shading_target_numpy(normals, np.tile(sh, (3, 1))) * mask
-  scale = rng.uniform(*options.specular_scale)
-  shininess = rng.uniform(*options.shininess)
-  lobe = appearance.blinn_phong(normals, appearance.dominant_direction(sh), geometry.VIEW_DIR,
-                                shininess)
-  specular = scale * strength * lobe * mask
+  fmel, fblood, diffuse, specular, sh, scale, shininess = sample_skin_and_lighting(
+      rng, template, geo, size, options)
   lo, hi = np.log(options.face_luminance)
   luminance = np.exp(rng.uniform(lo, hi))
   weights, t, b = sample_illuminant(rng, options)
