@@ -3,7 +3,7 @@
 A model provides a `Task` (init, train_step, make_batches; optionally eval and figures) and a
 config; `train(task, config, workdir)` does the rest: a `('data',)` mesh over all devices
 (`parallel`), Orbax checkpoints with automatic resume (`checkpoint`), JSONL + TensorBoard
-metrics (`metrics`), a progress display (`progress`) and the non-finite-loss guard (`loop`).
+metrics (`metrics`), a progress display (`progress`) and the non-finite-loss guard (`loop`); the model's side of the contract is `task.Task`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from bioface_jax.train_lib.checkpoint import DamagedCheckpointWarning
 from bioface_jax.train_lib.checkpoint import NonFiniteStateError
 from bioface_jax.train_lib.checkpoint import load_state
 from bioface_jax.train_lib.checkpoint import nonfinite_leaves
-from bioface_jax.train_lib.loop import LoopConfig
-from bioface_jax.train_lib.loop import NonFiniteLossError
-from bioface_jax.train_lib.loop import Task
 from bioface_jax.train_lib.loop import train
+from bioface_jax.train_lib.task import LoopConfig
+from bioface_jax.train_lib.task import NonFiniteLossError
+from bioface_jax.train_lib.task import Task
 from bioface_jax.train_lib.metrics import MetricWriter
 from bioface_jax.train_lib.metrics import read_jsonl
 from bioface_jax.train_lib.parallel import data_sharding
