@@ -231,31 +231,23 @@ def restore_for_inference(workdir: str | pathlib.Path):
   ``workdir`` is a training run directory (the latest checkpoint in ``checkpoints/``) or an
   inference export written by ``python -m train.export`` (``variables.msgpack``).
   """
-  from bioface_jax.train_lib import Checkpointer, export  # pylint: disable=g-import-not-at-top
-  workdir = pathlib.Path(workdir)
-  ckpt_dir = workdir / "checkpoints"
-  if not ckpt_dir.is_dir() and export.has_export(workdir):
+  from bioface_jax.train_lib import export  # pylint: disable=g-import-not-at-top
+  if not (pathlib.Path(workdir) / "checkpoints").is_dir() and export.has_export(workdir):
     variables, meta = export.load_inference(workdir)
     config = ml_collections.ConfigDict(meta["config"])
     return (variables["params"], variables["batch_stats"], model_config(config), config,
             int(meta["step"]))
-  checkpointer = Checkpointer(ckpt_dir, max_to_keep=1000, async_save=False)
-  try:
-    step = checkpointer.latest_step()
-    if step is None:
-      raise FileNotFoundError(f"no checkpoint in {ckpt_dir}; train first with "
-                              f"python -m train.biofacenet --workdir {workdir}")
-    config = ml_collections.ConfigDict(checkpointer.read_meta(step)["config"])
+
+  def abstract_state(config):
     model = model_config(config)
     shape = (config.batch_size, config.data.size, config.data.size, 3)
-    abstract = jax.eval_shape(
-        lambda: dict(zip(("params", "batch_stats"),
-                         biofacenet.init(jax.random.key(0), shape, model))))
-    abstract["opt_state"] = jax.eval_shape(biofacenet.optimizer(model).init, abstract["params"])
-    state, _ = checkpointer.restore(step, abstract)
-  finally:
-    checkpointer.close()
-  return state["params"], state["batch_stats"], model, config, step
+    params, batch_stats = jax.eval_shape(lambda: biofacenet.init(jax.random.key(0), shape, model))
+    return {"params": params, "batch_stats": batch_stats,
+            "opt_state": jax.eval_shape(biofacenet.optimizer(model).init, params)}
+
+  state, config, step = export.restore_latest(workdir, abstract_state, "python -m train.biofacenet",
+                                              ml_collections.ConfigDict)
+  return state["params"], state["batch_stats"], model_config(config), config, step
 
 
 __all__ = ["BioFaceNetTask", "make_task", "model_config", "load_datasets",

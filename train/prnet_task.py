@@ -152,28 +152,18 @@ def make_task(config: ml_collections.ConfigDict, stream=True) -> Task:
 
 def restore_for_inference(workdir: str | pathlib.Path):
   """(params, batch_stats, model config, run config, step) from a training run directory."""
-  from bioface_jax.train_lib import Checkpointer  # pylint: disable=g-import-not-at-top
-  ckpt_dir = pathlib.Path(workdir) / "checkpoints"
-  if not ckpt_dir.is_dir():
-    raise FileNotFoundError(f"no checkpoints/ in {workdir}; train first with "
-                            f"python -m train.prnet --workdir {workdir}")
-  checkpointer = Checkpointer(ckpt_dir, max_to_keep=1000, async_save=False)
-  try:
-    step = checkpointer.latest_step()
-    if step is None:
-      raise FileNotFoundError(f"no checkpoint in {ckpt_dir}; train first with "
-                              f"python -m train.prnet --workdir {workdir}")
-    meta = checkpointer.read_meta(step)
-    config = ml_collections.ConfigDict(meta["config"])
+  from bioface_jax.train_lib import export  # pylint: disable=g-import-not-at-top
+
+  def abstract_state(config):
     model = model_config(config)
     shape = (config.batch_size, model.input_size, model.input_size, 3)
-    abstract = jax.eval_shape(
-        lambda: dict(zip(("params", "batch_stats"), prnet.init(jax.random.key(0), shape, model))))
-    abstract["opt_state"] = jax.eval_shape(prnet.optimizer(model).init, abstract["params"])
-    state, _ = checkpointer.restore(step, abstract)
-  finally:
-    checkpointer.close()
-  return state["params"], state["batch_stats"], model, config, step
+    params, batch_stats = jax.eval_shape(lambda: prnet.init(jax.random.key(0), shape, model))
+    return {"params": params, "batch_stats": batch_stats,
+            "opt_state": jax.eval_shape(prnet.optimizer(model).init, params)}
+
+  state, config, step = export.restore_latest(workdir, abstract_state, "python -m train.prnet",
+                                              ml_collections.ConfigDict)
+  return state["params"], state["batch_stats"], model_config(config), config, step
 
 
 __all__ = ["PRNetTask", "load_datasets", "make_task", "model_config", "restore_for_inference"]

@@ -269,37 +269,29 @@ class RestoredRun:
 
 def restore_run(workdir: str | pathlib.Path) -> RestoredRun:
   """Restores the latest checkpoint of a `train.sdps` run directory (host arrays)."""
-  from bioface_jax.train_lib import Checkpointer  # pylint: disable=g-import-not-at-top
-  ckpt_dir = pathlib.Path(workdir) / "checkpoints"
-  if not ckpt_dir.is_dir():
-    raise FileNotFoundError(f"no checkpoint in {ckpt_dir}; train first with python -m "
-                            f"train.sdps --workdir {workdir}")
-  checkpointer = Checkpointer(ckpt_dir, max_to_keep=1000, async_save=False)
-  try:
-    step = checkpointer.latest_step()
-    if step is None:
-      raise FileNotFoundError(f"no checkpoint in {ckpt_dir}; train first with python -m "
-                              f"train.sdps --workdir {workdir}")
-    config = ml_collections.ConfigDict(checkpointer.read_meta(step)["config"])
-    model = model_config(config)
+  from bioface_jax.train_lib import export  # pylint: disable=g-import-not-at-top
+
+  def lcnet_config(config):
+    return model_config(ml_collections.ConfigDict(
+        {"task": "lcnet", "model": config.lcnet_model, "learning_rate": 5e-4,
+         "num_train_steps": 1, "milestones": ()}))
+
+  def abstract_state(config):
     shape = (1, 2, 16, 16, 3)
+    model = model_config(config)
     abstract = {"params": jax.eval_shape(lambda: sdps.init(jax.random.key(0), shape, model)[0])}
     abstract["opt_state"] = jax.eval_shape(sdps.optimizer(model).init, abstract["params"])
-    lcnet_model = None
     if config.task == "nenet":
-      lc = ml_collections.ConfigDict({"task": "lcnet", "model": config.lcnet_model,
-                                      "learning_rate": 5e-4, "num_train_steps": 1,
-                                      "milestones": ()})
-      lcnet_model = model_config(lc)
       abstract["lcnet_params"] = jax.eval_shape(
-          lambda: sdps.init(jax.random.key(0), shape, lcnet_model)[0])
-    abstract = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), abstract)
-    state, _ = checkpointer.restore(step, abstract)
-  finally:
-    checkpointer.close()
+          lambda: sdps.init(jax.random.key(0), shape, lcnet_config(config))[0])
+    return jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), abstract)
+
+  state, config, step = export.restore_latest(workdir, abstract_state, "python -m train.sdps",
+                                              ml_collections.ConfigDict)
   state = jax.device_get(state)
-  return RestoredRun(state["params"], model, config, int(step), state.get("lcnet_params"),
-                     lcnet_model)
+  lcnet_model = lcnet_config(config) if config.task == "nenet" else None
+  return RestoredRun(state["params"], model_config(config), config, step,
+                     state.get("lcnet_params"), lcnet_model)
 
 
 __all__ = ["SDPSTask", "make_task", "model_config", "restore_run", "RestoredRun", "ps_figure",

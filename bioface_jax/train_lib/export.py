@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -80,3 +81,43 @@ def load_inference(directory: str | os.PathLike, dtype=np.float32
 
 def has_export(directory: str | os.PathLike) -> bool:
   return (pathlib.Path(directory) / VARIABLES).is_file()
+
+
+def restore_latest(workdir: str | os.PathLike, abstract_state: Callable[[Any], Any],
+                   train_command: str, make_config: Callable[[dict], Any] = dict
+                   ) -> tuple[Any, Any, int]:
+  """The newest checkpoint of a training run, restored for inference.
+
+  Every model's `restore_for_inference` does the same three things: find the newest
+  checkpoint, rebuild the state's structure from the run's stored config, restore into it.
+  Only the middle step is model-specific, so the model passes it in.
+
+  Args:
+    workdir: a training run directory (checkpoints in ``workdir/checkpoints``).
+    abstract_state: `(run config) -> pytree of arrays / ShapeDtypeStructs` of the saved state.
+    train_command: how to make a run, for the error message (e.g. "python -m train.prnet").
+    make_config: turns the stored JSON config into the object `abstract_state` expects
+      (e.g. `ml_collections.ConfigDict`).
+
+  Returns:
+    `(state, run config, step)`.
+
+  Raises:
+    FileNotFoundError: no checkpoint in the run directory (the message says how to train).
+  """
+  from bioface_jax.train_lib.checkpoint import Checkpointer  # pylint: disable=g-import-not-at-top
+  ckpt_dir = pathlib.Path(workdir) / "checkpoints"
+  missing = FileNotFoundError(f"no checkpoint in {ckpt_dir}; train first with "
+                              f"{train_command} --workdir {workdir}")
+  if not ckpt_dir.is_dir():
+    raise missing
+  checkpointer = Checkpointer(ckpt_dir, max_to_keep=1000, async_save=False)
+  try:
+    step = checkpointer.latest_step()
+    if step is None:
+      raise missing
+    config = make_config(checkpointer.read_meta(step)["config"])
+    state, _ = checkpointer.restore(step, abstract_state(config))
+  finally:
+    checkpointer.close()
+  return state, config, int(step)
