@@ -112,6 +112,9 @@ def _base() -> ml_collections.ConfigDict:
   # "gamma" = authors' x**2.2 input linearisation; "srgb" = the exact curve the synthetic
   # generator encodes with (docs/biofacenet_recovery.md, convention audit).
   c.model.input_decode = "gamma"
+  # Diagnostic (ladder rung c): render with the batch's true light and camera instead of the
+  # head's; synthetic data only. Never on in a shipped model.
+  c.model.oracle_light_camera = False
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "synthetic"
