@@ -40,8 +40,8 @@ developed on unless stated):
   Diagnostic (ladder rung c, docs/biofacenet_recovery.md): ``--config.model.oracle_light_camera=True``
   renders with each synthetic face's true light and camera instead of the head's (synthetic
   data only; never for a model to ship). Measured: self-supervised + oracle, 500 steps,
-  melanin 0.451 / haemoglobin 0.629 on 128 held-out faces (worse than the constant
-  baseline)::
+  melanin 0.451 / haemoglobin 0.629 on 128 held-out faces, no better than the network with
+  its own head at 500 steps (0.426 / 0.672) and worse than the constant baseline::
 
     python -m train.biofacenet --config train/configs/biofacenet.py:selfsup \
         --config.num_train_steps=500 --config.model.oracle_light_camera=True --workdir runs/oracle
