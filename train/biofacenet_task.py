@@ -129,10 +129,10 @@ class BioFaceNetTask:
       raise ValueError(f"the training set has {len(train_set)} faces, fewer than "
                        f"batch_size={config.batch_size}.")
     model = model_config(config)
-    train_truth = load_truth_rows(train_set) if model.supervised else None
-    if model.supervised and train_truth is None:
-      raise ValueError("model.truth_weights needs training data with ground truth "
-                       "(data.source = 'synthetic')")
+    train_truth = load_truth_rows(train_set) if model.needs_truth else None
+    if model.needs_truth and train_truth is None:
+      raise ValueError("model.truth_weights and model.oracle_light_camera need training data "
+                       "with ground truth (data.source = 'synthetic')")
     holdout_truth = (load_truth_rows(holdout_set, config.eval_examples)
                      if config.eval_examples > 0 else None)
     return cls(config, spectra, physics.skin_lut(spectra), model, train_set, holdout_set,

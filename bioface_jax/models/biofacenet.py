@@ -54,6 +54,13 @@ authors' regime:
   (B, H, W), ``b`` (B, 2), ``weights`` (B, 14) and ``t`` (B,). Why: docs/biofacenet_recovery.md
   measures that the appearance loss alone does not identify the pigments once light and camera
   are unknown; these terms bring in the information that the images lack.
+* ``oracle_light_camera`` (default False = authors): a diagnostic, not a model to ship. The
+  renderer in `compute_loss` uses the batch's true illuminant (``weights``, ``t``) and camera
+  (``b``) instead of the head's, so the network only has to find the pigments, shading and
+  specular (rung c of docs/biofacenet_recovery.md: separates "light/camera are ambiguous" from
+  "the network cannot learn pigments"). The batch must hold ``b``, ``weights`` and ``t``; the
+  outputs' ``weights``, ``t``, ``b`` are then the true ones (the head's are in ``head_weights``,
+  ``head_t``, ``head_b``). `apply`/`predict` (no batch, no truth) still use the head.
 """
 
 from __future__ import annotations
@@ -78,6 +85,7 @@ N_LIGHT_WEIGHTS = 14  # A, D, F1..F12
 N_VECTOR = 17  # 14 weights, 1 CCT index, 2 camera coefficients
 N_MAPS = 4  # mel, blood, shade, spec
 TRUTH_KEYS = ("fmel", "fblood", "b", "weights", "t")  # batch keys of the supervised terms
+ORACLE_KEYS = ("weights", "t", "b")  # batch keys the oracle renderer reads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +107,8 @@ class BioFaceNetConfig:
     input_decode: how the gamma-encoded input is linearised: "gamma" (authors: x**2.2) or
       "srgb" (the exact sRGB curve the synthetic generator encodes with; deviation).
     truth_weights: see the module docstring (supervised terms; authors: all 0).
+    oracle_light_camera: render with the batch's true light and camera in `compute_loss`
+      (diagnostic, rung c; authors: False); see the module docstring.
     optimizer: "sgd" (authors: SGD + momentum with L2 decay on conv kernels) or "adam".
     learning_rate, momentum, weight_decay: optimiser constants (authors: 1e-5, 0.9, 5e-4).
     bn_scale_lr_multiplier: learning-rate multiplier of BN scales (autonn: 2).
@@ -134,11 +144,17 @@ class BioFaceNetConfig:
   lr_decay_start: float = 0.0
   lr_final_factor: float = 1.0
   truth_weights: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+  oracle_light_camera: bool = False
 
   @property
   def supervised(self) -> bool:
     """True when any ground-truth term is on (the batch must then carry `TRUTH_KEYS`)."""
     return any(w != 0.0 for w in self.truth_weights)
+
+  @property
+  def needs_truth(self) -> bool:
+    """True when training batches must carry ground truth (supervised terms or the oracle)."""
+    return self.supervised or self.oracle_light_camera
 
   def __post_init__(self):
     if self.upsample not in ("nearest", "bilinear"):
@@ -176,6 +192,9 @@ class BioFaceNetConfig:
       raise ValueError("BioFaceNetConfig.truth_weights needs 4 values >= 0 (melanin, "
                        f"haemoglobin, camera, illuminant), got {self.truth_weights}")
     object.__setattr__(self, "truth_weights", tuple(float(w) for w in self.truth_weights))
+    if not isinstance(self.oracle_light_camera, (bool, np.bool_)):
+      raise ValueError("BioFaceNetConfig.oracle_light_camera must be True or False, "
+                       f"got {self.oracle_light_camera!r}")
 
   @classmethod
   def from_mapping(cls, mapping: Mapping[str, Any]) -> BioFaceNetConfig:
@@ -487,6 +506,27 @@ def _check_batch(batch: Mapping[str, jax.Array]) -> tuple[jax.Array, jax.Array, 
   return image, mask.astype(jnp.float32), target
 
 
+def oracle_render(outputs: Mapping[str, Any], batch: Mapping[str, jax.Array], spectra: Any,
+                  lut: jax.Array, config: BioFaceNetConfig) -> dict[str, Any]:
+  """Renders the network's maps under the batch's true light and camera (rung c oracle).
+
+  The head's predictions move to ``head_weights``, ``head_t``, ``head_b``; ``weights``, ``t``
+  and ``b`` become the batch's truth, and ``render`` is `physics.render` with them.
+  """
+  missing = [k for k in ORACLE_KEYS if k not in batch]
+  if missing:
+    raise KeyError(f"config.oracle_light_camera is on but the batch lacks the true light and "
+                   f"camera {missing} (only synthetic faces carry them); it has {sorted(batch)}")
+  out = dict(outputs)
+  for k in ORACLE_KEYS:
+    out[f"head_{k}"] = out[k]
+    out[k] = jnp.asarray(batch[k], jnp.float32)
+  out["render"] = physics.render(spectra, lut, out["fmel"], out["fblood"], out["shading"],
+                                 out["specular"], out["weights"], out["t"], out["b"],
+                                 xyz_mode=config.xyz_mode, daylight=config.daylight)
+  return out
+
+
 def compute_loss(params: Any, batch_stats: Any, batch: Mapping[str, jax.Array], spectra: Any,
                  lut: jax.Array, config: BioFaceNetConfig, train: bool = True
                  ) -> tuple[jax.Array, tuple[dict[str, jax.Array], Any, dict[str, Any]]]:
@@ -496,8 +536,12 @@ def compute_loss(params: Any, batch_stats: Any, batch: Mapping[str, jax.Array], 
     (loss, (terms, new_batch_stats, outputs)).
   """
   image, mask, target = _check_batch(batch)
-  outputs, new_batch_stats = apply(params, batch_stats, image, config, train=train,
-                                   spectra=spectra, lut=lut)
+  if config.oracle_light_camera:
+    outputs, new_batch_stats = apply(params, batch_stats, image, config, train=train)
+    outputs = oracle_render(outputs, batch, spectra, lut, config)
+  else:
+    outputs, new_batch_stats = apply(params, batch_stats, image, config, train=train,
+                                     spectra=spectra, lut=lut)
   truth = e_true = None
   if config.supervised:
     missing = [k for k in TRUTH_KEYS if k not in batch]
