@@ -122,7 +122,8 @@ def summarise(stats: list[dict[str, float]]) -> dict[str, float]:
   ita = np.array([s["ita"] for s in stats])
   mel = np.array([s["melanin_skin"] for s in stats])
   ok = np.isfinite(ita) & np.isfinite(mel)
-  rho, p = (scipy_stats.spearmanr(ita[ok], mel[ok]) if ok.sum() >= 3 else (np.nan, np.nan))
+  defined = ok.sum() >= 3 and np.ptp(ita[ok]) > 0 and np.ptp(mel[ok]) > 0  # else no ranks
+  rho, p = scipy_stats.spearmanr(ita[ok], mel[ok]) if defined else (np.nan, np.nan)
   lips = np.array([s["haemoglobin_lips"] - s["haemoglobin_forehead"] for s in stats])
   cheeks = np.array([s["haemoglobin_cheeks"] - s["haemoglobin_forehead"] for s in stats])
   shading_r = np.array([s["melanin_shading_r"] for s in stats])
