@@ -29,6 +29,7 @@ REGIONS = {  # (row from, row to, [(column from, column to), ...]) as fractions 
     "cheeks": (0.44, 0.54, [(0.27, 0.39), (0.61, 0.73)]),
     "lips": (0.57, 0.65, [(0.42, 0.58)]),
 }
+SATURATED = 0.95  # |pigment| above this (network coordinates, range -1..1): at the table's end
 FACE_BOX = (0.12, 0.74, 0.19, 0.81)  # rows, columns of the detector's box in the crop
 
 # sRGB (D65) linear RGB -> XYZ, IEC 61966-2-1, and the D65 white point (Y = 1).
@@ -91,19 +92,28 @@ def face_statistics(image: np.ndarray, outputs) -> dict[str, float]:
   Returns:
     dict: skin_fraction (of the crop), ita (degrees; nan without skin pixels), melanin_skin
     (mean fmel over the skin, network coordinates), haemoglobin_<region> (mean fblood per
-    region), melanin_shading_r (Pearson r of fmel and log diffuse shading over the skin).
+    region), melanin_shading_r (Pearson r of fmel and log diffuse shading over the skin),
+    saturated (fraction of skin pixels with melanin or haemoglobin beyond +-`SATURATED`: run
+    to the end of the pigment table), specular_share (specular / (diffuse + specular)
+    shading summed over the skin).
   """
   image = np.asarray(image, np.float64)
   fmel = np.asarray(outputs["fmel"], np.float64)[0]
   fblood = np.asarray(outputs["fblood"], np.float64)[0]
   shading = np.asarray(outputs["shading"], np.float64)[0]
-  if not image.shape[:2] == fmel.shape == fblood.shape == shading.shape:
+  specular = np.asarray(outputs["specular"], np.float64)[0]
+  if not image.shape[:2] == fmel.shape == fblood.shape == shading.shape == specular.shape:
     raise ValueError(f"image {image.shape} and maps {fmel.shape} differ in size")
   skin = skin_mask(image)
   stats = dict(skin_fraction=float(skin.mean()), ita=float("nan"),
-               melanin_skin=float("nan"), melanin_shading_r=float("nan"))
+               melanin_skin=float("nan"), melanin_shading_r=float("nan"),
+               saturated=float("nan"), specular_share=float("nan"))
   if skin.sum() >= 3:
-    stats.update(ita=ita_degrees(image[skin]), melanin_skin=float(fmel[skin].mean()))
+    extreme = (np.abs(fmel[skin]) > SATURATED) | (np.abs(fblood[skin]) > SATURATED)
+    stats.update(ita=ita_degrees(image[skin]), melanin_skin=float(fmel[skin].mean()),
+                 saturated=float(extreme.mean()),
+                 specular_share=float(specular[skin].sum() / max(
+                     (specular[skin] + shading[skin]).sum(), 1e-12)))
     log_shading = np.log(np.maximum(shading[skin], 1e-6))
     if fmel[skin].std() > 0 and log_shading.std() > 0:
       stats["melanin_shading_r"] = float(np.corrcoef(fmel[skin], log_shading)[0, 1])
@@ -117,7 +127,8 @@ def face_statistics(image: np.ndarray, outputs) -> dict[str, float]:
 def summarise(stats: list[dict[str, float]]) -> dict[str, float]:
   """Over a set of faces: Spearman rho (and p) of ITA vs mean skin melanin (expected < 0:
   lighter skin, less melanin), the fraction of faces with lips / cheeks above the forehead in
-  haemoglobin and the medians of those differences, the median melanin-shading r."""
+  haemoglobin and the medians of those differences, the medians of the melanin-shading r, of
+  the saturated fraction and of the specular share."""
   from scipy import stats as scipy_stats  # pylint: disable=g-import-not-at-top
   ita = np.array([s["ita"] for s in stats])
   mel = np.array([s["melanin_skin"] for s in stats])
@@ -127,10 +138,14 @@ def summarise(stats: list[dict[str, float]]) -> dict[str, float]:
   lips = np.array([s["haemoglobin_lips"] - s["haemoglobin_forehead"] for s in stats])
   cheeks = np.array([s["haemoglobin_cheeks"] - s["haemoglobin_forehead"] for s in stats])
   shading_r = np.array([s["melanin_shading_r"] for s in stats])
+  nanmedian = lambda key: float(np.nanmedian([s.get(key, np.nan) for s in stats])) if any(  # noqa: E731
+      np.isfinite(s.get(key, np.nan)) for s in stats) else float("nan")
   return dict(faces=len(stats), faces_with_skin=int(ok.sum()), spearman_ita_melanin=float(rho),
               spearman_p=float(p), lips_above_forehead=float(np.mean(lips > 0)),
               cheeks_above_forehead=float(np.mean(cheeks > 0)),
               median_lips_minus_forehead=float(np.median(lips)),
               median_cheeks_minus_forehead=float(np.median(cheeks)),
               median_melanin_shading_r=float(np.nanmedian(shading_r)) if np.isfinite(
-                  shading_r).any() else float("nan"))
+                  shading_r).any() else float("nan"),
+              median_saturated=nanmedian("saturated"),
+              median_specular_share=nanmedian("specular_share"))

@@ -134,11 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--central-crops", action="store_true",
                       help="also evaluate the examples with the central-square crop")
   parser.add_argument("--refine-steps", type=int, default=0, help="see eval.predict")
-  parser.add_argument("--refine-mode", choices=("maps", "network"), default="maps")
-  parser.add_argument("--refine-lr", type=float, default=None)
-  parser.add_argument("--refine-anchor", type=float, default=predict.photo_fit_default("anchor"))
+  parser.add_argument("--refine-mode", choices=("maps", "network"), default="maps",
+                      help="see eval.predict")
+  parser.add_argument("--refine-lr", type=float, default=None, help="see eval.predict")
+  parser.add_argument("--refine-anchor", type=float, default=predict.photo_fit_default("anchor"),
+                      help="see eval.predict (default %(default)s)")
   parser.add_argument("--refine-smoothness", type=float,
-                      default=predict.photo_fit_default("smoothness"))
+                      default=predict.photo_fit_default("smoothness"),
+                      help="see eval.predict (default %(default)s)")
   parser.add_argument("--figure", default=None, help="write the real-photo figure here")
   parser.add_argument("--figure-rows", nargs="*", type=int, default=None,
                       help="indices (0-based, in the table's order) of the faces in the figure "
@@ -149,13 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _summary_line(label: str, summary: dict[str, float]) -> str:
+  from eval import photo_plausibility  # pylint: disable=g-import-not-at-top
   return (f"{label}: Spearman rho(ITA, skin melanin) = {summary['spearman_ita_melanin']:.2f} "
           f"(p = {summary['spearman_p']:.2g}, {summary['faces_with_skin']} faces; plausible "
           f"< 0); haemoglobin lips > forehead on {summary['lips_above_forehead']:.0%} "
           f"(median difference {summary['median_lips_minus_forehead']:+.3f}), cheeks > "
           f"forehead on {summary['cheeks_above_forehead']:.0%} "
           f"({summary['median_cheeks_minus_forehead']:+.3f}); median r(melanin, log diffuse "
-          f"shading) over skin {summary['median_melanin_shading_r']:+.2f}")
+          f"shading) over skin {summary['median_melanin_shading_r']:+.2f}; median skin "
+          f"fraction with a pigment beyond +-{photo_plausibility.SATURATED:g} "
+          f"{summary['median_saturated']:.2f}, median specular share "
+          f"{summary['median_specular_share']:.2f}")
 
 
 def main(argv=None) -> int:
@@ -209,12 +216,16 @@ def main(argv=None) -> int:
           f"{stats['haemoglobin_cheeks'] - stats['haemoglobin_forehead']:+.3f} | "
           f"{stats['melanin_shading_r']:+.2f} |", flush=True)
     rows.append((name, x, base, refined, e0, e1))
+    mean_colour = lambda o: (np.clip(o["render"]["linear_srgb"][0], 0, 1)**(1 / 2.2)).mean(  # noqa: E731
+        (0, 1)).tolist()
     records.append(dict(name=name, box=box, rmse_network=e0, rmse_refined=e1, refined=stats,
-                        network=stats_network))
+                        network=stats_network, colour_in=x.mean((0, 1)).tolist(),
+                        colour_network=mean_colour(base), colour_refined=mean_colour(final)))
   before_all = [r["rmse_network"] for r in records]
   after_all = [r["rmse_refined"] for r in records]
   print(f"| | **median of {len(rows)}** | {np.median(before_all):.3f} | "
         f"{np.median(after_all):.3f} | | | | | | | |")
+  print(f"| | worst | {np.max(before_all):.3f} | {np.max(after_all):.3f} | | | | | | | |")
   summary = dict(median_rmse_network=float(np.median(before_all)),
                  median_rmse_refined=float(np.median(after_all)),
                  network=photo_plausibility.summarise([r["network"] for r in records]),

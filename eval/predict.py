@@ -127,10 +127,11 @@ def add_photo_arguments(parser: argparse.ArgumentParser) -> None:
                       help="Adam step of the refinement (default 2e-2 maps, 3e-4 network)")
   parser.add_argument("--refine-anchor", type=float, default=photo_fit_default("anchor"),
                       help="mode maps: weight of the pull of the pigment and specular logits "
-                           "back to the network's")
+                           "back to the network's (default %(default)s)")
   parser.add_argument("--refine-smoothness", type=float,
                       default=photo_fit_default("smoothness"),
-                      help="mode maps: weight of the total variation of the pigment maps")
+                      help="mode maps: weight of the total variation of the pigment maps "
+                           "(default %(default)s)")
 
 
 def photo_fit_default(name: str) -> float:

@@ -155,8 +155,16 @@ def test_face_statistics_on_hand_made_maps():
   fblood = photo_plausibility.region_mask((size, size), "lips").astype(np.float64)
   shading = np.linspace(0.5, 2.0, size * size).reshape(size, size)
   fmel = -np.log(shading)  # melanin that follows the shading exactly: r = -1
+  specular = np.full((size, size), 0.25)
+  specular[10, 10] = 0.0
   stats = photo_plausibility.face_statistics(
-      image, dict(fmel=fmel[None], fblood=fblood[None], shading=shading[None]))
+      image, dict(fmel=fmel[None], fblood=fblood[None], shading=shading[None],
+                  specular=specular[None]))
+  # fblood is exactly 1 (beyond 0.95) on the lips' skin pixels, fmel nowhere near +-0.95.
+  lips = photo_plausibility.region_mask((size, size), "lips") & skin
+  assert stats["saturated"] == pytest.approx(lips.sum() / skin.sum())
+  assert stats["specular_share"] == pytest.approx(
+      specular[skin].sum() / (specular[skin].sum() + shading[skin].sum()))
   assert stats["haemoglobin_lips"] == 1.0 and stats["haemoglobin_forehead"] == 0.0
   assert stats["melanin_shading_r"] == pytest.approx(-1.0, abs=1e-12)
   lab = photo_plausibility.srgb_to_lab(np.array([0.8, 0.6, 0.5]))
@@ -164,7 +172,8 @@ def test_face_statistics_on_hand_made_maps():
   assert stats["melanin_skin"] == pytest.approx(fmel[skin].mean())
   with pytest.raises(ValueError, match="differ in size"):
     photo_plausibility.face_statistics(image, dict(fmel=fmel[None, :5], fblood=fblood[None],
-                                                   shading=shading[None]))
+                                                   shading=shading[None],
+                                                   specular=specular[None]))
 
 
 def test_summarise_signs():
