@@ -29,7 +29,7 @@ BOX_CENTRE_Y = 0.431   # detector box centre row / crop side in the training fra
 # A face needs this many overlapping raw detections and, inside the upper 5/8 of its box, at
 # least one eye found by the eye cascade. On the portrait set (docs, section 2.2) the votes
 # alone did not separate faces from false boxes (a hand had 19, a turned real face 7); with the
-# eye check, no false box remained and 3 real faces were lost (two with sunglasses).
+# eye check, no false box remained and 4 real faces were lost (two with sunglasses).
 MIN_VOTES = 5
 EYE_CASCADE = "haarcascade_eye.xml"
 EYE_REGION = 5 / 8  # eyes sit in the upper half of a frontal box; a margin for tilted faces
