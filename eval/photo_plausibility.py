@@ -138,8 +138,10 @@ def summarise(stats: list[dict[str, float]]) -> dict[str, float]:
   lips = np.array([s["haemoglobin_lips"] - s["haemoglobin_forehead"] for s in stats])
   cheeks = np.array([s["haemoglobin_cheeks"] - s["haemoglobin_forehead"] for s in stats])
   shading_r = np.array([s["melanin_shading_r"] for s in stats])
-  nanmedian = lambda key: float(np.nanmedian([s.get(key, np.nan) for s in stats])) if any(  # noqa: E731
-      np.isfinite(s.get(key, np.nan)) for s in stats) else float("nan")
+
+  def nanmedian(key):
+    values = np.array([s.get(key, np.nan) for s in stats], np.float64)
+    return float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
   return dict(faces=len(stats), faces_with_skin=int(ok.sum()), spearman_ita_melanin=float(rho),
               spearman_p=float(p), lips_above_forehead=float(np.mean(lips > 0)),
               cheeks_above_forehead=float(np.mean(cheeks > 0)),

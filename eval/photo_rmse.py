@@ -151,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+def _mean_colour(outputs) -> list[float]:
+  """Mean display-sRGB colour (R, G, B) of a reconstruction, as in the printed table."""
+  shown = np.clip(outputs["render"]["linear_srgb"][0], 0, 1)**(1 / 2.2)
+  return shown.mean((0, 1)).tolist()
+
+
 def _summary_line(label: str, summary: dict[str, float]) -> str:
   from eval import photo_plausibility  # pylint: disable=g-import-not-at-top
   return (f"{label}: Spearman rho(ITA, skin melanin) = {summary['spearman_ita_melanin']:.2f} "
@@ -216,11 +222,9 @@ def main(argv=None) -> int:
           f"{stats['haemoglobin_cheeks'] - stats['haemoglobin_forehead']:+.3f} | "
           f"{stats['melanin_shading_r']:+.2f} |", flush=True)
     rows.append((name, x, base, refined, e0, e1))
-    mean_colour = lambda o: (np.clip(o["render"]["linear_srgb"][0], 0, 1)**(1 / 2.2)).mean(  # noqa: E731
-        (0, 1)).tolist()
     records.append(dict(name=name, box=box, rmse_network=e0, rmse_refined=e1, refined=stats,
                         network=stats_network, colour_in=x.mean((0, 1)).tolist(),
-                        colour_network=mean_colour(base), colour_refined=mean_colour(final)))
+                        colour_network=_mean_colour(base), colour_refined=_mean_colour(final)))
   before_all = [r["rmse_network"] for r in records]
   after_all = [r["rmse_refined"] for r in records]
   print(f"| | **median of {len(rows)}** | {np.median(before_all):.3f} | "

@@ -273,7 +273,7 @@ def main(argv=None) -> int:
         central_srgb_rmse=rmse, **extra)
     print(f"{name}: wrote {out_dir / (name + '_decomposition.png')} and {name}_maps.npz "
           f"(CCT {float(physics.index_to_cct(outputs['t'][0])):.0f} K, b = "
-          f"{np.round(outputs['b'][0], 2).tolist()}, central sRGB RMSE {rmse:.3f}{note})")
+          f"{[round(float(v), 2) for v in outputs['b'][0]]}, central sRGB RMSE {rmse:.3f}{note})")
   return 0
 
 
