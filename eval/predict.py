@@ -10,10 +10,13 @@ Restores the latest checkpoint in ``--workdir`` and, for each image, writes
 specular shading, melanin, haemoglobin, diffuse albedo) and ``<name>_maps.npz`` (all maps and
 the light and camera parameters) to ``--out``.
 
-How a photo is prepared for the network (there is no face detector in this offline tool):
-1. crop: the box given by ``--box LEFT TOP RIGHT BOTTOM`` (pixels), else the central square;
-   a BioFaceNet input is a tight face crop like the 64x64 CelebA crops it was trained on, so
-   give a box around the face for best results;
+How a photo is prepared for the network:
+1. crop: the box given by ``--box LEFT TOP RIGHT BOTTOM`` (pixels); else (``--crop auto``, the
+   default) the largest face found by OpenCV's Haar cascade (`eval.face_detect`, optional:
+   ``pip install 'opencv-python-headless<5'``), framed as the synthetic training faces are
+   (a square of 1/0.62 times the detector's box); else, with a message, the central square.
+   ``--crop face`` insists on a detected face, ``--crop center`` always takes the central
+   square;
 2. resize the crop to the network's input size (area averaging, Pillow ``BOX`` filter);
 3. values: 8-bit sRGB is divided by 255; the network linearises with the power 2.2 itself;
 4. mask: ``--mask FILE`` (any image; > 50 % grey = face), else the whole crop. It sets the
@@ -105,6 +108,10 @@ def add_photo_arguments(parser: argparse.ArgumentParser) -> None:
                            "eval.edit)")
   parser.add_argument("--box", type=int, nargs=4, metavar=("LEFT", "TOP", "RIGHT", "BOTTOM"),
                       help="face box in pixels (same for every image)")
+  parser.add_argument("--crop", choices=CROP_MODES, default="auto",
+                      help="without --box: auto = the largest detected face (OpenCV Haar "
+                           "cascade, framed as the training faces) or else the central square; "
+                           "face = a detected face or an error; center = the central square")
   parser.add_argument("--mask", default=None, help="optional face mask image (one image only)")
   parser.add_argument("--example", choices=sorted(EXAMPLES),
                       help="use a sample photo that ships with scikit-image (astronaut) or "
@@ -118,6 +125,20 @@ def add_photo_arguments(parser: argparse.ArgumentParser) -> None:
                            "network's pigments and smoothed; network: fine-tune the weights")
   parser.add_argument("--refine-lr", type=float, default=None,
                       help="Adam step of the refinement (default 2e-2 maps, 3e-4 network)")
+  parser.add_argument("--refine-anchor", type=float, default=photo_fit_default("anchor"),
+                      help="mode maps: weight of the pull of the pigment and specular logits "
+                           "back to the network's (default %(default)s)")
+  parser.add_argument("--refine-smoothness", type=float,
+                      default=photo_fit_default("smoothness"),
+                      help="mode maps: weight of the total variation of the pigment maps "
+                           "(default %(default)s)")
+
+
+def photo_fit_default(name: str) -> float:
+  """Default of a keyword of `eval.photo_fit.decompose` (one source for the flags' defaults)."""
+  import inspect  # pylint: disable=g-import-not-at-top
+  from eval import photo_fit  # pylint: disable=g-import-not-at-top
+  return inspect.signature(photo_fit.decompose).parameters[name].default
 
 
 def check_photo_arguments(parser: argparse.ArgumentParser, args) -> None:
@@ -127,11 +148,52 @@ def check_photo_arguments(parser: argparse.ArgumentParser, args) -> None:
     parser.error("--mask applies to a single image")
   if args.refine_steps < 0:
     parser.error("--refine-steps must be >= 0")
+  if args.refine_anchor < 0 or args.refine_smoothness < 0:
+    parser.error("--refine-anchor and --refine-smoothness must be >= 0")
+
+
+CROP_MODES = ("auto", "face", "center")
+
+
+def crop_boxes(name: str, image: np.ndarray, crop: str = "auto", max_faces: int | None = 1,
+               log=print) -> list[tuple[int, int, int, int] | None]:
+  """Crop boxes of one photo under ``--crop`` (None = the central square).
+
+  ``auto``: the training-framed boxes of up to ``max_faces`` detected faces, or [None] with a
+  message when OpenCV is missing or finds no face; ``face``: the same but an error instead of
+  the fallback; ``center``: [None].
+
+  Raises:
+    ValueError: ``crop`` is unknown, or ``face`` and no face could be found (names the photo).
+  """
+  from eval import face_detect  # pylint: disable=g-import-not-at-top
+  if crop not in CROP_MODES:
+    raise ValueError(f"crop must be one of {CROP_MODES}, got {crop!r}")
+  if crop == "center":
+    return [None]
+  try:
+    boxes = face_detect.face_crops(image, max_faces)
+    why = "no frontal face found"
+  except face_detect.DetectorUnavailable as error:
+    boxes, why = [], str(error)
+  if boxes:
+    return boxes
+  if crop == "face":
+    raise ValueError(f"{name}: {why} (use --box or --crop center)")
+  log(f"{name}: {why}; using the central square (give --box LEFT TOP RIGHT BOTTOM for a "
+      "better crop)")
+  return [None]
 
 
 def photo_jobs(args) -> list[tuple[str, np.ndarray, tuple[int, int, int, int] | None]]:
   """(name, RGB uint8 image, box) for every photo of the command line, files first."""
-  jobs = [(pathlib.Path(p).stem, load_image(p), args.box) for p in args.images]
+  jobs = []
+  for p in args.images:
+    image = load_image(p)
+    box = args.box or crop_boxes(pathlib.Path(p).name, image, args.crop)[0]
+    if box is not None:
+      print(f"{pathlib.Path(p).name}: crop {box} (left, top, right, bottom)")
+    jobs.append((pathlib.Path(p).stem, image, box))
   if args.example:
     jobs.append((args.example, load_example(args.example), args.box or EXAMPLES[args.example]))
   return jobs
@@ -149,20 +211,25 @@ def decompose_photos(args, restored, spectra, lut):
   """Yields (name, prepared image (H, W, 3), mask (H, W), outputs, refinement) per photo."""
   from eval import photo_fit  # pylint: disable=g-import-not-at-top
   size = int(restored.config.data.size)
-  for name, image, box in photo_jobs(args):
+  try:
+    jobs = photo_jobs(args)
+  except ValueError as error:
+    raise SystemExit(str(error)) from error
+  for name, image, box in jobs:
     x = prepare(image, size, box)
     mask = prepare_mask(args.mask, size, box) if args.mask else np.ones((size, size), np.float32)
     outputs, refinement = photo_fit.decompose(
         restored, spectra, lut, x, mask, refine_steps=args.refine_steps, mode=args.refine_mode,
-        learning_rate=args.refine_lr)
+        learning_rate=args.refine_lr, anchor=args.refine_anchor,
+        smoothness=args.refine_smoothness)
     yield name, x, mask, outputs, refinement
 
 
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="python -m eval.predict", description=__doc__.split("\n\n")[0],
-      epilog="Photos are cropped (--box or central square), resized to the network input size "
-             "and divided by 255; see the module docstring.")
+      epilog="Photos are cropped (--box, a detected face or the central square), resized to "
+             "the network input size and divided by 255; see the module docstring.")
   add_photo_arguments(parser)
   return parser
 
@@ -206,7 +273,7 @@ def main(argv=None) -> int:
         central_srgb_rmse=rmse, **extra)
     print(f"{name}: wrote {out_dir / (name + '_decomposition.png')} and {name}_maps.npz "
           f"(CCT {float(physics.index_to_cct(outputs['t'][0])):.0f} K, b = "
-          f"{np.round(outputs['b'][0], 2).tolist()}, central sRGB RMSE {rmse:.3f}{note})")
+          f"{[round(float(v), 2) for v in outputs['b'][0]]}, central sRGB RMSE {rmse:.3f}{note})")
   return 0
 
 

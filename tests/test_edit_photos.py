@@ -206,8 +206,20 @@ def test_predict_edit_and_photo_rmse_commands(workdir, capsys):
   with pytest.raises(SystemExit):
     edit.main([photo, "--workdir", run, "--lights", "Q7"])
 
-  assert photo_rmse.main([str(workdir), "--workdir", run, "--figure",
-                          str(workdir / "fig.png")]) == 0
+  photos = workdir / "photos" / "nested"
+  photos.mkdir(parents=True)
+  (photos / "face.png").write_bytes((workdir / "face.png").read_bytes())
+  (workdir / "photos" / "other.png").write_bytes((workdir / "face.png").read_bytes())
+  assert photo_rmse.main([str(workdir / "photos"), str(workdir / "face*.png"), "--workdir", run,
+                          "--figure", str(workdir / "fig.png"), "--figure-rows", "0", "2",
+                          "--refine-steps", "3", "--json", str(workdir / "set.json")]) == 0
   printed = capsys.readouterr().out
-  assert "| face.png |" in printed and "median of 1" in printed
+  # The random photo has no face: each is cropped to its central square (folder searched
+  # recursively, then the glob).
+  assert "| 0 | face.png (central square) |" in printed and "median of 3" in printed
+  assert "refined maps: Spearman" in printed
   assert (workdir / "fig.png").stat().st_size > 0
+  result = json.loads((workdir / "set.json").read_text())
+  assert len(result["faces"]) == 3 and result["summary"]["refined"]["faces"] == 3
+  assert result["summary"]["median_rmse_refined"] == pytest.approx(
+      np.median([f["rmse_refined"] for f in result["faces"]]))

