@@ -37,6 +37,11 @@ flags.DEFINE_list("configs", [], "Subset of configurations (default: all ten + a
 flags.DEFINE_string("data", "synthetic", "synthetic or celeba.")
 flags.DEFINE_string("cache_dir", "", "Synthetic data cache ('' = ~/.cache/bioface_jax).")
 flags.DEFINE_integer("n_test", 0, "Test scenes (0 = the preset's).")
+flags.DEFINE_enum("bn_stats", "precise", ["precise", "running"],
+                  "BatchNorm statistics for scoring: 'precise' re-estimates them from "
+                  "--bn_batches training batches with the trained weights frozen "
+                  "(face_vae.population_batch_stats); 'running' uses the moving averages.")
+flags.DEFINE_integer("bn_batches", 8, "Training batches (of 32) for --bn_stats=precise.")
 
 # face-vae-spec.md section 7: README bar charts, +-0.001.
 PAPER = {  # 1-SSIM, 1-MS-SSIM, LPIPS, 1-VIF, 10 l1, 10 l2
@@ -85,7 +90,18 @@ def run_one(name: str, datasets, out: pathlib.Path):
     train_lib.train(task.as_task(), config, workdir, progress_stream=sys.stdout)
   seconds = time.perf_counter() - start
   params, stats, model, _, _ = face_vae_task.restore_for_inference(workdir)
+  if FLAGS.bn_stats == "precise":
+    stats = precise_stats(params, model, datasets[0])
   return params, stats, model, (None if done else seconds)
+
+
+def precise_stats(params, model, train_set, batch_size: int = 32):
+  """BatchNorm statistics from --bn_batches fixed training batches (weights frozen)."""
+  from data import pipeline  # pylint: disable=g-import-not-at-top
+  from bioface_jax.models import face_vae  # pylint: disable=g-import-not-at-top
+  batches = pipeline.iterate_batches(train_set, min(batch_size, len(train_set)), seed=12345)
+  images = (next(batches)["image"] for _ in range(FLAGS.bn_batches))
+  return face_vae.population_batch_stats(params, images, model)
 
 
 def answers(scores: dict[str, dict[str, np.ndarray]]) -> list[str]:

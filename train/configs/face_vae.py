@@ -104,6 +104,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.losses = losses
   c.model.clipnorm = 1e-3
   c.model.adam_eps = 1e-7
+  c.model.bn_momentum = 0.9      # CPU presets; the authors' (Keras) 0.99 in `paper`
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "synthetic"    # or "celeba" (TFDS celeba_faceparsing, optional extra)
@@ -151,5 +152,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.input_size = 144
     c.model.latent_dim = 512
     c.model.width_multiplier = 1.0
+    c.model.bn_momentum = 0.99
     c.data.source = "celeba"
   return c
