@@ -7,11 +7,15 @@ sampling quirk, all on the same data and the same held-out test scenes; scores t
 "face pixels"), writes ``table.md`` / ``table.json`` (mean and standard error over test images)
 and ``grid.png`` (six test faces: input | each configuration, protocol A) into ``--out``, and
 answers the paper's four questions from paired per-image comparisons (a gap within 2 standard
-errors is a tie).
+errors is a tie). Models are scored with precise BatchNorm statistics re-estimated from
+training batches (``--bn_stats precise``, default; ``running`` uses the moving averages, which
+after a few hundred steps at Keras' momentum 0.99 still carry their initial values and made
+every model look worse than the mean image; docs/face_vae.md).
 
-Example (measured numbers and times are in docs/face_vae.md)::
+Example (every configuration beats the mean-image baseline at this budget; measured numbers and
+times are in docs/face_vae.md)::
 
-  nice -n 10 python -m eval.vae_ablation --preset ablation --steps 150 --out runs/vae_ablation
+  nice -n 10 python -m eval.vae_ablation --preset ablation --steps 300 --out runs/vae_ablation
 """
 
 from __future__ import annotations
