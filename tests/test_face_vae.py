@@ -164,3 +164,39 @@ def test_keras_model_from_the_spec_loads_into_flax_and_agrees():
   np.testing.assert_allclose(ours["image_pre"], keras_out["image_pre"], rtol=0, atol=1e-5)
   np.testing.assert_allclose(ours["mask"], keras_out["mask"][..., 0], rtol=0, atol=1e-5)
   np.testing.assert_allclose(ours["mean"], keras_out["mean"], rtol=0, atol=1e-5)
+
+
+def _conv3x3_same_f64(x, kernel, bias):
+  """Float64 NumPy reference: 3x3 SAME cross-correlation (Flax/Keras convention) + bias."""
+  x, kernel = np.asarray(x, np.float64), np.asarray(kernel, np.float64)
+  pad = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  h, w = x.shape[1:3]
+  out = np.zeros(x.shape[:3] + (kernel.shape[-1],))
+  for i in range(3):
+    for j in range(3):
+      out += pad[:, i:i + h, j:j + w, :] @ kernel[i, j]
+  return out + np.asarray(bias, np.float64)
+
+
+def test_population_batch_stats_are_the_average_of_per_batch_statistics():
+  config, params, _ = _tiny()
+  rng = np.random.default_rng(5)
+  batches = [rng.uniform(0, 1, (4, 16, 16, 3)).astype(np.float32) for _ in range(2)]
+  stats = fv.population_batch_stats(params, batches, config)
+  conv = params["encoder"]["ConvBlock_0"]["Conv_0"]
+  per_batch = [_conv3x3_same_f64(b, conv["kernel"], conv["bias"]) for b in batches]
+  want_mean = np.mean([a.mean((0, 1, 2)) for a in per_batch], 0)
+  want_var = np.mean([a.var((0, 1, 2)) for a in per_batch], 0)  # biased, as Flax
+  got = stats["encoder"]["ConvBlock_0"]["BatchNorm_0"]
+  # float32 conv: each output sums 27 products; rounding <= 27 eps32 sum|terms| per value,
+  # and means/variances of such values inherit that bound (x2 for the square in the variance).
+  terms = sum(np.abs(b).max() for b in batches) * np.abs(np.asarray(conv["kernel"])).sum((0, 1, 2))
+  bound = 27 * np.finfo(np.float32).eps * (terms + np.abs(np.asarray(conv["bias"])))
+  np.testing.assert_array_less(np.abs(np.asarray(got["mean"]) - want_mean), bound + 1e-30)
+  np.testing.assert_array_less(np.abs(np.asarray(got["var"]) - want_var),
+                               2 * bound * (np.abs(want_mean) + np.sqrt(want_var) + bound))
+  # Every BatchNorm layer is covered and the moving averages are not involved.
+  _, _, init_stats = _tiny()
+  assert jax.tree.structure(stats) == jax.tree.structure(init_stats)
+  with pytest.raises(ValueError, match="at least one batch"):
+    fv.population_batch_stats(params, [], config)

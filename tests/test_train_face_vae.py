@@ -56,6 +56,8 @@ def test_config_names_and_aliases():
   c = configs.get_config("H6,paper")
   assert (c.model.losses, c.model.mask_branch, c.model.input_size) == (("ssim",), True, 144)
   assert c.learning_rate == 1e-4 and c.model.latent_dim == 512
+  assert c.model.bn_momentum == 0.99  # Keras' default, the authors'
+  assert configs.get_config("H6,cpu").model.bn_momentum == 0.9  # the documented CPU deviation
   assert configs.get_config("l1,authors").model.sampling == "authors"
   assert configs.get_config(None).configuration == "ssim_l2_mask"
   assert len({configs.get_config(n).variant for n in configs.CONFIGURATIONS}) == 10
