@@ -64,6 +64,17 @@ def _base() -> ml_collections.ConfigDict:
   c.model.l2 = 2e-4
   c.model.landmark_weight = 1.0
 
+  # Training augmentation (prnet-spec.md §5; bioface_jax.face3d.augment): image, position map
+  # and landmarks transformed together. Only training batches; evaluation never augments.
+  c.augment = ml_collections.ConfigDict()
+  c.augment.enabled = True
+  c.augment.rotation_deg = 45.0
+  c.augment.translation = 0.1
+  c.augment.scale = (0.9, 1.2)
+  c.augment.color = (0.6, 1.4)
+  c.augment.erase_prob = 0.5
+  c.augment.erase_size = (0.1, 0.4)
+
   c.data = ml_collections.ConfigDict()
   c.data.source = "synthetic"    # or "300wlp"
   c.data.dir = ""                # 300W-LP root for source = "300wlp"
