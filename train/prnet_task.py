@@ -4,7 +4,8 @@
 
 * data: the cached synthetic pairs (``config.data.source = "synthetic"``, default; generated on
   first use, `data.prnet.dataset`) or 300W-LP through the direct reader (``"300wlp"``,
-  ``config.data.dir``; landmark-only loss, optionally mixed with synthetic batches by
+  ``config.data.dir``; dense truth when ``config.data.bfm_path`` names the Basel Face Model
+  (`data.prnet.bfm`), else the landmark-only loss; optionally mixed with synthetic batches by
   ``config.data.real_fraction``), batched by the deterministic `data.pipeline.iterate_batches`;
 * state: ``{"params", "batch_stats", "opt_state"}``;
 * step: on-device augmentation of image, map and landmarks (`bioface_jax.face3d.augment`,
@@ -59,7 +60,11 @@ def load_datasets(config: ml_collections.ConfigDict, stream=True):
     if not d.dir:
       raise ValueError("config.data.dir must name the 300W-LP directory (IBUG/, AFW/, ... with "
                        "<name>.jpg + <name>.mat, and landmarks/)")
-    real = w300lp.W300LPDataset(d.dir, size=d.size, subsets=tuple(d.subsets) or None)
+    model = None
+    if d.get("bfm_path"):
+      from data.prnet import bfm  # pylint: disable=g-import-not-at-top
+      model = bfm.load_bfm(d.bfm_path, d.get("bfm_uv_path") or None)
+    real = w300lp.W300LPDataset(d.dir, size=d.size, subsets=tuple(d.subsets) or None, bfm=model)
     if d.real_fraction >= 1.0:
       return real, holdout
     synthetic = synth_set.synthetic_set(d.cache_dir or None, d.num_train, d.size, d.seed, **kw)

@@ -23,8 +23,10 @@ Commands run from the repository root; CPU times are on the 2 shared, busy devel
   3,584 synthetic pairs (~ IBUG with flips), 512 held out, batch 16, 150 / 500 / 420 epochs
   (the seed report's schedules), Adam 1e-4 / 1e-4 / 1e-5, decay 0.99 every 5 epochs.
 * ``paper``: ResFCN 256 with the paper's optimiser (lr 1e-4 halved every 5 epochs) on 300W-LP
-  (``--config.data.dir``). Dense 300W-LP maps need the Basel Face Model, which is not
-  implemented here, so this trains with the landmark-only loss (+ synthetic batches).
+  (``--config.data.dir``). With ``--config.data.bfm_path=.../BFM.mat`` (user-supplied Basel Face
+  Model in face3d's layout, ``BFM_UV.mat`` beside it) it trains on dense position maps built
+  from each image's 3DMM parameters (`data.prnet.bfm`); without it, with the landmark-only loss
+  (+ synthetic batches). Neither was run here (no 300W-LP / BFM offline).
 * ``real_landmarks``: 300W-LP IBUG (direct reader) landmark-only loss mixed half and half with
   synthetic pairs for z and dense shape.
 """
@@ -80,6 +82,8 @@ def _base() -> ml_collections.ConfigDict:
   c.data.dir = ""                # 300W-LP root for source = "300wlp"
   c.data.subsets = ()            # 300W-LP subsets (e.g. ("IBUG",)); () = all
   c.data.real_fraction = 1.0     # share of real images per batch (rest synthetic)
+  c.data.bfm_path = ""           # BFM.mat (face3d layout): dense 300W-LP truth; "" = landmarks only
+  c.data.bfm_uv_path = ""        # BFM_UV.mat; "" = beside bfm_path
   c.data.cache_dir = ""          # "" = ~/.cache/bioface_jax
   c.data.size = 256
   c.data.num_train = 3584
