@@ -2,6 +2,7 @@
 
     python -m eval.aflw2000_nme --workdir runs/prnet_resfcn_tiny runs/prnet_resnet18_tiny ...
     python -m eval.aflw2000_nme --workdir W --aflw2000 /data/AFLW2000   # the real benchmark
+    python -m eval.aflw2000_nme --workdir "W1 W2" --curve   # + held-out NME vs training minutes
 
 Default data: the held-out synthetic pairs of each run's config (seed ``data.eval_seed``, never
 trained on), with exact truth; landmarks are read from the predicted map

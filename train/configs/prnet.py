@@ -10,12 +10,13 @@ Commands run from the repository root; CPU times are on the 2 shared, busy devel
 * ``resfcn_cpu`` / ``resnet18_cpu`` / ``mobilenet_v2_cpu``: R 128, width 0.25, BN momentum 0.9,
   1,024 synthetic training pairs (seed 0) + 256 held out (seed 1), generated on first use
   (~4 min on the busy cores, cached in ~/.cache/bioface_jax) and shared by the three; batch 16,
-  ``num_epochs`` 30 (1,920 steps); not run to completion on the busy development CPU (ResFCN at
-  R 128, w 0.25 trained at ~2 img/s there under load 10+: ~4 h). What was measured instead is
-  a tiny setting (``--config.data.size=64 --config.model.width_multiplier=0.125
-  --config.learning_rate=1e-3 --config.num_train_steps=1000``): 6-16 min per encoder at
-  25-80 img/s, held-out NME 18-20 % (mean of yaw bins) against 24 % for the mean-map
-  baseline; table and command in docs/prnet.md::
+  ``num_epochs`` 30 (1,920 steps), augmentation on; not run to completion on the busy
+  development CPU (ResFCN at R 128, w 0.25 trained at ~2 img/s there under load 10+: ~4 h).
+  What was measured instead (docs/prnet.md, table and command) is R 64, w 0.25, Adam 1e-3,
+  1,500 steps (``--config.data.size=64 --config.model.width_multiplier=0.25
+  --config.learning_rate=1e-3 --config.num_train_steps=1500``): 14-25 min per encoder at
+  23-43 img/s; held-out NME (mean of yaw bins) ResNet18 16.0 %, ResFCN 25.4 %, MobileNetV2
+  24.8 %, against 24.7 % for the mean-map baseline (only ResNet18 had learned)::
 
     python -m train.prnet --config train/configs/prnet.py:resnet18_cpu --workdir runs/prnet_r18
 
