@@ -2,6 +2,7 @@
 
     python -m eval.aflw2000_nme --workdir runs/prnet_resfcn_tiny runs/prnet_resnet18_tiny ...
     python -m eval.aflw2000_nme --workdir W --aflw2000 /data/AFLW2000   # the real benchmark
+    python -m eval.aflw2000_nme --workdir "W1 W2" --curve   # + held-out NME vs training minutes
 
 Default data: the held-out synthetic pairs of each run's config (seed ``data.eval_seed``, never
 trained on), with exact truth; landmarks are read from the predicted map
@@ -44,6 +45,9 @@ def define_flags():
   flags.DEFINE_integer("num", 0, "Evaluate only the first NUM faces (0 = all).")
   flags.DEFINE_integer("batch", 32, "Prediction batch size.")
   flags.DEFINE_string("out", None, "Also write the markdown table and a .json beside it here.")
+  flags.DEFINE_bool("curve", False, "Also print each run's learning curve from metrics.jsonl: "
+                    "held-out loss / NME logged during training against cumulative training "
+                    "minutes (for equal-wall-time comparisons).")
 
 PUBLISHED = [
     ("PRNet (paper, AFLW2000-3D, image mean 2D / 3D)", "3.26 / 4.70 (image mean)"),
@@ -69,6 +73,33 @@ def training_speed(workdir: pathlib.Path, n_train: int, batch: int) -> dict:
   steady = [r["images_per_sec"] for r in rows[1:]] or [rows[0]["images_per_sec"]]
   ips = float(np.median(steady))
   return dict(images_per_sec=ips, s_per_epoch=n_train / ips, wall_s=wall, steps=prev)
+
+
+def learning_curve(workdir: pathlib.Path) -> list[dict]:
+  """Per logged evaluation: step, cumulative training minutes (sum of the logged windows,
+  compilation included), held-out loss_px, nme2d and nme3d (%, image means) from metrics.jsonl."""
+  from bioface_jax.train_lib import read_jsonl  # pylint: disable=g-import-not-at-top
+  path = workdir / "metrics.jsonl"
+  rows = read_jsonl(path) if path.exists() else []
+  out, wall, prev = [], 0.0, 0
+  for r in rows:
+    if "steps_per_sec" in r and r["step"] > prev:
+      wall += (r["step"] - prev) / r["steps_per_sec"]
+      prev = r["step"]
+    if "eval/nme2d" in r:
+      out.append(dict(step=r["step"], minutes=wall / 60, loss_px=r.get("eval/loss_px"),
+                      nme2d=100 * r["eval/nme2d"], nme3d=100 * r["eval/nme3d"]))
+  return out
+
+
+def format_curves(workdirs) -> str:
+  lines = ["| run | step | train min | held-out loss_px | NME 2D all % | NME 3D all % |",
+           "|---|---|---|---|---|---|"]
+  for w in workdirs:
+    for c in learning_curve(w):
+      lines.append(f"| {w.name} | {c['step']} | {c['minutes']:.1f} | {c['loss_px']:.2f} | "
+                   f"{c['nme2d']:.2f} | {c['nme3d']:.2f} |")
+  return "\n".join(lines)
 
 
 def _predict_fn(params, stats, model):
@@ -207,6 +238,9 @@ def main(argv):
       results.append(evaluate_synthetic(w, FLAGS.num, FLAGS.batch))
   name = ("AFLW2000-3D" if FLAGS.aflw2000 else "held-out synthetic faces (seed 1, exact truth)")
   table = format_table(results, name)
+  if FLAGS.curve:
+    table += "\n\nLearning curves (held-out faces logged during training):\n\n"
+    table += format_curves(workdirs)
   print(table)
   if FLAGS.out:
     out = pathlib.Path(FLAGS.out)

@@ -57,3 +57,20 @@ def test_training_speed_from_metrics_log(tmp_path):
   assert s["wall_s"] == pytest.approx(10 / 0.5 + 10 / 2.0 + 10 / 1.0)
   assert s["images_per_sec"] == pytest.approx(24.0)  # Median of the windows after the first.
   assert s["s_per_epoch"] == pytest.approx(20.0) and s["steps"] == 30
+
+
+def test_learning_curve_from_metrics_log(tmp_path):
+  import json
+  from eval import aflw2000_nme
+  rows = [dict(step=10, steps_per_sec=0.5, images_per_sec=8.0),
+          dict(step=20, steps_per_sec=2.0, images_per_sec=32.0,
+               **{"eval/nme2d": 0.2, "eval/nme3d": 0.3, "eval/loss_px": 9.0}),
+          dict(step=20, steps_per_sec=2.0, images_per_sec=32.0),     # a resume repeats nothing
+          dict(step=30, steps_per_sec=1.0, images_per_sec=16.0,
+               **{"eval/nme2d": 0.1, "eval/nme3d": 0.2, "eval/loss_px": 8.0})]
+  (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+  c = aflw2000_nme.learning_curve(tmp_path)
+  assert [x["step"] for x in c] == [20, 30]
+  assert c[0]["minutes"] == pytest.approx((20 + 5) / 60) and c[1]["minutes"] == pytest.approx(35 / 60)
+  assert c[1]["nme2d"] == pytest.approx(10.0) and c[1]["loss_px"] == 8.0
+  assert "| 30 | 0.6 | 8.00 | 10.00 | 20.00 |" in aflw2000_nme.format_curves([tmp_path])

@@ -4,10 +4,14 @@
 
 * data: the cached synthetic pairs (``config.data.source = "synthetic"``, default; generated on
   first use, `data.prnet.dataset`) or 300W-LP through the direct reader (``"300wlp"``,
-  ``config.data.dir``; landmark-only loss, optionally mixed with synthetic batches by
+  ``config.data.dir``; dense truth when ``config.data.bfm_path`` names the Basel Face Model
+  (`data.prnet.bfm`), else the landmark-only loss; optionally mixed with synthetic batches by
   ``config.data.real_fraction``), batched by the deterministic `data.pipeline.iterate_batches`;
 * state: ``{"params", "batch_stats", "opt_state"}``;
-* step: `bioface_jax.models.prnet.compute_loss` (training-mode BatchNorm) + Adam;
+* step: on-device augmentation of image, map and landmarks (`bioface_jax.face3d.augment`,
+  ``config.augment.enabled``, default on; the step's key, so resuming repeats it exactly), then
+  `bioface_jax.models.prnet.compute_loss` (training-mode BatchNorm) + Adam;
+* eval and figures: never augmented;
 * eval: held-out synthetic faces: loss, ``nme2d`` / ``nme3d`` of the 68 landmarks (fractions);
 * figure: input | predicted map | true map | landmarks (green truth, red prediction).
 """
@@ -25,6 +29,7 @@ import numpy as np
 import optax
 
 from bioface_jax import face3d
+from bioface_jax.face3d import augment as augment_lib
 from bioface_jax.face3d import figures as face3d_figures
 from bioface_jax.models import prnet
 from bioface_jax.train_lib import Task
@@ -55,12 +60,25 @@ def load_datasets(config: ml_collections.ConfigDict, stream=True):
     if not d.dir:
       raise ValueError("config.data.dir must name the 300W-LP directory (IBUG/, AFW/, ... with "
                        "<name>.jpg + <name>.mat, and landmarks/)")
-    real = w300lp.W300LPDataset(d.dir, size=d.size, subsets=tuple(d.subsets) or None)
+    model = None
+    if d.get("bfm_path"):
+      from data.prnet import bfm  # pylint: disable=g-import-not-at-top
+      model = bfm.load_bfm(d.bfm_path, d.get("bfm_uv_path") or None)
+    real = w300lp.W300LPDataset(d.dir, size=d.size, subsets=tuple(d.subsets) or None, bfm=model)
     if d.real_fraction >= 1.0:
       return real, holdout
     synthetic = synth_set.synthetic_set(d.cache_dir or None, d.num_train, d.size, d.seed, **kw)
     return w300lp.MixedDataset(real, synthetic, d.real_fraction, d.seed), holdout
   raise ValueError(f"config.data.source must be 'synthetic' or '300wlp', got {d.source!r}.")
+
+
+def augment_config(config: ml_collections.ConfigDict) -> augment_lib.AugmentConfig | None:
+  """The augmentation ranges from ``config.augment``, or None when it is switched off."""
+  aug = config.get("augment")
+  if aug is None or not aug.get("enabled", False):
+    return None
+  fields = {k: v for k, v in aug.items() if k != "enabled"}
+  return augment_lib.AugmentConfig.from_mapping(fields)
 
 
 def _select(batch):
@@ -74,6 +92,7 @@ class PRNetTask:
   model: prnet.PRNetConfig
   train_set: Any
   holdout_set: Any
+  augment: augment_lib.AugmentConfig | None = None
 
   @classmethod
   def create(cls, config: ml_collections.ConfigDict, stream=True) -> PRNetTask:
@@ -81,7 +100,7 @@ class PRNetTask:
     if len(train_set) < config.batch_size:
       raise ValueError(f"the training set has {len(train_set)} faces, fewer than "
                        f"batch_size={config.batch_size}.")
-    return cls(config, model_config(config), train_set, holdout_set)
+    return cls(config, model_config(config), train_set, holdout_set, augment_config(config))
 
   def steps_per_epoch(self) -> int:
     return pipeline.steps_per_epoch(len(self.train_set), self.config.batch_size)
@@ -95,7 +114,8 @@ class PRNetTask:
     return dict(params=params, batch_stats=batch_stats, opt_state=self.tx().init(params))
 
   def train_step(self, state, batch, rng):
-    del rng  # No dropout; augmentation is not implemented (see docs/prnet.md).
+    if self.augment is not None:
+      batch = augment_lib.augment_batch(rng, batch, self.augment)
 
     def loss_fn(params):
       loss, (terms, new_stats, _) = prnet.compute_loss(params, state["batch_stats"], batch,

@@ -14,7 +14,10 @@ released folders with ``scipy.io.loadmat``:
 Faces are cropped as PRNet does (`bioface_jax.face3d.crop`): 300W-LP with the training crop
 (1.5 x the landmark box, no jitter here), AFLW2000-3D with the test crop (1.6 x the GT box).
 Without the Basel Face Model there is no dense truth: 300W-LP samples carry ``has_dense = 0``
-(landmark-only loss) and a zero ``posmap``.
+(landmark-only loss) and a zero ``posmap``. With it (``W300LPDataset(..., bfm=data.prnet.bfm.
+load_bfm(path))``) each sample's ``Shape_Para`` / ``Exp_Para`` / ``Pose_Para`` give the dense
+position map (`data.prnet.bfm.dense_truth`: crop from the keypoint vertices, landmarks = those
+vertices in crop pixels) and ``has_dense = 1``.
 """
 
 from __future__ import annotations
@@ -77,9 +80,10 @@ def landmark_box(points: np.ndarray) -> np.ndarray:
 class W300LPDataset:
   """300W-LP for landmark-only training (`data.pipeline.Dataset`: len, get(sorted indices))."""
 
-  def __init__(self, root: str | os.PathLike, size: int = 256, subsets=None):
+  def __init__(self, root: str | os.PathLike, size: int = 256, subsets=None, bfm=None):
     self.root = pathlib.Path(root)
     self.size = int(size)
+    self.bfm = bfm
     subsets = tuple(subsets) if subsets else W300LP_SUBSETS
     unknown = sorted(set(subsets) - set(W300LP_SUBSETS))
     if unknown:
@@ -99,6 +103,8 @@ class W300LPDataset:
   def example(self, i: int) -> dict[str, np.ndarray]:
     sub, name = self.items[i]
     jpg = self.root / sub / f"{name}.jpg"
+    if self.bfm is not None:
+      return self._dense_example(jpg)
     meta = load_mat(jpg.with_suffix(".mat"), ("Pose_Para",))
     pts_file = self.root / "landmarks" / sub / f"{name}_pts.mat"
     if pts_file.is_file():
@@ -115,6 +121,18 @@ class W300LPDataset:
     return dict(image=np.clip(crop, 0, 1), posmap=np.zeros((self.size, self.size, 3), np.float32),
                 landmarks=lmk.astype(np.float32), yaw=np.float32(np.rad2deg(pose[1])),
                 has_dense=np.float32(0.0))
+
+  def _dense_example(self, jpg: pathlib.Path) -> dict[str, np.ndarray]:
+    from data.prnet import bfm as bfm_lib  # pylint: disable=g-import-not-at-top
+    mat = jpg.with_suffix(".mat")
+    meta = load_mat(mat, ("Shape_Para", "Exp_Para", "Pose_Para"))
+    image = load_image(jpg)
+    t, posmap, lmk = bfm_lib.dense_truth(self.bfm, meta["Shape_Para"], meta["Exp_Para"],
+                                         meta["Pose_Para"], image.shape[0], self.size, where=mat)
+    crop = face3d.warp_image(image, t, self.size).astype(np.float32)
+    yaw = np.rad2deg(np.asarray(meta["Pose_Para"], np.float64).ravel()[1])
+    return dict(image=np.clip(crop, 0, 1), posmap=posmap, landmarks=lmk,
+                yaw=np.float32(yaw), has_dense=np.float32(1.0))
 
   def get(self, indices) -> dict[str, np.ndarray]:
     ex = [self.example(int(i)) for i in indices]

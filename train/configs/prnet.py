@@ -10,12 +10,13 @@ Commands run from the repository root; CPU times are on the 2 shared, busy devel
 * ``resfcn_cpu`` / ``resnet18_cpu`` / ``mobilenet_v2_cpu``: R 128, width 0.25, BN momentum 0.9,
   1,024 synthetic training pairs (seed 0) + 256 held out (seed 1), generated on first use
   (~4 min on the busy cores, cached in ~/.cache/bioface_jax) and shared by the three; batch 16,
-  ``num_epochs`` 30 (1,920 steps); not run to completion on the busy development CPU (ResFCN at
-  R 128, w 0.25 trained at ~2 img/s there under load 10+: ~4 h). What was measured instead is
-  a tiny setting (``--config.data.size=64 --config.model.width_multiplier=0.125
-  --config.learning_rate=1e-3 --config.num_train_steps=1000``): 6-16 min per encoder at
-  25-80 img/s, held-out NME 18-20 % (mean of yaw bins) against 24 % for the mean-map
-  baseline; table and command in docs/prnet.md::
+  ``num_epochs`` 30 (1,920 steps), augmentation on; not run to completion on the busy
+  development CPU (ResFCN at R 128, w 0.25 trained at ~2 img/s there under load 10+: ~4 h).
+  What was measured instead (docs/prnet.md, table and command) is R 64, w 0.25, Adam 1e-3,
+  1,500 steps (``--config.data.size=64 --config.model.width_multiplier=0.25
+  --config.learning_rate=1e-3 --config.num_train_steps=1500``): 14-25 min per encoder at
+  23-43 img/s; held-out NME (mean of yaw bins) ResNet18 16.0 %, ResFCN 25.4 %, MobileNetV2
+  24.8 %, against 24.7 % for the mean-map baseline (only ResNet18 had learned)::
 
     python -m train.prnet --config train/configs/prnet.py:resnet18_cpu --workdir runs/prnet_r18
 
@@ -23,8 +24,10 @@ Commands run from the repository root; CPU times are on the 2 shared, busy devel
   3,584 synthetic pairs (~ IBUG with flips), 512 held out, batch 16, 150 / 500 / 420 epochs
   (the seed report's schedules), Adam 1e-4 / 1e-4 / 1e-5, decay 0.99 every 5 epochs.
 * ``paper``: ResFCN 256 with the paper's optimiser (lr 1e-4 halved every 5 epochs) on 300W-LP
-  (``--config.data.dir``). Dense 300W-LP maps need the Basel Face Model, which is not
-  implemented here, so this trains with the landmark-only loss (+ synthetic batches).
+  (``--config.data.dir``). With ``--config.data.bfm_path=.../BFM.mat`` (user-supplied Basel Face
+  Model in face3d's layout, ``BFM_UV.mat`` beside it) it trains on dense position maps built
+  from each image's 3DMM parameters (`data.prnet.bfm`); without it, with the landmark-only loss
+  (+ synthetic batches). Neither was run here (no 300W-LP / BFM offline).
 * ``real_landmarks``: 300W-LP IBUG (direct reader) landmark-only loss mixed half and half with
   synthetic pairs for z and dense shape.
 """
@@ -64,11 +67,24 @@ def _base() -> ml_collections.ConfigDict:
   c.model.l2 = 2e-4
   c.model.landmark_weight = 1.0
 
+  # Training augmentation (prnet-spec.md §5; bioface_jax.face3d.augment): image, position map
+  # and landmarks transformed together. Only training batches; evaluation never augments.
+  c.augment = ml_collections.ConfigDict()
+  c.augment.enabled = True
+  c.augment.rotation_deg = 45.0
+  c.augment.translation = 0.1
+  c.augment.scale = (0.9, 1.2)
+  c.augment.color = (0.6, 1.4)
+  c.augment.erase_prob = 0.5
+  c.augment.erase_size = (0.1, 0.4)
+
   c.data = ml_collections.ConfigDict()
   c.data.source = "synthetic"    # or "300wlp"
   c.data.dir = ""                # 300W-LP root for source = "300wlp"
   c.data.subsets = ()            # 300W-LP subsets (e.g. ("IBUG",)); () = all
   c.data.real_fraction = 1.0     # share of real images per batch (rest synthetic)
+  c.data.bfm_path = ""           # BFM.mat (face3d layout): dense 300W-LP truth; "" = landmarks only
+  c.data.bfm_uv_path = ""        # BFM_UV.mat; "" = beside bfm_path
   c.data.cache_dir = ""          # "" = ~/.cache/bioface_jax
   c.data.size = 256
   c.data.num_train = 3584
