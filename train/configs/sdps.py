@@ -75,6 +75,7 @@ def _base() -> ml_collections.ConfigDict:
   c.max_to_keep = 2
   c.async_checkpointing = True
   c.lcnet_workdir = ""
+  c.init_workdir = ""             # warm start: the parameters of this run (same network)
 
   c.model = ml_collections.ConfigDict()
   c.model.conv = "standard"
