@@ -10,7 +10,9 @@ using π[:N]. Rows: ``woodham_l2`` (true lights and intensities, all observation
 ``woodham`` (true lights, shadows dropped) — "—" for N < 3; ``woodham_lcnet`` (Woodham with
 LCNet's lights and intensities); each trained run (``--runs label=WORKDIR``: an ``lcnet`` run
 gives light errors only, a ``nenet`` run is LCNet + NENet = SDPS-Net, ``fused``, ``psfcn``);
-LCNet's light direction (°) and intensity (scale-invariant) errors. Each run's parameter count
+LCNet's light direction (°) and intensity (scale-invariant) errors. ``label=NENET+LCNET``
+runs a ``nenet`` run's NENet on another LCNet run's lights, ``label=NENET+true`` on the true
+lights (ablations without retraining). Each run's parameter count
 and inference time per scene (N = 16) are listed. ``--data.dir`` adds DiLiGenT (the 10 objects,
 96 images, ``all`` column, ``--draws`` subsets). Published numbers and the seed report's tables
 are printed beside ours. Timings are wall-clock on whatever machine runs this.
@@ -28,7 +30,9 @@ from absl import flags
 from absl import logging
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("runs", [], "label=WORKDIR of train.sdps runs (lcnet, nenet, fused, psfcn).")
+flags.DEFINE_list("runs", [], "label=WORKDIR of train.sdps runs (lcnet, nenet, fused, psfcn); "
+                  "label=NENET_WORKDIR+LCNET_WORKDIR runs that NENet on another LCNet's "
+                  "lights, label=NENET_WORKDIR+true on the true lights.")
 flags.DEFINE_list("sets", ["objects", "faces"], "objects, lambertian, faces, diligent.")
 flags.DEFINE_list("counts", ["1", "2", "4", "8", "16", "32", "64"], "numbers of input images.")
 flags.DEFINE_integer("scenes", 16, "held-out scenes per synthetic set.")
@@ -171,8 +175,11 @@ def main(argv):
     label, _, workdir = spec.partition("=")
     if not workdir:
       raise app.UsageError(f"--runs entries are label=WORKDIR, got {spec!r}")
+    workdir, _, lights = workdir.partition("+")
     run = sdps_task.restore_run(workdir)
-    methods.append(Method(label, run))
+    if lights and lights != "true":
+      lights = sdps_task.restore_run(lights)
+    methods.append(Method(label, run, lights or None))
     _say(f"{label}: {run.config.task} ({run.config.variant}) step {run.step}, "
          f"{methods[-1].params_count:,} parameters")
   sets = list(FLAGS.sets)

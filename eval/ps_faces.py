@@ -22,7 +22,10 @@ from absl import flags
 from absl import logging
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("runs", [], "label=WORKDIR of train.sdps runs with a normal output.")
+flags.DEFINE_list("runs", [], "label=WORKDIR of train.sdps runs with a normal output "
+                  "(label=NENET_WORKDIR+LCNET_WORKDIR or +true swaps NENet's lights, as in "
+                  "eval.ps_benchmark).")
+flags.DEFINE_integer("dpi", 80, "figure resolution (keep the PNG under 300 KB).")
 flags.DEFINE_integer("images", 16, "number of input images.")
 flags.DEFINE_integer("size", 64, "image size.")
 flags.DEFINE_string("out", "docs/sdps_faces.png", "figure path.")
@@ -76,7 +79,10 @@ def main(argv):
   methods = []
   for spec in FLAGS.runs:
     label, _, workdir = spec.partition("=")
-    methods.append(Method(label, sdps_task.restore_run(workdir)))
+    workdir, _, lights = workdir.partition("+")
+    if lights and lights != "true":
+      lights = sdps_task.restore_run(lights)
+    methods.append(Method(label, sdps_task.restore_run(workdir), lights or None))
   n, s = FLAGS.images, FLAGS.size
   faces = synth.test_set("faces", 2, s)
   scenes = []
@@ -111,7 +117,7 @@ def main(argv):
   for a in axes.ravel():
     a.axis("off")
   fig.tight_layout()
-  fig.savefig(FLAGS.out, dpi=80)
+  fig.savefig(FLAGS.out, dpi=FLAGS.dpi)
   print(f"wrote {FLAGS.out}")
   return 0
 

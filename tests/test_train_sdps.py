@@ -56,6 +56,33 @@ def test_nenet_on_frozen_lcnet(lcnet_run):
   run = sdps_task.restore_run(tmp / "nenet")
   assert run.model.net == "nenet" and run.lcnet_model.net == "lcnet"
   assert _equal(run.params, state["params"]) and _equal(run.lcnet_params, lc_state["params"])
+  # The benchmark's light swaps: NENet on the true lights is NENet fed those lights directly;
+  # on "another" LCNet run (here the same one) it is the default SDPS-Net output.
+  from bioface_jax.models import sdps  # pylint: disable=g-import-not-at-top
+  from eval.ps_methods import Method  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  images = rng.uniform(0, 1, (2, 4, 16, 16, 3)).astype(np.float32)
+  mask = np.ones((2, 16, 16), np.float32)
+  dirs = np.tile(np.asarray([0.0, 0.6, 0.8], np.float32), (2, 4, 1))
+  ints = np.full((2, 4), 1.5, np.float32)
+  direct = sdps.predict(run.params, {"images": images, "mask": mask, "dirs": dirs,
+                                     "intensities": ints}, run.model)["normals"]
+  true = Method("t", run, "true")(images, mask, dirs, ints)
+  assert "dirs" not in true and np.array_equal(true["normals"], np.asarray(direct))
+  swapped = Method("s", run, sdps_task.restore_run(tmp / "lcnet"))(images, mask, dirs, ints)
+  default = Method("d", run)(images, mask, dirs, ints)
+  assert _equal(swapped, default)
+  with pytest.raises(ValueError, match="lcnet run"):
+    Method("x", run, run)
+
+
+def test_warm_start_from_a_run(lcnet_run):
+  tmp, _, lc_state, _ = lcnet_run
+  task = sdps_task.SDPSTask.create(_config("smoke", tmp, init_workdir=str(tmp / "lcnet")))
+  state = task.init(jax.random.key(1), None)
+  assert task.config.init_step == 2 and _equal(state["params"], lc_state["params"])
+  with pytest.raises(ValueError, match="init_workdir"):  # another network
+    sdps_task.make_task(_config("smoke,ds", tmp, init_workdir=str(tmp / "lcnet")))
 
 
 def test_nenet_needs_an_lcnet_run(tmp_path):

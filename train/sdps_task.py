@@ -70,6 +70,7 @@ class SDPSTask:
   evalset: dict[str, np.ndarray]
   lcnet_model: sdps.SDPSConfig | None = None
   lcnet_params: Any = None
+  init_params: Any = None
   _jit_figure: Any = None
 
   @classmethod
@@ -89,11 +90,24 @@ class SDPSTask:
       with config.unlocked():
         config.lcnet_model = run.config.model.to_dict()
         config.lcnet_step = run.step
+    model = model_config(config)
+    init_params = None
+    if config.get("init_workdir"):
+      init = restore_run(config.init_workdir)
+      same = ("net", "conv", "residual", "width_multiplier")
+      if any(getattr(init.model, k) != getattr(model, k) for k in same):
+        raise ValueError(
+            f"init_workdir {config.init_workdir} holds a "
+            f"{ {k: getattr(init.model, k) for k in same} } network, but this run trains "
+            f"{ {k: getattr(model, k) for k in same} }")
+      init_params = init.params
+      with config.unlocked():
+        config.init_step = init.step
     bank = synth.scene_bank(d.bank_size, d.size, d.seed, d.mix.to_dict(),
                             d.cache_dir or None, progress)
     evalset = synth.test_set("objects", d.eval_scenes, d.size, d.seed,
                              num_lights=max(d.eval_images, 1))
-    return cls(config, model_config(config), bank, evalset, lcnet_model, lcnet_params)
+    return cls(config, model, bank, evalset, lcnet_model, lcnet_params, init_params)
 
   # -- rendering and the network inputs -------------------------------------------------------
   def _render(self, key, batch, dirs=None, ints=None, train=True):
@@ -130,6 +144,13 @@ class SDPSTask:
     d = self.config.data
     crop = d.crop if self.config.task in ("nenet", "psfcn") and 0 < d.crop < d.size else d.size
     params, _ = sdps.init(rng, (1, d.num_images, crop, crop, 3), self.model)
+    if self.init_params is not None:  # warm start (fine-tuning): same tree, same shapes
+      if jax.tree.structure(params) != jax.tree.structure(self.init_params) or any(
+          jax.tree.leaves(jax.tree.map(lambda a, b: a.shape != b.shape, params,
+                                       self.init_params))):
+        raise ValueError(f"init_workdir {self.config.init_workdir}: parameter tree or shapes "
+                         "differ from this run's network")
+      params = jax.tree.map(jnp.asarray, self.init_params)
     state = {"params": params, "opt_state": sdps.optimizer(self.model).init(params)}
     if self.config.task == "nenet":
       state["lcnet_params"] = jax.tree.map(jnp.asarray, self.lcnet_params)

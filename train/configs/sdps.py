@@ -46,7 +46,25 @@ Commands (repository root)::
   python -m train.sdps --config train/configs/sdps.py:nenet,ds,res \\
       --config.lcnet_workdir=runs/sdps_lcnet --workdir runs/sdps_nenet_dsres
 
-Measured step times and results are in docs/sdps.md (2 shared, busy CPU cores).
+Lighter / other variants and the faces fine-tune (session 3; results in docs/sdps.md)::
+
+  python -m train.sdps --config train/configs/sdps.py:lcnet,ds,res --workdir runs/sdps_lcnet_dsres
+      # stopped (SIGTERM) after the step-500 eval, to compare with lcnet's step-500 eval
+  python -m train.sdps --config train/configs/sdps.py:nenet,w0.09 \
+      --config.lcnet_workdir=runs/sdps_lcnet --workdir runs/sdps_nenet_w009   # 19,243 params
+  python -m train.sdps --config train/configs/sdps.py:lcnet,ints_high --workdir runs/sdps_lcnet_ints_high
+  python -m train.sdps --config train/configs/sdps.py:lcnet,ints_strat --workdir runs/sdps_lcnet_ints_strat
+      # both stopped after the step-500 eval (same schedule as lcnet)
+  python -m train.sdps --config train/configs/sdps.py:fused,ds,res --workdir runs/sdps_fused_dsres
+  python -m train.sdps --config train/configs/sdps.py:lcnet,faces --config.init_workdir=runs/sdps_lcnet \
+      --config.num_train_steps=200 --workdir runs/sdps_lcnet_faces
+  python -m train.sdps --config train/configs/sdps.py:nenet,faces --config.init_workdir=runs/sdps_nenet \
+      --config.lcnet_workdir=runs/sdps_lcnet_faces --config.num_train_steps=200 \
+      --workdir runs/sdps_nenet_faces
+
+``--config.init_workdir=RUN`` warm-starts from RUN's parameters (same network; fresh Adam and
+schedule over ``num_train_steps``). Measured step times and results are in docs/sdps.md
+(2 shared, busy CPU cores).
 """
 
 from __future__ import annotations
@@ -75,6 +93,7 @@ def _base() -> ml_collections.ConfigDict:
   c.max_to_keep = 2
   c.async_checkpointing = True
   c.lcnet_workdir = ""
+  c.init_workdir = ""             # warm start: the parameters of this run (same network)
 
   c.model = ml_collections.ConfigDict()
   c.model.conv = "standard"
