@@ -16,7 +16,9 @@ Commands run from the repository root; CPU times are on the 2 shared, busy devel
   1,500 steps (``--config.data.size=64 --config.model.width_multiplier=0.25
   --config.learning_rate=1e-3 --config.num_train_steps=1500``): 14-25 min per encoder at
   23-43 img/s; held-out NME (mean of yaw bins) ResNet18 16.0 %, ResFCN 25.4 %, MobileNetV2
-  24.8 %, against 24.7 % for the mean-map baseline (only ResNet18 had learned)::
+  24.8 %, against 24.7 % for the mean-map baseline (only ResNet18 had learned). ResFCN is not
+  broken but slow to start at this setting: resumed to 2,700 steps it leaves the plateau at
+  2,100-2,400 and reaches 18.8 % (docs/prnet.md, diagnosis)::
 
     python -m train.prnet --config train/configs/prnet.py:resnet18_cpu --workdir runs/prnet_r18
 
