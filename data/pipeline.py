@@ -133,6 +133,25 @@ def iterate_batches(dataset: Dataset, batch_size: int, seed: int, start_step: in
     step += 1
 
 
+def eval_index_batches(num_examples: int, batch_size: int, max_examples: int, *,
+                       process_index: int = 0, process_count: int = 1) -> Iterator[np.ndarray]:
+  """Dataset indices of the fixed evaluation batches, this process's rows of each.
+
+  The first `min(num_examples, max_examples)` examples, cut down to whole global batches, in
+  order; of global batch `[s, s + batch_size)` this process gets its contiguous slice of
+  `batch_size // process_count` rows (the slice the trainer's shard_batch expects), exactly as
+  `iterate_batches` splits training batches.
+  """
+  if batch_size % process_count:
+    raise ValueError(f"batch_size {batch_size} is not divisible by process_count {process_count}")
+  n = min(num_examples, max_examples)
+  n -= n % batch_size
+  local = batch_size // process_count
+  for start in range(0, n, batch_size):
+    lo = start + process_index * local
+    yield np.arange(lo, lo + local)
+
+
 def split_indices(num_examples: int, holdout_fraction: float, seed: int
                   ) -> tuple[np.ndarray, np.ndarray]:
   """A random train/held-out split of range(num_examples); both parts sorted.

@@ -150,3 +150,17 @@ def test_prefetcher_preserves_order_and_propagates_errors():
     next(pf)
   pf.close()
   assert list(pipeline.Prefetcher(iter([]))) == []
+
+
+def test_eval_index_batches_whole_batches_split_by_process():
+  # 37 examples, at most 30, batch 8 -> the 3 whole batches [0, 24), in order.
+  single = list(pipeline.eval_index_batches(37, 8, 30))
+  np.testing.assert_array_equal(np.concatenate(single), np.arange(24))
+  # Two processes: each gets its contiguous half of every global batch, together the same rows.
+  halves = [list(pipeline.eval_index_batches(37, 8, 30, process_index=p, process_count=2))
+            for p in range(2)]
+  for b, whole in enumerate(single):
+    np.testing.assert_array_equal(np.concatenate([halves[0][b], halves[1][b]]), whole)
+    np.testing.assert_array_equal(halves[1][b], whole[4:])
+  with pytest.raises(ValueError, match="not divisible"):
+    list(pipeline.eval_index_batches(37, 8, 30, process_count=3))

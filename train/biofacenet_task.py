@@ -191,12 +191,10 @@ class BioFaceNetTask:
     return pipeline.Prefetcher(map(self._with_truth, batches), size=2)
 
   def make_eval_batches(self):
-    n = min(len(self.holdout_set), self.config.eval_examples)
-    n -= n % self.config.batch_size
-    local = self.config.batch_size // jax.process_count()
-    for start in range(0, n, self.config.batch_size):
-      lo = start + jax.process_index() * local  # This process's rows of the global batch.
-      idx = np.arange(lo, lo + local)
+    for idx in pipeline.eval_index_batches(len(self.holdout_set), self.config.batch_size,
+                                           self.config.eval_examples,
+                                           process_index=jax.process_index(),
+                                           process_count=jax.process_count()):
       batch = _select(self.holdout_set.get(idx))
       if self.holdout_truth is not None:
         batch.update({k: v[idx] for k, v in self.holdout_truth.items()})

@@ -122,14 +122,17 @@ class FaceVAETask:
 
   def make_batches(self, start: int):
     batches = pipeline.iterate_batches(self.train_set, self.config.batch_size,
-                                       self.config.seed, start_step=start)
+                                       self.config.seed, start_step=start,
+                                       process_index=jax.process_index(),
+                                       process_count=jax.process_count())
     return pipeline.Prefetcher(map(_select, batches), size=2)
 
   def make_eval_batches(self):
-    n = min(len(self.holdout_set), self.config.eval_examples)
-    n -= n % self.config.batch_size
-    for start in range(0, n, self.config.batch_size):
-      yield _select(self.holdout_set.get(np.arange(start, start + self.config.batch_size)))
+    for idx in pipeline.eval_index_batches(len(self.holdout_set), self.config.batch_size,
+                                           self.config.eval_examples,
+                                           process_index=jax.process_index(),
+                                           process_count=jax.process_count()):
+      yield _select(self.holdout_set.get(idx))
 
   def make_figure(self, state, batch):
     del batch  # Always the same held-out scenes, so figures are comparable across steps.
