@@ -182,3 +182,38 @@ def test_srgb_input_decode_inverts_the_generators_curve():
   np.testing.assert_allclose(np.asarray(lin_g)[:, 0], x ** 2.2, rtol=8 * EPS32, atol=1e-9)
   with pytest.raises(ValueError, match="input_decode"):
     biofacenet.BioFaceNetConfig(input_decode="linear")
+
+
+def test_log_chromaticity_input_matches_numpy_and_widens_the_first_conv():
+  import jax
+  import jax.numpy as jnp
+  from bioface_jax.models import biofacenet
+  rng = np.random.default_rng(3)
+  lin = rng.uniform(0.0, 1.0, (4, 5, 3))
+  lin[0, 0] = 0.0  # 8-bit black: the floor keeps it finite
+  e, k = biofacenet.LOG_CHROMA_EPS, biofacenet.LOG_CHROMA_SCALE
+  log = np.log(lin + e)
+  ref = k * (log - log.mean(-1, keepdims=True))  # float64, independent transcription
+  got = np.asarray(biofacenet.log_chromaticity(jnp.asarray(lin, jnp.float32)), np.float64)
+  # float32: the input's rounding and the sum x + eps are relative eps each, i.e. up to
+  # ~2 eps absolute in the log; log itself rounds to eps * |log| <= eps * 7 (x + eps >= 1e-3);
+  # three such logs enter each feature, then the scale k.
+  np.testing.assert_allclose(got, ref, rtol=0, atol=k * 3 * 9 * EPS32)
+  np.testing.assert_allclose(got.sum(-1), 0.0, atol=k * 3 * 9 * EPS32 * 3)
+  # A diffuse pixel scaled by s keeps its features (up to the floor): s = 0.5, colours >= 0.2.
+  bright = rng.uniform(0.2, 1.0, (8, 3))
+  a = np.asarray(biofacenet.log_chromaticity(jnp.asarray(bright, jnp.float32)))
+  b = np.asarray(biofacenet.log_chromaticity(jnp.asarray(0.5 * bright, jnp.float32)))
+  # d/ds log(s x + eps) differs between channels by at most eps/x_min ~ 5e-3 per halving.
+  assert np.abs(a - b).max() < k * 2 * e / 0.1
+  cfg = _tiny_config(input_features="rgb+logchroma")
+  params, stats = biofacenet.init(jax.random.key(0), (2, 16, 16, 3), cfg)
+  first_conv = lambda p: p["unet"]["enc_0"]["conv_0"]["kernel"].shape[2]  # noqa: E731
+  assert first_conv(params) == 6
+  plain, _ = biofacenet.init(jax.random.key(0), (2, 16, 16, 3), _tiny_config())
+  assert first_conv(plain) == 3
+  out = biofacenet.predict(params, stats, jnp.asarray(rng.uniform(0, 1, (2, 16, 16, 3)),
+                                                      jnp.float32), cfg)
+  assert np.all(np.isfinite(np.asarray(out["fmel"])))
+  with pytest.raises(ValueError, match="input_features"):
+    biofacenet.BioFaceNetConfig(input_features="hsv")

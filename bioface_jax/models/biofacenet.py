@@ -44,6 +44,11 @@ authors' regime:
   exact sRGB curve instead. The synthetic generator encodes with that curve, and decoding its
   8-bit files with x**2.2 instead raises the per-pixel identifiability ceiling of the pigments
   from RMSE 0.023/0.015 to 0.103/0.060 (docs/biofacenet_recovery.md, eval.recovery_ladder).
+* ``input_features`` (default "rgb" = authors): "rgb+logchroma" appends three channels to the
+  network input, the log-chromaticity of the linear image (`log_chromaticity`). They do not
+  change when a pixel's colour is scaled, so diffuse shading is absent from them: a
+  physics-informed hint that pigments are a function of colour, not brightness (the shipped
+  network's pigment maps show its shading, docs/biofacenet_recovery.md).
 * ``normalise_by_foreground`` (default False = authors' code): the paper's choice of dividing
   the three pixel-wise per-image sums by the number of foreground pixels.
 * ``truth_weights`` (default all 0 = authors' purely self-supervised loss): weights of four
@@ -80,6 +85,9 @@ from bioface_jax.models.unet import BioFaceUNet
 
 VGG_MEAN = (129.1863, 104.7624, 93.5940)  # R, G, B; `averageImage` in mainBioFaces.m
 INPUT_GAMMA = 2.2  # getBatch.m linearises with a plain power law
+INPUT_FEATURES = ("rgb", "rgb+logchroma")
+LOG_CHROMA_EPS = 1e-3   # linear-intensity floor of `log_chromaticity` (8-bit black is 0)
+LOG_CHROMA_SCALE = 64.0  # brings log-ratios (~±1) to the spread of the VGG-centred input
 APPEARANCE_SCALE = 255.0**2 / 224.0**2  # [m (I - P)]^2 / 224^2 with I - P = 255 (x_lin - y)
 N_LIGHT_WEIGHTS = 14  # A, D, F1..F12
 N_VECTOR = 17  # 14 weights, 1 CCT index, 2 camera coefficients
@@ -106,6 +114,8 @@ class BioFaceNetConfig:
       theorem the gradient is unchanged; stopping it only avoids differentiating a division.
     input_decode: how the gamma-encoded input is linearised: "gamma" (authors: x**2.2) or
       "srgb" (the exact sRGB curve the synthetic generator encodes with; deviation).
+    input_features: network input: "rgb" (authors) or "rgb+logchroma" (deviation; see the
+      module docstring and `log_chromaticity`).
     truth_weights: see the module docstring (supervised terms; authors: all 0).
     oracle_light_camera: render with the batch's true light and camera in `compute_loss`
       (diagnostic, rung c; authors: False); see the module docstring.
@@ -139,6 +149,7 @@ class BioFaceNetConfig:
   weight_decay: float = 5e-4
   bn_scale_lr_multiplier: float = 2.0
   input_decode: str = "gamma"
+  input_features: str = "rgb"
   lr_schedule: str = "constant"
   lr_schedule_steps: int = 0
   lr_decay_start: float = 0.0
@@ -166,6 +177,9 @@ class BioFaceNetConfig:
     if self.input_decode not in ("gamma", "srgb"):
       raise ValueError(f"BioFaceNetConfig.input_decode must be 'gamma' or 'srgb', "
                        f"got {self.input_decode!r}")
+    if self.input_features not in INPUT_FEATURES:
+      raise ValueError(f"BioFaceNetConfig.input_features must be one of {INPUT_FEATURES}, "
+                       f"got {self.input_features!r}")
     if self.optimizer not in ("sgd", "adam"):
       raise ValueError(f"BioFaceNetConfig.optimizer must be 'sgd' or 'adam', "
                        f"got {self.optimizer!r}")
@@ -247,6 +261,22 @@ def preprocess(image_srgb: jax.Array, decode: str = "gamma") -> tuple[jax.Array,
   return net_input, linear
 
 
+def log_chromaticity(linear: jax.Array) -> jax.Array:
+  """Shading-free colour features: ``log(x_c + eps) - mean_c log(x_c + eps)`` per pixel.
+
+  For a diffuse pixel x = s * albedo, the features do not depend on the shading s (up to the
+  floor ``eps`` = `LOG_CHROMA_EPS`); they sum to 0 over the three channels.
+
+  Args:
+    linear: (..., 3) linear RGB, >= 0.
+
+  Returns:
+    (..., 3) log-chromaticity times `LOG_CHROMA_SCALE`, so its spread matches the RGB input's.
+  """
+  log = jnp.log(linear + LOG_CHROMA_EPS)
+  return LOG_CHROMA_SCALE * (log - jnp.mean(log, axis=-1, keepdims=True))
+
+
 def scale_outputs(maps: jax.Array, vector: jax.Array, logit_clip: float | None = None,
                   logit_max: float | None = None) -> dict[str, jax.Array]:
   """Raw network outputs -> physical parameters (``scalingNet.m``, spec section 6).
@@ -302,6 +332,7 @@ class BioFaceNet(nn.Module):
   xyz_mode: str = "exact"
   daylight: str = "table"
   input_decode: str = "gamma"
+  input_features: str = "rgb"
 
   @nn.compact
   def __call__(self, image_srgb: jax.Array, spectra: Any = None, lut: jax.Array | None = None,
@@ -318,6 +349,8 @@ class BioFaceNet(nn.Module):
       The ``outputs`` dict described in the module docstring.
     """
     net_input, linear = preprocess(image_srgb, self.input_decode)
+    if self.input_features == "rgb+logchroma":
+      net_input = jnp.concatenate([net_input, log_chromaticity(linear)], axis=-1)
     maps, vector = BioFaceUNet(self.base_filters, self.depth, self.fc_width, n_decoders=N_MAPS,
                                n_vector=N_VECTOR, upsample=self.upsample, dtype=self.dtype,
                                name="unet")(net_input, train)
@@ -340,7 +373,7 @@ def make_model(config: BioFaceNetConfig) -> BioFaceNet:
                     dtype=jnp.dtype(config.dtype), logit_clip=config.logit_clip,
                     logit_max=config.logit_max,
                     xyz_mode=config.xyz_mode, daylight=config.daylight,
-                    input_decode=config.input_decode)
+                    input_decode=config.input_decode, input_features=config.input_features)
 
 
 def init(rng: jax.Array, image_shape: tuple[int, ...],

@@ -121,6 +121,8 @@ def _base() -> ml_collections.ConfigDict:
   # "gamma" = authors' x**2.2 input linearisation; "srgb" = the exact curve the synthetic
   # generator encodes with (docs/biofacenet_recovery.md, convention audit).
   c.model.input_decode = "gamma"
+  # "rgb" = authors; "rgb+logchroma" adds shading-free log-chromaticity input channels.
+  c.model.input_features = "rgb"
   # Diagnostic (ladder rung c): render with the batch's true light and camera instead of the
   # head's; synthetic data only. Never on in a shipped model.
   c.model.oracle_light_camera = False
