@@ -47,6 +47,16 @@ QUANTITIES = {
                          "training-set mean fraction"),
     "haemoglobin_fraction": ("Haemoglobin (fraction)", "RMSE of volume fractions (0-0.07)",
                              "training-set mean fraction"),
+    "melanin_offset": ("Melanin: per-face mean offset", "|mean over the mask of prediction - "
+                       "truth|, network coordinates", "training-set mean coordinate"),
+    "melanin_pattern": ("Melanin: within-face pattern", "RMSE after removing the per-face "
+                        "mean offset", "training-set mean coordinate (= the truth's std)"),
+    "haemoglobin_offset": ("Haemoglobin: per-face mean offset", "|mean over the mask of "
+                           "prediction - truth|, network coordinates",
+                           "training-set mean coordinate"),
+    "haemoglobin_pattern": ("Haemoglobin: within-face pattern", "RMSE after removing the "
+                            "per-face mean offset", "training-set mean coordinate (= the "
+                            "truth's std)"),
     "diffuse": ("Diffuse shading", "truth / its max on the face; prediction x best per-image "
                 "scale", "constant map (x best scale)"),
     "specular": ("Specular shading", "truth / max of the true diffuse on the face; prediction "
@@ -126,6 +136,15 @@ def face_errors(pred: dict, truth: dict, illuminant: np.ndarray, means: dict) ->
                            truth["haemoglobin"], means["haemoglobin"])):
     err[key] = dict(model=metrics.masked_rmse(p, t, m),
                     baseline=metrics.masked_rmse(const(mean, t), t, m))
+  # Split of the pigment RMSE: RMSE^2 = offset^2 + pattern^2 per face. The offset is what a
+  # wrong light/camera guess shifts; the pattern is the within-face map (shading leakage).
+  for key, p, t, mean in (("melanin", pred["fmel"], truth["fmel"], means["fmel"]),
+                          ("haemoglobin", pred["fblood"], truth["fblood"], means["fblood"])):
+    for who, q in (("model", np.asarray(p, np.float64)), ("baseline", const(mean, t))):
+      offset = metrics.masked_mean(q, m) - metrics.masked_mean(t, m)
+      err.setdefault(f"{key}_offset", {})[who] = np.abs(offset)
+      err.setdefault(f"{key}_pattern", {})[who] = metrics.masked_rmse(
+          q - offset[:, None, None], t, m)
   top = metrics.mask_max(truth["diffuse"], m)
   norm = np.where(top > 0, top, 1.0)[:, None, None]
   for key, p in (("diffuse", pred["shading"]), ("specular", pred["specular"])):

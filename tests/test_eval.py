@@ -136,6 +136,20 @@ def test_face_errors_zero_for_perfect_prediction(workdir):
     t = truth["diffuse"][i][m[i]]
     np.testing.assert_allclose(errors["diffuse"]["baseline"][i], np.std(t / t.max()), rtol=1e-6)
   assert np.all(errors["melanin"]["baseline"] > 0.01)
+  # Offset / pattern split: truth + c has offset c and no pattern error; the baseline's
+  # pattern error is the truth's std over the mask, and offset^2 + pattern^2 = RMSE^2.
+  shifted = recovery.face_errors(dict(pred, fblood=truth["fblood"] + 0.125), truth, e, means)
+  # float32 truth + 0.125 (|sum| < 2) rounds each pixel by <= half an ulp of 1, i.e. eps/2.
+  eps = float(np.finfo(np.float32).eps)
+  np.testing.assert_allclose(shifted["haemoglobin_offset"]["model"], 0.125, rtol=0, atol=eps)
+  np.testing.assert_allclose(shifted["haemoglobin_pattern"]["model"], 0.0, atol=2 * eps)
+  for i in range(2):
+    t = truth["fblood"][i][m[i]].astype(np.float64)
+    np.testing.assert_allclose(errors["haemoglobin_pattern"]["baseline"][i], t.std(), rtol=1e-9)
+    b = errors
+    np.testing.assert_allclose(b["haemoglobin_offset"]["baseline"][i] ** 2
+                               + b["haemoglobin_pattern"]["baseline"][i] ** 2,
+                               b["haemoglobin"]["baseline"][i] ** 2, rtol=1e-9)
 
 
 def test_nfe_runs_are_evaluated_on_generated_synthetic_faces(workdir, monkeypatch):
