@@ -153,12 +153,12 @@ def test_prepare_crops_and_resizes():
 
 
 def test_config_learning_rate_schedules():
-  # The default decays 3e-4 -> 1e-4 after 1500 of its 1750 steps; the authors' variants stay
+  # The default decays 3e-4 -> 1e-4 after 4500 of its 5250 steps; the authors' variants stay
   # constant.
   default = biofacenet_task.model_config(configs.get_config("default"))
-  assert (default.lr_schedule, default.lr_schedule_steps) == ("step", 1750)
+  assert (default.lr_schedule, default.lr_schedule_steps) == ("step", 5250)
   schedule = biofacenet.learning_rate_schedule(default)
-  np.testing.assert_allclose([float(schedule(n)) for n in (0, 1499, 1500, 1749)],
+  np.testing.assert_allclose([float(schedule(n)) for n in (0, 4499, 4500, 5249)],
                              [3e-4, 3e-4, 1e-4, 1e-4], rtol=4 * np.finfo(np.float32).eps)
   for variant in ("selfsup", "paper", "synthetic_full", "smoke"):
     model = biofacenet_task.model_config(configs.get_config(variant))

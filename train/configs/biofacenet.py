@@ -21,13 +21,15 @@ developed on unless stated):
   DEFAULT_TRUTH_WEIGHTS``: supervised terms on the synthetic faces' ground truth (melanin,
   haemoglobin, camera b, illuminant). Without them the network reconstructs the image but
   recovers no pigment (docs/biofacenet_recovery.md: the appearance loss does not identify the
-  pigments once light and camera are unknown). A fourth: ``model.lr_schedule="step"``, 1750
-  steps of 16 faces, Adam at 3e-4 for 1500 steps then 1e-4 for 250. The held-out recovery
-  metrics are logged as ``eval/recovery/*`` every 250 steps. Measured (eval.recovery, 256
-  held-out faces): melanin RMSE 0.145 (baseline 0.318), haemoglobin 0.121 (0.161), per-face
-  melanin r 0.90, reconstruction 0.032, diffuse shading 0.117; camera and illuminant at the
-  baseline. Runtime: ~19.5 min for 1500 steps on 2 cores shared with other jobs (load 4-6),
-  so ~23 min for 1750; 52 min for 1500 steps at load 15-20 (docs/biofacenet_recovery.md)::
+  pigments once light and camera are unknown). A fourth: ``model.lr_schedule="step"``, 5250
+  steps of 16 faces, Adam at 3e-4 for 4500 steps then 1e-4 for 750. A fifth:
+  ``model.input_features="rgb+logchroma"``, three shading-free log-chromaticity channels
+  appended to the network input. The held-out recovery metrics are logged as
+  ``eval/recovery/*`` every 250 steps. Measured from scratch (eval.recovery, 256 held-out
+  faces): melanin RMSE 0.118 (baseline 0.318), haemoglobin 0.086 (0.161), per-face melanin r
+  0.94, reconstruction 0.025, diffuse shading 0.100, illuminant angle 19.7 deg (23.2); camera
+  b 1.32 is worse than the baseline's 1.24. Runtime: 25.8 min (1546 s) for the 5250 steps on
+  the 2 cores at load ~2 (docs/biofacenet_recovery.md, section 4)::
 
     python -m train.biofacenet --config train/configs/biofacenet.py --workdir runs/default
 
@@ -149,8 +151,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.variant = variant
   if variant == "default":
     c.model.truth_weights = DEFAULT_TRUTH_WEIGHTS
-    # 1750 steps: 1500 at 3e-4, then 250 at 1e-4 (step decay at 6/7 of the run).
-    c.num_train_steps = 1750
+    # 5250 steps: 4500 at 3e-4, then 750 at 1e-4 (step decay at 6/7 of the run).
+    c.num_train_steps = 5250
+    c.model.input_features = "rgb+logchroma"
     c.model.lr_schedule = "step"
     c.model.lr_decay_start = 6 / 7
     c.model.lr_final_factor = 1 / 3
