@@ -163,3 +163,27 @@ def test_config_learning_rate_schedules():
   for variant in ("selfsup", "paper", "synthetic_full", "smoke"):
     model = biofacenet_task.model_config(configs.get_config(variant))
     assert biofacenet.learning_rate_schedule(model) == model.learning_rate, variant
+
+
+def test_resume_with_a_different_model_names_the_config_fields(smoke, tmp_path):
+  # A run trained with the RGB input, resumed with the log-chromaticity input (e.g. an old
+  # default run resumed with the new default): the error names the field, not Orbax internals.
+  config, task = smoke
+  train_lib.train(task, _steps(config, 2), tmp_path / "run")
+  changed = _steps(config, 4)
+  changed.model.input_features = "rgb+logchroma"
+  with pytest.raises(ValueError, match=r"model\.input_features: 'rgb' in the checkpoint, "
+                                       r"'rgb\+logchroma' now"):
+    train_lib.train(biofacenet_task.make_task(changed), changed, tmp_path / "run")
+  # The checkpoint is untouched and the run resumes with its own settings.
+  _, history = train_lib.train(task, _steps(config, 3), tmp_path / "run")
+  assert [row["step"] for row in history] == [3]
+
+
+def test_config_differences_lists_dotted_leaves():
+  from bioface_jax.train_lib import loop
+  old = {"a": 1, "m": {"x": "rgb", "y": [1, 2]}, "gone": 0}
+  new = {"a": 1, "m": {"x": "rgb+logchroma", "y": [1, 2]}, "added": 5}
+  assert loop.config_differences(old, new) == [
+      ("added", None, 5), ("gone", 0, None), ("m.x", "rgb", "rgb+logchroma")]
+  assert loop.config_differences(old, old) == []

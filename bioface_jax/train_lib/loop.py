@@ -121,6 +121,15 @@ def train(task: Task, config: Any, workdir: str | os.PathLike, *,
     trainer.close()
 
 
+def config_differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+  """(dotted key, old value, new value) for every leaf that differs between two JSON configs."""
+  if isinstance(old, dict) and isinstance(new, dict):
+    out = []
+    for k in sorted(set(old) | set(new), key=str):
+      out += config_differences(old.get(k), new.get(k), f"{prefix}{k}.")
+    return out
+  return [] if old == new else [(prefix.rstrip("."), old, new)]
+
 class _Trainer:
   """One `train` call: set-up, the loop and its periodic actions, clean-up."""
 
@@ -190,14 +199,22 @@ class _Trainer:
       abstract = jax.eval_shape(self.task.init, init_key, example)
       target = jax.tree.map(
           lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=self.rep), abstract)
-      self.state, meta = self.ckpt.restore(self.start, target)
+      try:
+        self.state, meta = self.ckpt.restore(self.start, target)
+      except (ValueError, TypeError) as e:  # Orbax: stored shapes/structure differ from target
+        saved = self.ckpt.read_meta(self.start).get("config", {})
+        diff = "; ".join(f"{k}: {a!r} in the checkpoint, {b!r} now"
+                         for k, a, b in config_differences(saved, self.config_json))
+        raise ValueError(
+            f"checkpoint {self.start} in {self.ckpt.directory} does not fit the model built "
+            f"from the current config ({str(e).splitlines()[0]}). Config fields that differ "
+            f"from the run's: {diff or 'none recorded'}. Resume with the run's settings "
+            "(--config.<field>=<value>) or train into a new --workdir.") from e
       if int(meta.get("data_position", self.start)) != self.start:
         raise ValueError(f"checkpoint {self.start} in {self.ckpt.directory} has data_position "
                          f"{meta.get('data_position')}, expected {self.start}.")
       base_key = jax.random.wrap_key_data(np.asarray(meta["rng"], dtype=np.uint32))
-      old = meta.get("config", {})
-      changed = sorted(k for k in set(old) | set(self.config_json)
-                       if isinstance(old, dict) and old.get(k) != self.config_json.get(k))
+      changed = [k for k, _, _ in config_differences(meta.get("config", {}), self.config_json)]
       self.progress.message(f"Resuming from checkpoint {self.start} in {self.ckpt.directory}"
                             + (f" (config changed: {', '.join(changed)})." if changed else "."))
     # Replicated via jit from host key data: device_put cannot target the devices of other
