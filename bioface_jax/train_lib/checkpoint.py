@@ -43,6 +43,19 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 
+
+def _dotted(path: tuple[Any, ...]) -> str:
+  """A pytree path as Orbax names a leaf: keys, attribute names and indices joined by '.'."""
+  parts = []
+  for k in path:
+    for attr in ("key", "name", "idx"):
+      if hasattr(k, attr):
+        parts.append(str(getattr(k, attr)))
+        break
+    else:
+      parts.append(str(k))
+  return ".".join(parts)
+
 class NonFiniteStateError(FloatingPointError):
   """Raised when asked to checkpoint a state holding NaN or Inf values."""
 
@@ -253,12 +266,39 @@ class Checkpointer:
     target = jax.tree.map(
         lambda x: np.asarray(x) if isinstance(x, (np.generic, int, float)) else x, target)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    self._check_shapes(step, abstract)
     restored = self._manager.restore(
         step,
         args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract),
             meta=ocp.args.JsonRestore()))
     return restored["state"], dict(restored["meta"])
+
+  def _check_shapes(self, step: int, abstract: Any) -> None:
+    """Raises ValueError naming the leaves whose stored shape differs from `abstract`'s.
+
+    Checked from the checkpoint's metadata before Orbax restores anything: a failed Orbax
+    restore leaves its asynchronous readers behind and reports one leaf in its own terms.
+    Unreadable metadata skips the check (the restore itself then reports).
+    """
+    try:
+      with ocp.StandardCheckpointer() as reader:
+        info = reader.metadata(os.path.join(self.directory, str(step), "state")).item_metadata
+      stored = {leaf.name: tuple(leaf.shape)
+                for leaf in jax.tree.leaves(getattr(info, "tree", info))}
+    except Exception:  # pylint: disable=broad-except
+      return
+    wanted = {_dotted(path): tuple(leaf.shape)
+              for path, leaf in jax.tree_util.tree_leaves_with_path(abstract)}
+    problems = [f"{k}: stored {stored[k]}, requested {v}" for k, v in wanted.items()
+                if k in stored and stored[k] != v]
+    problems += [f"{k}: not in the checkpoint" for k in wanted if k not in stored]
+    problems += [f"{k}: stored but not requested" for k in stored if k not in wanted]
+    if problems:
+      raise ValueError(
+          f"checkpoint {step} in {self.directory} does not match the requested state: "
+          + "; ".join(problems[:4])
+          + (f" (and {len(problems) - 4} more)" if len(problems) > 4 else ""))
 
   def read_meta(self, step: int) -> dict[str, Any]:
     """The JSON metadata of checkpoint `step` alone (e.g. its config, to build a target)."""

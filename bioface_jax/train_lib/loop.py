@@ -130,6 +130,7 @@ def config_differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, 
     return out
   return [] if old == new else [(prefix.rstrip("."), old, new)]
 
+
 class _Trainer:
   """One `train` call: set-up, the loop and its periodic actions, clean-up."""
 
@@ -201,15 +202,14 @@ class _Trainer:
           lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=self.rep), abstract)
       try:
         self.state, meta = self.ckpt.restore(self.start, target)
-      except (ValueError, TypeError) as e:  # Orbax: stored shapes/structure differ from target
+      except (ValueError, TypeError) as e:  # stored shapes or structure differ from target
         saved = self.ckpt.read_meta(self.start).get("config", {})
         diff = "; ".join(f"{k}: {a!r} in the checkpoint, {b!r} now"
                          for k, a, b in config_differences(saved, self.config_json))
         raise ValueError(
-            f"checkpoint {self.start} in {self.ckpt.directory} does not fit the model built "
-            f"from the current config ({str(e).splitlines()[0]}). Config fields that differ "
-            f"from the run's: {diff or 'none recorded'}. Resume with the run's settings "
-            "(--config.<field>=<value>) or train into a new --workdir.") from e
+            f"{str(e).splitlines()[0]}. The model built from the current config is not the "
+            f"run's; config fields that differ: {diff or 'none recorded'}. Resume with the "
+            "run's settings (--config.<field>=<value>) or train into a new --workdir.") from e
       if int(meta.get("data_position", self.start)) != self.start:
         raise ValueError(f"checkpoint {self.start} in {self.ckpt.directory} has data_position "
                          f"{meta.get('data_position')}, expected {self.start}.")
