@@ -594,3 +594,16 @@ def test_metrics_writer_truncates_on_resume(tmp_path):
 def test_nonfinite_leaves_names_paths():
   tree = {"a": np.array([1.0, np.nan]), "b": [np.ones(2), np.array(np.inf)], "i": np.int32(3)}
   assert checkpoint_lib.nonfinite_leaves(tree) == ["['a']", "['b'][1]"]
+
+
+def test_restore_into_other_shapes_names_the_leaves(tmp_path):
+  state = {"params": {"conv": np.ones((3, 3, 3, 8), np.float32)}, "count": np.zeros((), np.int32)}
+  with train_lib.Checkpointer(tmp_path, async_save=False) as ckpt:
+    ckpt.save(1, state, {"step": 1})
+    wider = {"params": {"conv": np.ones((3, 3, 6, 8), np.float32), "extra": np.ones(2)},
+             "count": np.zeros((), np.int32)}
+    with pytest.raises(ValueError, match=r"params\.conv: stored \(3, 3, 3, 8\), requested "
+                                         r"\(3, 3, 6, 8\); params\.extra: not in the checkpoint"):
+      ckpt.restore(1, wider)
+    restored, _ = ckpt.restore(1, state)  # The checkpoint is intact.
+    np.testing.assert_array_equal(np.asarray(restored["params"]["conv"]), 1.0)
