@@ -43,19 +43,6 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 
-
-def _dotted(path: tuple[Any, ...]) -> str:
-  """A pytree path as Orbax names a leaf: keys, attribute names and indices joined by '.'."""
-  parts = []
-  for k in path:
-    for attr in ("key", "name", "idx"):
-      if hasattr(k, attr):
-        parts.append(str(getattr(k, attr)))
-        break
-    else:
-      parts.append(str(k))
-  return ".".join(parts)
-
 class NonFiniteStateError(FloatingPointError):
   """Raised when asked to checkpoint a state holding NaN or Inf values."""
 
@@ -288,7 +275,8 @@ class Checkpointer:
                 for leaf in jax.tree.leaves(getattr(info, "tree", info))}
     except Exception:  # pylint: disable=broad-except
       return
-    wanted = {_dotted(path): tuple(leaf.shape)
+    # Orbax names a leaf by its keys, attribute names and indices joined by '.'.
+    wanted = {jax.tree_util.keystr(path, simple=True, separator="."): tuple(leaf.shape)
               for path, leaf in jax.tree_util.tree_leaves_with_path(abstract)}
     problems = [f"{k}: stored {stored[k]}, requested {v}" for k, v in wanted.items()
                 if k in stored and stored[k] != v]
