@@ -128,18 +128,17 @@ def face_errors(pred: dict, truth: dict, illuminant: np.ndarray, means: dict) ->
   m = truth["mask"].astype(bool)
   const = lambda v, like: np.broadcast_to(np.asarray(v), like.shape)  # noqa: E731
   err = {}
-  for key, p, t, mean in (("melanin", pred["fmel"], truth["fmel"], means["fmel"]),
-                          ("haemoglobin", pred["fblood"], truth["fblood"], means["fblood"]),
-                          ("melanin_fraction", pred["fraction_melanin"], truth["melanin"],
-                           means["melanin"]),
-                          ("haemoglobin_fraction", pred["fraction_haemoglobin"],
-                           truth["haemoglobin"], means["haemoglobin"])):
+  coordinates = (("melanin", pred["fmel"], truth["fmel"], means["fmel"]),
+                 ("haemoglobin", pred["fblood"], truth["fblood"], means["fblood"]))
+  fractions = (("melanin_fraction", pred["fraction_melanin"], truth["melanin"], means["melanin"]),
+               ("haemoglobin_fraction", pred["fraction_haemoglobin"], truth["haemoglobin"],
+                means["haemoglobin"]))
+  for key, p, t, mean in coordinates + fractions:
     err[key] = dict(model=metrics.masked_rmse(p, t, m),
                     baseline=metrics.masked_rmse(const(mean, t), t, m))
   # Split of the pigment RMSE: RMSE^2 = offset^2 + pattern^2 per face. The offset is what a
   # wrong light/camera guess shifts; the pattern is the within-face map (shading leakage).
-  for key, p, t, mean in (("melanin", pred["fmel"], truth["fmel"], means["fmel"]),
-                          ("haemoglobin", pred["fblood"], truth["fblood"], means["fblood"])):
+  for key, p, t, mean in coordinates:
     for who, q in (("model", np.asarray(p, np.float64)), ("baseline", const(mean, t))):
       offset = metrics.masked_mean(q, m) - metrics.masked_mean(t, m)
       err.setdefault(f"{key}_offset", {})[who] = np.abs(offset)
