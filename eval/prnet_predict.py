@@ -11,7 +11,9 @@ original image coordinates; z up to an unknown offset, divided by the crop scale
 
 The face crop is PRNet's (`bioface_jax.face3d.crop_transform`): ``--box`` is a landmark-like
 box (1.6 x), ``--detector-box`` a face-detector box (1.58 x, centre moved down). Without a box
-the whole image is taken as a training-style crop (resized to R). ``--example`` runs
+the largest face found by `bioface_jax.photo.detect.detect_faces` is framed as the training
+faces are (`bioface_jax.face3d.photo_transform`: a square crop, never stretched); with no face
+found or no detector installed, the photo's central square. ``--example`` runs
 skimage.data.astronaut() with a hand-placed box around her face (needs scikit-image).
 """
 
@@ -84,13 +86,21 @@ def reconstruct(image, params, stats, model, box=None, detector_box=None):
     t = face3d.crop_transform(box, r)
   elif detector_box is not None:
     t = face3d.crop_transform(detector_box, r, detector=True)
-  else:  # Whole image: x' = x (R - 1) / (W - 1), likewise y.
-    t = np.array([[(r - 1) / (w - 1), 0, 0], [0, (r - 1) / (h - 1), 0], [0, 0, 1.0]])
+  else:  # The largest detected face framed as in training; else the central square.
+    from bioface_jax.photo import detect  # pylint: disable=g-import-not-at-top
+    try:
+      t, face = face3d.photo_transform(image, r)
+      framing = f"detected face box {face}" if face else "no face found: central square"
+    except detect.DetectorUnavailable as error:
+      t, framing = face3d.centre_square_transform(w, h, r), f"{error}: central square"
+  if box is not None or detector_box is not None:
+    framing = "given box"
   crop = face3d.warp_image(image, t, r).astype(np.float32)
   pm = np.asarray(prnet.predict(params, stats, jnp.asarray(crop[None]), model))[0]
   lmk = face3d.uncrop_points(np.asarray(face3d.landmarks_from_position_map(pm)), t)
   verts = face3d.uncrop_points(np.asarray(face3d.vertices_from_position_map(pm)), t)
-  return dict(image=image, crop=crop, transform=t, posmap=pm, landmarks=lmk, vertices=verts)
+  return dict(image=image, crop=crop, transform=t, posmap=pm, landmarks=lmk, vertices=verts,
+              framing=framing)
 
 
 def _view(result, model):
@@ -149,7 +159,7 @@ def main(argv):
     for name, image, b, d in jobs:
       result = reconstruct(image, params, stats, model, b, d)
       paths = save_outputs(result, model, name, out)
-      print(f"{name}: model step {step}; wrote {', '.join(str(p) for p in paths)}")
+      print(f"{name}: model step {step}; {result['framing']}; wrote {', '.join(str(p) for p in paths)}")
   except (ValueError, FileNotFoundError, KeyError) as err:
     print(f"error: {err}", file=sys.stderr)
     return 1

@@ -5,6 +5,13 @@ landmark / ground-truth boxes; detector boxes use 1.58 and move the centre down 
 the square ``(cx - size/2, cy - size/2) .. (cx + size/2, cy + size/2)`` maps to ``[0, R - 1]``
 (integer pixel centres), i.e. x' = (x - x0) * (R - 1) / size. Uncropping inverts x, y and
 divides z by the same scale (the z offset is not recoverable; prnet-spec.md §1, §6).
+
+`face_box_transform` frames a face found by `bioface_jax.photo.detect.detect_faces` (its
+face-box convention) the way the synthetic training faces are framed (`data.prnet.synth`: a
+square of 1.5 x the mean side of the 68-landmark box, centred on that box): the landmark box is
+estimated from the face box by the relation measured on synthetic faces with known landmarks
+(`LANDMARK_SIDE`, `LANDMARK_SHIFT_Y`). Photos are never stretched: the crop is a square of the
+photo, padded with zeros where it leaves the photo.
 """
 
 from __future__ import annotations
@@ -30,6 +37,61 @@ def crop_transform(box, size: int, *, scale: float = 1.6, detector: bool = False
     raise ValueError(f"box {box.tolist()} is too small to crop")
   k = (size - 1) / side
   return np.array([[k, 0, -k * (cx - side / 2)], [0, k, -k * (cy - side / 2)], [0, 0, 1.0]])
+
+
+# Face box (detect_faces) -> 68-landmark box, measured with BlazeFace on 150 synthetic faces
+# (seed 7, yaw U(+-90)): the face-box side is 0.988 (median) of the landmark box's mean side and
+# the landmark box's centre lies 0.046 landmark-box sides below the face box's centre.
+LANDMARK_SIDE = 1 / 0.988     # landmark-box mean side / face-box side
+LANDMARK_SHIFT_Y = 0.046 / 0.988  # (landmark centre - face-box centre) / face-box side, y down
+TRAINING_CROP = 1.5           # synthetic training crop side / landmark-box mean side
+
+
+def face_box_transform(face, size: int, *, crop: float = TRAINING_CROP) -> np.ndarray:
+  """The 3x3 similarity (image -> R x R crop) framing a face box (x, y, w, h) as in training.
+
+  Raises:
+    ValueError: the box is not 4 finite numbers with positive width and height.
+  """
+  face = np.asarray(face, np.float64)
+  if face.shape != (4,) or not np.isfinite(face).all() or face[2] <= 0 or face[3] <= 0:
+    raise ValueError(f"face box must be 4 finite numbers (x, y, w, h) with w, h > 0, got {face}")
+  x, y, w, h = face
+  side_box = 0.5 * (w + h)
+  cx, cy = x + w / 2.0, y + h / 2.0 + LANDMARK_SHIFT_Y * side_box
+  side = crop * LANDMARK_SIDE * side_box
+  k = (size - 1) / side
+  return np.array([[k, 0, -k * (cx - side / 2)], [0, k, -k * (cy - side / 2)], [0, 0, 1.0]])
+
+
+def centre_square_transform(width: int, height: int, size: int) -> np.ndarray:
+  """The 3x3 similarity mapping the photo's central square (side min(W, H)) onto [0, R-1]."""
+  if width <= 0 or height <= 0:
+    raise ValueError(f"empty photo {width}x{height}")
+  side = min(width, height) - 1 if min(width, height) > 1 else 1
+  x0, y0 = (width - 1 - side) / 2.0, (height - 1 - side) / 2.0
+  k = (size - 1) / side
+  return np.array([[k, 0, -k * x0], [0, k, -k * y0], [0, 0, 1.0]])
+
+
+def photo_transform(image: np.ndarray, size: int, detector: str = "auto"):
+  """(transform, face box or None): PRNet's framing of a photo's largest face.
+
+  Detects faces (`bioface_jax.photo.detect.detect_faces`; uint8 or [0, 1] float RGB) and frames
+  the largest by `face_box_transform`; without a face, the photo's central square (never
+  stretched) and None.
+
+  Raises:
+    bioface_jax.photo.detect.DetectorUnavailable: no detector installed (message names the extra).
+  """
+  from bioface_jax.photo import detect  # pylint: disable=g-import-not-at-top
+  img = np.asarray(image)
+  if img.dtype != np.uint8:
+    img = np.clip(np.round(np.asarray(img, np.float64) * 255.0), 0, 255).astype(np.uint8)
+  faces = detect.detect_faces(img[..., :3], detector=detector)
+  if not faces:
+    return centre_square_transform(img.shape[1], img.shape[0], size), None
+  return face_box_transform(faces[0], size), faces[0]
 
 
 def warp_image(image: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray:
@@ -58,4 +120,6 @@ def uncrop_points(points: np.ndarray, transform: np.ndarray) -> np.ndarray:
   return transform_points(points, np.linalg.inv(transform))
 
 
-__all__ = ["crop_transform", "transform_points", "uncrop_points", "warp_image"]
+__all__ = ["centre_square_transform", "crop_transform", "face_box_transform", "photo_transform",
+           "transform_points",
+           "uncrop_points", "warp_image"]
