@@ -88,6 +88,7 @@ def _base() -> ml_collections.ConfigDict:
   c.data.bfm_path = ""           # BFM.mat (face3d layout): dense 300W-LP truth; "" = landmarks only
   c.data.bfm_uv_path = ""        # BFM_UV.mat; "" = beside bfm_path
   c.data.cache_dir = ""          # "" = ~/.cache/bioface_jax
+  c.data.context = False         # paint hair, neck, eyes, mouth (data.prnet.context)
   c.data.size = 256
   c.data.num_train = 3584
   c.data.num_eval = 512
