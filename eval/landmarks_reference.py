@@ -27,7 +27,7 @@ examples, astronaut and grace_hopper). Per face, all systems get the same face b
 NME: `bioface_jax.face3d.nme` (2-D, mean point distance / sqrt(w h) of the reference's landmark
 box), in %. Yaw: an affine camera fit of the template's 68 3-D landmarks to dlib's points
 (`fit_yaw`; near profile it reads low, since dlib then misplaces points), binned 0-30 / 30-60 /
-60-90. Writes ``OUT/faces/NAME_k.png`` (dlib green, first run red, mean face blue) and
+60-90 (``--yaw run1``: fitted to the first run's points instead). Writes ``OUT/faces/NAME_k.png`` (dlib green, first run red, mean face blue) and
 ``OUT/results.json``.
 """
 
@@ -201,14 +201,15 @@ def load_photos(paths, examples: bool):
                               "the default set)")
   photos = []
   for f in files:
-    img = np.asarray(readers.load_image(f))
-    if img.ndim == 2:
-      img = np.repeat(img[..., None], 3, -1)
-    photos.append((f"{f.parent.name}/{f.stem}" if f.parent.name else f.stem,
-                   np.ascontiguousarray(img[..., :3])))
+    img = np.round(np.asarray(readers.load_image(f)) * 255.0).astype(np.uint8)
+    photos.append((f"{f.parent.name}/{f.stem}" if f.parent.name else f.stem, img))
   if examples:
     from eval import predict  # pylint: disable=g-import-not-at-top
-    photos += [(name, np.asarray(predict.load_example(name))[..., :3]) for name in EXAMPLES]
+    for name in EXAMPLES:
+      img = np.asarray(predict.load_example(name))[..., :3]
+      if img.dtype != np.uint8:
+        img = np.round(np.asarray(img, np.float64) * 255.0).astype(np.uint8)
+      photos.append((name, img))
   return photos
 
 
@@ -265,6 +266,9 @@ def main(argv=None) -> int:
   parser.add_argument("--no-examples", action="store_true",
                       help="leave out the astronaut / grace_hopper examples")
   parser.add_argument("--no-figures", action="store_true", help="tables only")
+  parser.add_argument("--yaw", choices=("dlib", "run1"), default="dlib",
+                      help="bin faces by the yaw fitted to dlib's points (default) or to the "
+                           "first run's (dlib's points on a profile are unreliable)")
   args = parser.parse_args(argv)
   if not args.workdir:
     parser.error("give at least one --workdir (a python -m train.prnet run directory)")
@@ -283,7 +287,8 @@ def main(argv=None) -> int:
   short = [f"run{i + 1}" for i in range(len(runs))] + ["mean", "mean@dlib"]
   for i, r in enumerate(runs):
     print(f"run{i + 1} = {r.name}")
-  print(f"\n{'face':34s} {'yaw':>5s} {'dlib':6s} " + " ".join(f"{s:>9s}" for s in short))
+  print(f"\n{'face':34s} {'yaw':>5s} {'dlib':6s} " + " ".join(f"{s:>9s}" for s in short)
+        + f"   (yaw fitted to {args.yaw}'s points)")
   rows = []
   for name, image in photos:
     try:
@@ -299,8 +304,10 @@ def main(argv=None) -> int:
       mean = preds[0][1]
       systems_pts = [p[0][:, :2] for p in preds] + [mean[:, :2], oracle_mean_face(mean, ref)]
       nmes = [float(face3d.nme(p, ref)) * 100 for p in systems_pts]
-      yaw = fit_yaw(ref)
+      yaws = dict(dlib=fit_yaw(ref), run1=fit_yaw(systems_pts[0]))
+      yaw = yaws[args.yaw]
       rows.append(dict(photo=name, face=k, box=list(map(int, face)), dlib_box=kind, yaw=yaw,
+                       yaw_dlib=yaws["dlib"], yaw_run1=yaws["run1"],
                        nme=dict(zip(systems, nmes)), dlib=ref.tolist(),
                        ours=[p[0].tolist() for p in preds]))
       print(f"{name + f' #{k}':34s} {yaw:5.0f} {kind:6s} " + " ".join(f"{v:9.2f}" for v in nmes),
@@ -316,7 +323,7 @@ def main(argv=None) -> int:
   yaws = np.array([r["yaw"] for r in rows])
   own = np.array([r["dlib_box"] == "own" for r in rows])
   print("\nNME % against dlib's landmarks (2-D, / sqrt(w h) of dlib's landmark box); yaw bins "
-        "from the fit to dlib's points.\nAll faces:")
+        f"from the fit to {args.yaw}'s points.\nAll faces:")
   print("\n".join(_table(rows, systems, yaws)))
   if own.any() and not own.all():
     print(f"Faces dlib's own detector finds ({int(own.sum())} of {len(rows)}; the more "
