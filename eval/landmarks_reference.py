@@ -27,8 +27,8 @@ examples, astronaut and grace_hopper). Per face, all systems get the same face b
 NME: `bioface_jax.face3d.nme` (2-D, mean point distance / sqrt(w h) of the reference's landmark
 box), in %. Yaw: an affine camera fit of the template's 68 3-D landmarks to dlib's points
 (`fit_yaw`; near profile it reads low, since dlib then misplaces points), binned 0-30 / 30-60 /
-60-90 (``--yaw run1``: fitted to the first run's points instead). Writes ``OUT/faces/NAME_k.png`` (dlib green, first run red, mean face blue) and
-``OUT/results.json``.
+60-90 (``--yaw run1``: fitted to the first run's points instead). Writes
+``OUT/faces/NAME_k.png`` (dlib green, first run red, mean face blue) and ``OUT/results.json``.
 """
 
 from __future__ import annotations
@@ -166,15 +166,20 @@ class PRNetRun:
     self.name = (f"{pathlib.Path(self.workdir).name} ({self.model.encoder} "
                  f"w{self.model.width_multiplier:g} R{self.size}, step {self.step})")
 
-  def landmarks(self, image: np.ndarray, face) -> tuple[np.ndarray, np.ndarray]:
-    """(68 x 3 predicted, 68 x 3 mean face) landmarks in photo pixels for one face box."""
+  def landmarks_in(self, image: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(68, 3) predicted landmarks in photo pixels for the crop `t` (photo -> R x R) of a uint8
+    photo."""
     import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
     from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
-    t = face3d.face_box_transform(face, self.size)
     crop = face3d.warp_image(image.astype(np.float32) / 255.0, t, self.size).astype(np.float32)
     pm = np.asarray(self._predict(jnp.asarray(crop[None])))[0]
-    lmk = np.asarray(face3d.landmarks_from_position_map(pm))
-    return face3d.uncrop_points(lmk, t), face3d.uncrop_points(self.mean_crop_landmarks, t)
+    return face3d.uncrop_points(np.asarray(face3d.landmarks_from_position_map(pm)), t)
+
+  def landmarks(self, image: np.ndarray, face) -> tuple[np.ndarray, np.ndarray]:
+    """(68 x 3 predicted, 68 x 3 mean face) landmarks in photo pixels for one face box."""
+    from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
+    t = face3d.face_box_transform(face, self.size)
+    return self.landmarks_in(image, t), face3d.uncrop_points(self.mean_crop_landmarks, t)
 
 
 def oracle_mean_face(mean_landmarks: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -85,10 +85,7 @@ def main(argv=None) -> int:
       pred, mean_pts = run.landmarks(canvas, b[0])
       det.append(float(face3d.nme(pred[:, :2], lmk[:, :2])))
       mean.append(float(face3d.nme(mean_pts[:, :2], lmk[:, :2])))
-      t = landmark_box_transform(lmk, run.size)
-      crop = face3d.warp_image(canvas.astype(np.float32) / 255.0, t, run.size)
-      pm = np.asarray(run._predict(crop[None].astype(np.float32)))[0]  # pylint: disable=protected-access
-      p2 = face3d.uncrop_points(np.asarray(face3d.landmarks_from_position_map(pm)), t)
+      p2 = run.landmarks_in(canvas, landmark_box_transform(lmk, run.size))
       truth_box.append(float(face3d.nme(p2[:, :2], lmk[:, :2])))
     row(f"{run.name}: detector box", det)
     row(f"{run.name}: true landmark box", truth_box)

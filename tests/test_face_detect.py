@@ -136,7 +136,8 @@ def _inside(face, box):
       0.5 <= w / (right - left) <= 1.5)
 
 
-def test_blazeface_finds_the_example_faces(model):  # pylint: disable=redefined-outer-name,unused-argument
+@pytest.mark.usefixtures("model")
+def test_blazeface_finds_the_example_faces():
   skimage_data = pytest.importorskip("skimage.data")
   from eval import predict  # pylint: disable=g-import-not-at-top
   image = skimage_data.astronaut()
@@ -151,7 +152,8 @@ def test_blazeface_finds_the_example_faces(model):  # pylint: disable=redefined-
   assert detect.detect_faces(np.full((200, 300, 3), 128, np.uint8)) == []
 
 
-def test_blazeface_finds_a_turned_synthetic_face(model):  # pylint: disable=redefined-outer-name,unused-argument
+@pytest.mark.usefixtures("model")
+def test_blazeface_finds_a_turned_synthetic_face():
   from data.prnet import synth  # pylint: disable=g-import-not-at-top
   # Seed 7, face 3 of the synthetic PRNet set is turned by more than 60 degrees.
   batch = next(synth.generate_pairs(7, [3], 128, batch_size=1))

@@ -2,6 +2,6 @@
 
 `detect`: face boxes on photos (BlazeFace, `blazeface`, or OpenCV's Haar cascade as a
 fallback), in one stated box convention, and BioFaceNet's training framing of them (PRNet's:
-`bioface_jax.face3d.face_box_transform`). Optional dependencies (OpenCV and the like) are imported only when called, so the
-library imports without them.
+`bioface_jax.face3d.face_box_transform`). Optional dependencies (BlazeFace's runtime, OpenCV)
+are imported only when called, so the library imports without them.
 """

@@ -170,8 +170,9 @@ def training_frame(face: tuple[int, int, int, int], width: int, height: int
                    ) -> tuple[int, int, int, int]:
   """Square BioFaceNet crop (left, top, right, bottom) framing a face box as in training.
 
-  ``face`` is in the face-box convention (`detect_faces`). Side ``w / BOX_TO_CROP``, centred on the box horizontally and so that the box centre lies at
-  ``BOX_CENTRE_Y`` of the crop vertically. A crop larger than the photo is shrunk to the
+  ``face`` is in the face-box convention (`detect_faces`). Side ``w / BOX_TO_CROP``, centred
+  on the box horizontally and so that the box centre lies at ``BOX_CENTRE_Y`` of the crop
+  vertically. A crop larger than the photo is shrunk to the
   photo's shorter side; one that sticks out is shifted inside (the face then sits off-centre
   rather than being padded with made-up pixels).
 
