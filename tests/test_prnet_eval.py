@@ -74,3 +74,20 @@ def test_learning_curve_from_metrics_log(tmp_path):
   assert c[0]["minutes"] == pytest.approx((20 + 5) / 60) and c[1]["minutes"] == pytest.approx(35 / 60)
   assert c[1]["nme2d"] == pytest.approx(10.0) and c[1]["loss_px"] == 8.0
   assert "| 30 | 0.6 | 8.00 | 10.00 | 20.00 |" in aflw2000_nme.format_curves([tmp_path])
+
+
+def test_reconstruct_without_a_box_frames_the_detected_face(monkeypatch):
+  from bioface_jax import face3d
+  from bioface_jax.photo import detect
+  from eval import prnet_predict
+  model = prnet.PRNetConfig(width_multiplier=0.125, input_size=32, bn_momentum=0.9)
+  params, stats = prnet.init(jax.random.key(0), (1, 32, 32, 3), model)
+  image = np.random.default_rng(0).integers(0, 255, (80, 60, 3), dtype=np.uint8)  # not square
+  monkeypatch.setattr(detect, "detect_faces", lambda img, detector="auto": [(10, 20, 30, 30)])
+  result = prnet_predict.reconstruct(image, params, stats, model)
+  np.testing.assert_allclose(result["transform"], face3d.face_box_transform((10, 20, 30, 30), 32))
+  assert "detected" in result["framing"]
+  monkeypatch.setattr(detect, "detect_faces", lambda img, detector="auto": [])
+  result = prnet_predict.reconstruct(image, params, stats, model)
+  t = result["transform"]
+  assert t[0, 0] == t[1, 1] and "central square" in result["framing"]  # never stretched
