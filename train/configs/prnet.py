@@ -39,7 +39,8 @@ from __future__ import annotations
 import ml_collections
 
 ENCODERS = ("resfcn", "resnet18", "mobilenet_v2")
-VARIANTS = ("smoke", "paper", "real_landmarks") + ENCODERS + tuple(f"{e}_cpu" for e in ENCODERS)
+VARIANTS = ("smoke", "paper", "real_landmarks", "photo_cpu") + ENCODERS + tuple(
+    f"{e}_cpu" for e in ENCODERS)
 GPU_EPOCHS = {"resfcn": 150, "resnet18": 500, "mobilenet_v2": 420}
 GPU_LR = {"resfcn": 1e-4, "resnet18": 1e-4, "mobilenet_v2": 1e-5}
 
@@ -120,6 +121,24 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.size = 64
     c.data.num_train = 32
     c.data.num_eval = 8
+  elif variant == "photo_cpu":
+    # For real photos (issue 19; docs/prnet.md, "Real photos"): ResNet18 at R 128, w 0.25, the
+    # synthetic faces with painted head context (data.prnet.context), 2,048 of them, Adam 1e-3,
+    # 1,600 steps: about 45 min of training on the 2 development cores.
+    c.model.encoder = "resnet18"
+    c.learning_rate = 1e-3
+    c.model.width_multiplier = 0.25
+    c.model.bn_momentum = 0.9
+    c.data.size = 128
+    c.data.context = True
+    c.data.num_train = 2048
+    c.data.num_eval = 256
+    c.num_train_steps = 1600
+    c.log_every_steps = 50
+    c.checkpoint_every_steps = 200
+    c.figure_every_steps = 800
+    c.eval_every_steps = 200
+    c.eval_examples = 256
   elif variant in ENCODERS:
     c.model.encoder = encoder
     c.num_epochs = GPU_EPOCHS[encoder]
