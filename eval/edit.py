@@ -1,6 +1,6 @@
 """Edit face photos through their biophysical maps, as in the paper's Figure 4.
 
-    python -m eval.edit --workdir eval/checkpoints/biofacenet_default --example astronaut
+    python -m eval.edit --workdir bioface_jax/pretrained/shipped/biofacenet --example astronaut
     python -m eval.edit --workdir W photo.jpg [--box L T R B] [--melanin 0.4] \
         [--haemoglobin 0.4] [--lights A D65] [--refine-steps 200] [--out DIR]
 

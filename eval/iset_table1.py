@@ -48,7 +48,7 @@ PAPER_ROWS = {
 }
 DEFAULT_CHECKPOINT = pathlib.Path(__file__).resolve().parent / "checkpoints" / "biofacenet_default"
 TRAIN_DEFAULT = ("python -m train.biofacenet --config train/configs/biofacenet.py "
-                 "--workdir eval/checkpoints/biofacenet_default")
+                 "--workdir bioface_jax/pretrained/shipped/biofacenet")
 D65_CCT = 6500.0
 DAYLIGHT = 1  # position of daylight in the weights [A, D, F1..F12]
 FACE_LUMINANCE = 0.12  # geometric centre of the training faces' metering range 0.05-0.25

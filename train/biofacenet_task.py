@@ -31,6 +31,7 @@ import optax
 
 from bioface_jax import figures, physics
 from bioface_jax.models import biofacenet
+from bioface_jax.pretrained import systems
 from bioface_jax.train_lib import Task
 from data import nfe, pipeline
 
@@ -38,19 +39,9 @@ BATCH_KEYS = ("image", "mask", "shading")
 
 
 def model_config(config: ml_collections.ConfigDict) -> biofacenet.BioFaceNetConfig:
-  """The model's frozen config from the run config.
-
-  The top-level ``learning_rate`` wins, and ``model.lr_schedule_steps = 0`` becomes
-  ``num_train_steps`` (a learning-rate schedule spans the run unless told otherwise).
-  """
-  fields = dict(config.model)
-  fields["learning_rate"] = float(config.learning_rate)
-  if not fields.get("lr_schedule_steps"):  # 0 / absent: the schedule spans the whole run
-    fields["lr_schedule_steps"] = int(config.num_train_steps)
-  for key in ("loss_weights", "truth_weights"):
-    if key in fields:
-      fields[key] = tuple(fields[key])
-  return biofacenet.BioFaceNetConfig.from_mapping(fields)
+  """The model's frozen config from the run config (the one rule, shared with inference:
+  `bioface_jax.pretrained.systems.biofacenet_config`)."""
+  return systems.biofacenet_config(config)
 
 
 def load_datasets(config: ml_collections.ConfigDict):

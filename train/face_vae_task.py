@@ -26,15 +26,15 @@ import optax
 
 from bioface_jax import image_metrics
 from bioface_jax.models import face_vae
+from bioface_jax.pretrained import systems
 from bioface_jax.train_lib import Task
 from data import pipeline
 
 
 def model_config(config: ml_collections.ConfigDict) -> face_vae.FaceVAEConfig:
-  """The frozen model config from the run config (top-level ``learning_rate`` wins)."""
-  fields = dict(config.model)
-  fields["learning_rate"] = float(config.learning_rate)
-  return face_vae.FaceVAEConfig.from_mapping(fields)
+  """The frozen model config from the run config (shared with inference:
+  `bioface_jax.pretrained.systems.face_vae_config`)."""
+  return systems.face_vae_config(config)
 
 
 def load_datasets(config: ml_collections.ConfigDict):

@@ -32,6 +32,7 @@ from bioface_jax import face3d
 from bioface_jax.face3d import augment as augment_lib
 from bioface_jax.face3d import figures as face3d_figures
 from bioface_jax.models import prnet
+from bioface_jax.pretrained import systems
 from bioface_jax.train_lib import Task
 from data import pipeline
 
@@ -39,11 +40,9 @@ BATCH_KEYS = ("image", "posmap", "landmarks", "has_dense")
 
 
 def model_config(config: ml_collections.ConfigDict) -> prnet.PRNetConfig:
-  """The model's frozen config from the run config (top-level ``learning_rate`` wins)."""
-  fields = dict(config.model)
-  fields["learning_rate"] = float(config.learning_rate)
-  fields["input_size"] = int(config.data.size)
-  return prnet.PRNetConfig.from_mapping(fields)
+  """The model's frozen config from the run config (shared with inference:
+  `bioface_jax.pretrained.systems.prnet_config`)."""
+  return systems.prnet_config(config)
 
 
 def load_datasets(config: ml_collections.ConfigDict, stream=True):

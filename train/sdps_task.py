@@ -30,6 +30,7 @@ import optax
 
 from bioface_jax import photometric
 from bioface_jax.models import sdps
+from bioface_jax.pretrained import systems
 from bioface_jax.train_lib import Task
 from data.photometric import synth
 
@@ -37,16 +38,9 @@ SCENE_KEYS = synth.SCENE_KEYS
 
 
 def model_config(config: ml_collections.ConfigDict, net: str | None = None) -> sdps.SDPSConfig:
-  """The network's frozen config from a run config."""
-  task = config.task
-  net = net or {"psfcn": "nenet"}.get(task, task)
-  m = config.model
-  return sdps.SDPSConfig(
-      net=net, conv=m.conv, residual=bool(m.residual),
-      width_multiplier=float(m.width_multiplier), input_size=int(m.input_size),
-      light_w=float(m.light_w), masked_loss=bool(m.masked_loss),
-      learning_rate=float(config.learning_rate), num_steps=int(config.num_train_steps),
-      milestones=tuple(float(x) for x in config.milestones))
+  """The network's frozen config from a run config (shared with inference:
+  `bioface_jax.pretrained.systems.sdps_net_config`)."""
+  return systems.sdps_net_config(config, net)
 
 
 def _crop(x, offsets, crop):

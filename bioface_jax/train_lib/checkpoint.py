@@ -181,18 +181,21 @@ class Checkpointer:
     max_to_keep: how many of the newest checkpoints to keep (older ones are deleted).
     async_save: write in a background thread (Orbax's default) so training continues while
       the files are written; `wait()` or `close()` blocks until the write is done.
+    read_only: only read (inference): nothing is created, cleaned up or deleted, so a run that
+      is still training in the directory is not disturbed.
   """
 
   def __init__(self, directory: str | os.PathLike, max_to_keep: int = 3,
-               async_save: bool = True):
+               async_save: bool = True, read_only: bool = False):
     if max_to_keep is not None and max_to_keep < 1:
       raise ValueError(f"max_to_keep must be >= 1 or None, got {max_to_keep}.")
     self.directory = os.path.abspath(os.fspath(directory))
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep,
-        create=True,
-        cleanup_tmp_directories=True,
-        enable_async_checkpointing=async_save,
+        max_to_keep=None if read_only else max_to_keep,
+        create=not read_only,
+        cleanup_tmp_directories=not read_only,
+        read_only=read_only,
+        enable_async_checkpointing=async_save and not read_only,
     )
     self._manager = ocp.CheckpointManager(
         self.directory, options=options, item_names=("state", "meta"))
