@@ -129,7 +129,7 @@ def read(prefix: str | os.PathLike) -> dict[str, np.ndarray]:
     reader = tf.train.load_checkpoint(str(prefix))
     names = [n for n in reader.get_variable_to_shape_map() if not is_optimiser_state(n)]
     return {name: np.asarray(reader.get_tensor(name)) for name in sorted(names)}
-  except (tf.errors.OpError, ValueError, RuntimeError) as error:
+  except (tf.errors.OpError, ValueError, RuntimeError, IndexError) as error:
     message = str(getattr(error, "message", error)).strip().splitlines()[0][:300]
     raise matching.WeightsError(f"{prefix}: not a readable TensorFlow checkpoint (truncated or "
                                 f"damaged?): {type(error).__name__}: {message}") from error
