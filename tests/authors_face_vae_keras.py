@@ -110,7 +110,7 @@ def calibrate(model: keras.Model, inputs, seed: int) -> None:
   """BatchNorm moving statistics from one training-mode pass on `inputs` (momentum 0), then
   perturbed (mean + N(0, 0.1 sd), variance x U(0.8, 1.25)): random, but at the scale of the
   activations, so the output depends on the input as a trained network's does."""
-  layers = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+  layers = [x for x in model.layers if isinstance(x, keras.layers.BatchNormalization)]
   for layer in layers:
     layer.momentum = 0.0
   model(inputs, training=True)

@@ -15,8 +15,6 @@ tf-keras); each test is skipped with a message when its framework is absent.
 
 from __future__ import annotations
 
-import pathlib
-
 import numpy as np
 import pytest
 

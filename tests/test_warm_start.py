@@ -65,7 +65,8 @@ def test_face_vae_task_starts_from_an_export(tmp_path):
   # Another network: the error names what differs.
   other = face_vae_task.FaceVAETask(config, dataclasses.replace(model, latent_dim=8), None,
                                     None, None, task.init_variables)
-  with pytest.raises(ValueError, match=r"\[.hidden.\]\[.kernel.\] \(64, 16\) \(this run: \(64, 8\)\)"):
+  with pytest.raises(ValueError,
+                     match=r"\[.hidden.\]\[.kernel.\] \(64, 16\) \(this run: \(64, 8\)\)"):
     jax.eval_shape(other.init, jax.random.key(0), {"image": jnp.zeros(shape)})
 
 

@@ -30,7 +30,8 @@ import sys
 SOURCES = ("prnet_tf1", "sdps_torch", "face_vae_keras")
 COMMANDS = {"prnet": "python -m eval.prnet_predict IMAGE --workdir {out}",
             "sdps": "python -m eval.ps_benchmark --runs sdps={out} --data.dir=DiLiGenT",
-            "face_vae": "pretrained.load('face_vae', '{out}').apply(images)"}
+            "face_vae": ("python -m eval.vae_ablation --models H9={out} --preset paper "
+                         "--data celeba --bn_stats running")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,25 +121,16 @@ def main(argv=None) -> int:
   except (FileNotFoundError, FileExistsError, ValueError, OSError, ImportError) as error:
     print(f"error: {error}", file=sys.stderr)
     return 2
-  counts = {}
-  for collection in ("params", "batch_stats"):
-    leaves = [v[collection] for v in model.variables.values() if collection in v] if (
-        module.SYSTEM == "sdps") else [model.variables.get(collection, {})]
-    counts[collection] = sum(int(np.size(a)) for tree in leaves for a in _leaves(tree))
+  import jax  # pylint: disable=g-import-not-at-top
+  parts = model.variables.values() if module.SYSTEM == "sdps" else [model.variables]
+  counts = {c: sum(int(np.size(a)) for a in jax.tree.leaves([p.get(c, {}) for p in parts]))
+            for c in ("params", "batch_stats")}
   size = sum(p.stat().st_size for p in out.iterdir()) / 1e6
   stats = f", {counts['batch_stats']:,} BatchNorm statistics" if counts["batch_stats"] else ""
   print(f"imported {module.SYSTEM}: {counts['params']:,} parameters{stats} -> {out} "
         f"({size:.1f} MB)\nuse it with pretrained.load({module.SYSTEM!r}, {str(out)!r}) or "
         + COMMANDS[module.SYSTEM].format(out=out))
   return 0
-
-
-def _leaves(tree):
-  if isinstance(tree, dict):
-    for value in tree.values():
-      yield from _leaves(value)
-  else:
-    yield tree
 
 
 if __name__ == "__main__":

@@ -3,11 +3,11 @@
 One module per source, each a documented name map (their tensor names -> our variable paths)
 with the layout conversions, and a reader behind a lazy import of the authors' framework:
 
-| source | system | files | module |
-|---|---|---|---|
-| ``prnet_tf1`` | prnet | the official TF1 checkpoint prefix ``256_256_resfcn256_weight`` | `prnet_tf1` |
-| ``sdps_torch`` | sdps | ``LCNet_CVPR2019.pth.tar`` then ``NENet_CVPR2019.pth.tar`` | `sdps_torch` |
-| ``face_vae_keras`` | face_vae | one Keras ``save_weights`` ``.h5`` (training or ``.predict.h5``) | `face_vae_keras` |
+* ``prnet_tf1`` (system prnet, `prnet_tf1`): the official TF1 checkpoint prefix
+  ``256_256_resfcn256_weight``;
+* ``sdps_torch`` (sdps, `sdps_torch`): ``LCNet_CVPR2019.pth.tar`` then ``NENet_CVPR2019.pth.tar``;
+* ``face_vae_keras`` (face_vae, `face_vae_keras`): one Keras ``save_weights`` ``.h5`` (the
+  training model's or the converted ``.predict.h5``).
 
 ``load(source, paths)`` returns ``{"variables", "model_config", "input_size"}``, ready for
 `bioface_jax.pretrained.save`. Errors: `WeightsError` (a `ValueError`) names the file and every

@@ -19,16 +19,15 @@ when training; evaluation uses z = mean either way).
 Name map (Keras layer -> our module; Keras numbers layers of a type in creation order, ``_0``
 omitted: ``conv2d``, ``conv2d_1``, ...). With E = 11 encoder ConvBlocks and D = 7 decoder steps:
 
-| Keras layer | ours |
-|---|---|
-| ``conv2d_{k}``, ``batch_normalization_{k}``, k < E | ``encoder/ConvBlock_{k}/{Conv_0, BatchNorm_0}`` |
-| ``dense``, ``z_mean``, ``z_logvar`` | ``encoder/{hidden, z_mean, z_logvar}`` |
-| ``conv2d_transpose_{i}`` | ``image_decoder/UpBlock_{i}/ConvTranspose_0`` |
-| ``batch_normalization_{E+2i}``, ``_{E+2i+1}`` | ``image_decoder/{UpBlock_{i}, ConvBlock_{i}}/BatchNorm_0`` |
-| ``conv2d_{E+i}`` | ``image_decoder/ConvBlock_{i}/Conv_0`` |
-| ``out_image_pre`` (mask model) or ``out_image`` | ``image_decoder/head`` |
-| ``conv2d_transpose_{D+i}``, ``batch_normalization_{E+2D+2i(+1)}``, ``conv2d_{E+D+i}`` | the same in ``mask_decoder`` |
-| ``out_mask`` | ``mask_decoder/head`` |
+* ``conv2d_{k}``, ``batch_normalization_{k}`` (k < E) -> ``encoder/ConvBlock_{k}/{Conv_0,
+  BatchNorm_0}``; ``dense``, ``z_mean``, ``z_logvar`` -> ``encoder/{hidden, z_mean, z_logvar}``;
+* image decoder step i: ``conv2d_transpose_{i}`` -> ``image_decoder/UpBlock_{i}/ConvTranspose_0``,
+  ``batch_normalization_{E+2i}`` -> ``.../UpBlock_{i}/BatchNorm_0``, ``conv2d_{E+i}`` and
+  ``batch_normalization_{E+2i+1}`` -> ``.../ConvBlock_{i}/{Conv_0, BatchNorm_0}``; the head
+  ``out_image_pre`` (mask model) or ``out_image`` (no-mask model) -> ``image_decoder/head``;
+* mask decoder step i: ``conv2d_transpose_{D+i}``, ``batch_normalization_{E+2D+2i}`` and
+  ``_{E+2D+2i+1}``, ``conv2d_{E+D+i}`` -> the same in ``mask_decoder``; ``out_mask`` ->
+  ``mask_decoder/head``.
 
 Weights: ``kernel``/``bias`` -> kernel/bias (Conv2D HWIO, Dense (in, out) and Conv2DTranspose
 ``(3, 3, out, in)`` are our layouts: ``nn.ConvTranspose(transpose_kernel=True)``);

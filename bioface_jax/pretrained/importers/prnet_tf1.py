@@ -13,8 +13,8 @@ Name map (``resfcn256/`` prefix on their side; ``params`` or ``batch_stats`` on 
 |---|---|
 | ``Conv/weights`` | ``encoder/Conv/kernel`` |
 | ``Conv/BatchNorm/{gamma,beta}`` | ``encoder/Conv_bn/{scale,bias}`` (params) |
-| ``Conv/BatchNorm/{moving_mean,moving_variance}`` | ``encoder/Conv_bn/{mean,var}`` (batch_stats) |
-| ``resBlock{,_1.._9}/{shortcut,Conv,Conv_1,Conv_2}/weights`` | ``encoder/resBlock{..}/{same}/kernel`` |
+| ``Conv/BatchNorm/{moving_mean,moving_variance}`` | ``encoder/Conv_bn/{mean,var}`` (stats) |
+| ``resBlock{,_1.._9}/{shortcut,Conv,Conv_1,Conv_2}/weights`` | ``encoder/resBlock{..}/*/kernel`` |
 | ``resBlock{..}/Conv{,_1}/BatchNorm/*`` | ``encoder/resBlock{..}/Conv{,_1}_bn/*`` |
 | ``resBlock{..}/BatchNorm/*`` (after the add) | ``encoder/resBlock{..}/BatchNorm/*`` |
 | ``Conv2d_transpose{,_1.._16}/weights`` | ``decoder/Conv2d_transpose{..}/kernel`` |

@@ -13,13 +13,15 @@ are `sdps.SDPSConfig(net="lcnet", input_size=128)` and `SDPSConfig(net="nenet")`
 Name map (their ``state_dict`` keys; ours under ``lcnet/params/`` and ``nenet/params/``; every
 conv is ``nn.Sequential(Conv2d, LeakyReLU)``, hence the ``.0``):
 
-| LCNet | ours | NENet | ours |
-|---|---|---|---|
-| ``featExtractor.conv{1..7}.0.{weight,bias}`` | ``c{1..7}/Conv_0/{kernel,bias}`` | ``extractor.conv{1..5,7}.0.{weight,bias}`` | ``e{..}/Conv_0/{kernel,bias}`` |
-| ``classifier.conv{1..4}.0.{weight,bias}`` | ``k{1..4}/Conv_0/*`` | ``extractor.conv6.0.weight`` (deconv) | ``e6/ConvTranspose_0/kernel`` |
-| ``classifier.dir_x_est.0.0.*`` / ``.1.0.*`` | ``dir_x_hidden/*`` / ``dir_x_out/*`` | ``regressor.deconv{1,2}.0.*`` (3x3 convs) | ``r{1,2}/Conv_0/*`` |
-| ``classifier.dir_y_est...`` | ``dir_y_hidden`` / ``dir_y_out`` | ``regressor.deconv3.0.weight`` (deconv) | ``r3/ConvTranspose_0/kernel`` |
-| ``classifier.int_est...`` | ``int_hidden`` / ``int_out`` | ``regressor.est_normal.0.weight`` | ``out/kernel`` |
+* LCNet: ``featExtractor.conv{1..7}.0.{weight,bias}`` -> ``c{1..7}/Conv_0/{kernel,bias}``;
+  ``classifier.conv{1..4}.0.*`` -> ``k{1..4}/Conv_0/*``; ``classifier.{dir_x,dir_y,int}_est.0.0.*``
+  (1x1 conv + LeakyReLU) -> ``{dir_x,dir_y,int}_hidden/*`` and ``..._est.1.0.*`` (output
+  conv) -> ``{..}_out/*``.
+* NENet: ``extractor.conv{1..5,7}.0.{weight,bias}`` -> ``e{..}/Conv_0/{kernel,bias}``;
+  ``extractor.conv6.0.weight`` (deconv) -> ``e6/ConvTranspose_0/kernel``;
+  ``regressor.deconv{1,2}.0.*`` (3x3 convs despite the name) -> ``r{1,2}/Conv_0/*``;
+  ``regressor.deconv3.0.weight`` -> ``r3/ConvTranspose_0/kernel``;
+  ``regressor.est_normal.0.weight`` -> ``out/kernel``.
 
 Layouts: Conv2d weights OIHW -> HWIO; ConvTranspose2d weights ``(in, out, kh, kw)`` -> ``(kh,
 kw, in, out)`` flipped in both spatial axes (our ``nn.ConvTranspose`` with PyTorch's padding 1 as
