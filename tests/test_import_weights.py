@@ -90,6 +90,9 @@ def test_sdps_torch_import_matches_pytorch(sdps_files, tmp_path):
   from bioface_jax.models import sdps  # pylint: disable=g-import-not-at-top
   out = tmp_path / "sdps"
   assert run_import("sdps_torch", sdps_files["lc"], sdps_files["ne"], "--out", out) == 0
+  assert run_import("sdps_torch", sdps_files["lc"], sdps_files["ne"], "--out", out) == 2
+  assert run_import("sdps_torch", sdps_files["lc"], sdps_files["ne"], "--out", out,
+                    "--overwrite") == 0
   model = pretrained.load("sdps", out)
   assert model.input_size == 128 and model.meta["imported"]["source"] == "sdps_torch"
   rng = np.random.default_rng(0)
