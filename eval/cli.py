@@ -381,8 +381,8 @@ def run_batch(items: Sequence[tuple[str, object]], work: Callable[[str, object],
       say_error(text if label in text else f"{label}: {text}")
       failed += 1
   if failed:
-    say_error(f"{failed} input(s) failed; {len(items) - (failed - problems)} of {len(items)} "
-              "written")
+    say_error(f"{failed} of {len(items) + problems} inputs failed (see above); the other "
+              f"{len(items) + problems - failed} were written")
   return EXIT_SOME_FAILED if failed else EXIT_OK
 
 

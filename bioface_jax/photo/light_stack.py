@@ -114,8 +114,8 @@ def read_light_stack(folder: str | os.PathLike, image_suffixes=IMAGE_SUFFIXES) -
 
 
 def srgb_to_linear(values: np.ndarray) -> np.ndarray:
-  """IEC 61966-2-1 decoding of encoded sRGB values in [0, 1]."""
-  v = np.asarray(values, np.float32)
+  """IEC 61966-2-1 decoding of encoded sRGB values in [0, 1] (computed in float64)."""
+  v = np.asarray(values, np.float64)
   return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055)**2.4).astype(np.float32)
 
 
