@@ -171,7 +171,7 @@ def _main(argv) -> int:
       light_parameters(name)
     except ValueError as error:
       parser.error(str(error))
-  items, out_dir, problems = predict.photo_inputs(args, "biofacenet")
+  items, out_dir, problems = cli.photo_inputs(args, "biofacenet")
   from bioface_jax.photo import biofacenet_fit  # pylint: disable=g-import-not-at-top
   model = cli.load_model("biofacenet", args.workdir)
   spectra, lut = biofacenet_fit.assets()

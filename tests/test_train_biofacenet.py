@@ -70,16 +70,19 @@ def test_train_interrupt_resume_restore_and_predict(smoke, tmp_path):
   photo = tmp_path / "face.png"
   Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 40, 3), np.uint8)).save(photo)
   assert predict.main([str(photo), "--workdir", str(tmp_path / "ship"),
-                       "--out", str(tmp_path / "pred")]) == 0
+                       "--out", str(tmp_path / "pred"), "--refine-steps", "2"]) == 0
   maps = np.load(tmp_path / "pred" / "face_maps.npz")
   assert maps["fmel"].shape == (config.data.size,) * 2
   assert np.all(np.isfinite(maps["reconstruction_linear_srgb"]))
   assert (tmp_path / "pred" / "face_decomposition.png").is_file()
 
 
-def test_predict_without_checkpoint_names_the_problem(tmp_path):
-  with pytest.raises(FileNotFoundError, match="no checkpoint"):
-    predict.main(["--workdir", str(tmp_path), "--example", "astronaut"])
+def test_predict_without_checkpoint_names_the_problem(tmp_path, capsys):
+  assert predict.main(["--workdir", str(tmp_path), "--example", "astronaut",
+                       "--out", str(tmp_path / "out")]) == 2
+  err = capsys.readouterr().err
+  assert f"{tmp_path} holds no model" in err and "python -m train.biofacenet" in err
+  assert err.count("\n") == 1 and not (tmp_path / "out").exists()
 
 
 def _to_f64(tree):
