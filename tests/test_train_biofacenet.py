@@ -78,10 +78,11 @@ def test_train_interrupt_resume_restore_and_predict(smoke, tmp_path):
 
 
 def test_predict_without_checkpoint_names_the_problem(tmp_path, capsys):
-  assert predict.main(["--workdir", str(tmp_path), "--example", "astronaut",
+  (tmp_path / "run").mkdir()
+  assert predict.main(["--workdir", str(tmp_path / "run"), "--example", "astronaut",
                        "--out", str(tmp_path / "out")]) == 2
   err = capsys.readouterr().err
-  assert f"{tmp_path} holds no model" in err and "python -m train.biofacenet" in err
+  assert f"{tmp_path / 'run'} holds no model" in err and "python -m train.biofacenet" in err
   assert err.count("\n") == 1 and not (tmp_path / "out").exists()
 
 
