@@ -310,10 +310,10 @@ def face_box(photo, args, name: str):
   from bioface_jax.photo import framing  # pylint: disable=g-import-not-at-top
   if args.box is not None:
     return framing.face_box(photo.from_original(args.box), photo.width, photo.height)
-  faces, note = framing.find_faces(photo.uint8(), args.crop)
+  face, note = framing.largest_face(photo.pixels, args.crop)
   if note:
     print(f"{name}: {note}")
-  return faces[0] if faces else None
+  return face
 
 
 def photo_inputs(args, system: str) -> tuple[list[tuple[str, object]], pathlib.Path, int]:

@@ -146,14 +146,15 @@ def test_same_loss_and_gradients_on_1_and_4_devices(smoke):
 
 
 def test_prepare_crops_and_resizes():
+  from bioface_jax.photo import biofacenet_fit
   image = np.zeros((40, 60, 3), np.uint8)
   image[:, 10:50] = 255  # the central 40x40 square is white
-  x = predict.prepare(image, 8)
+  x = biofacenet_fit.prepare(image, 8)
   assert x.shape == (8, 8, 3) and np.allclose(x, 1.0)
   with pytest.raises(ValueError, match="outside"):
-    predict.prepare(image, 8, box=(0, 0, 100, 10))
+    biofacenet_fit.prepare(image, 8, box=(0, 0, 100, 10))
   with pytest.raises(ValueError, match=r"RGB image \(H, W, 3\)"):
-    predict.prepare(image[..., 0], 8)
+    biofacenet_fit.prepare(image[..., 0], 8)
 
 
 def test_config_learning_rate_schedules():

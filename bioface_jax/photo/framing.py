@@ -25,9 +25,16 @@ crop is a square of the photo, resized.
 
 `find_faces` applies the ``--crop`` policy: ``auto`` = detected faces, else the central square
 with a note saying why; ``face`` = detected faces or an error; ``center`` = the central square.
+`largest_face` and `frame_photo` put it together for a photo, e.g.::
+
+    photo = read.read_photo("me.jpg")
+    framed = framing.frame_photo("biofacenet", photo.pixels, model.input_size)  # detected face
+    out = model.apply(framed.image[None])
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -201,6 +208,55 @@ def find_faces(image_uint8: np.ndarray, crop: str = "auto", max_faces: int | Non
               "better crop)")
 
 
-__all__ = ["CROP_MODES", "VAE_FACE_SCALE", "VAE_FACE_TOP", "biofacenet_crop", "central_square",
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+  """(H, W, 3) uint8 of float pixels in [0, 1] (rounded), as the face detector takes them."""
+  a = np.asarray(pixels)
+  if a.dtype == np.uint8:
+    return a
+  return np.round(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def largest_face(pixels: np.ndarray, crop: str = "auto"):
+  """(face box (x, y, w, h) or None for the central square, note or None) of a photo.
+
+  Raises:
+    ValueError: as `find_faces`.
+  """
+  faces, note = find_faces(to_uint8(pixels), crop)
+  return (faces[0] if faces else None), note
+
+
+@dataclasses.dataclass(frozen=True)
+class Framed:
+  """A photo framed for a system: the network's input and where it came from."""
+  image: np.ndarray                      # (S, S, 3) float32 in [0, 1]
+  box: Box                               # the square crop in photo pixels
+  face: tuple[float, ...] | None         # the face box (x, y, w, h); None: central square
+  note: str | None                       # why the central square was taken, if it was
+
+
+def frame_photo(system: str, pixels: np.ndarray, size: int, face=None, crop: str = "auto"
+                ) -> Framed:
+  """BioFaceNet's or the face VAE's input from a photo (H, W, 3) in [0, 1].
+
+  Args:
+    system: ``"biofacenet"`` or ``"face_vae"``.
+    pixels: the photo (`read.Photo.pixels`).
+    size: the model's input size (`Pretrained.input_size`).
+    face: the face box (x, y, w, h) in photo pixels; None: found under `crop`.
+    crop: ``auto``, ``face`` or ``center`` (`find_faces`), used when `face` is None.
+
+  Raises:
+    ValueError: an unknown system or crop mode; ``crop="face"`` and no face found.
+  """
+  pixels = np.asarray(pixels, np.float32)
+  note = None
+  if face is None:
+    face, note = largest_face(pixels, crop)
+  box = crop_for(system, face, pixels.shape[1], pixels.shape[0])
+  return Framed(resize_crop(pixels, box, size), box, face, note)
+
+
+__all__ = ["CROP_MODES", "Framed", "frame_photo", "largest_face", "to_uint8", "VAE_FACE_SCALE", "VAE_FACE_TOP", "biofacenet_crop", "central_square",
            "crop_for", "face_box", "face_vae_crop", "find_faces", "prnet_central_transform",
            "prnet_crop", "prnet_transform", "resize_crop"]
