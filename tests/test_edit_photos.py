@@ -189,8 +189,16 @@ def test_network_refinement_lowers_the_photo_loss(workdir, spectra, lut):
 def test_predict_edit_and_photo_rmse_commands(workdir, capsys):
   run, photo = str(workdir / "run"), str(workdir / "face.png")
   out = workdir / "pred"
-  assert predict.main([photo, "--workdir", run, "--out", str(out), "--refine-steps", "5"]) == 0
+  mask = np.zeros((40, 30), np.uint8)
+  mask[:, 5:25] = 255                                 # the photo's central square's middle
+  Image.fromarray(mask).save(workdir / "mask.png")
+  assert predict.main([photo, "--workdir", run, "--out", str(out), "--refine-steps", "5",
+                       "--mask", str(workdir / "mask.png")]) == 0
   maps = np.load(out / "face_maps.npz")
+  # The mask is cropped like the photo (central 30x30 square, rows 5..34) and area-resized.
+  expected = np.zeros(SIZE, np.float32)
+  expected[round(5 * SIZE / 30):round(25 * SIZE / 30)] = 1
+  np.testing.assert_array_equal(maps["mask"], np.broadcast_to(expected, (SIZE, SIZE)))
   assert maps["input"].shape == maps["reconstruction_linear_srgb"].shape == (SIZE, SIZE, 3)
   assert int(maps["refine_steps"]) == 5
   np.testing.assert_allclose(maps["central_srgb_rmse"], photo_fit.central_srgb_rmse(
