@@ -24,7 +24,6 @@ before and after refinement and the maps before and after.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import pathlib
 import sys
@@ -33,40 +32,21 @@ import numpy as np
 
 from eval import cli, predict
 
-SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm")
-
-
-def collect(paths) -> list[pathlib.Path]:
-  """Photo files from files, folders (recursively, sorted) and glob patterns.
-
-  Raises:
-    FileNotFoundError: a path is neither a file nor a folder and no file matches it as a
-      pattern (names it).
-  """
-  files = []
-  for text in map(str, paths):
-    p = pathlib.Path(text).expanduser()
-    if p.is_dir():
-      files += sorted(q for q in p.rglob("*") if q.suffix.lower() in SUFFIXES and q.is_file())
-    elif p.is_file():
-      files.append(p)
-    else:
-      matches = sorted(pathlib.Path(m) for m in glob.glob(str(p), recursive=True))
-      matches = [m for m in matches if m.is_file() and m.suffix.lower() in SUFFIXES]
-      if not matches:
-        raise FileNotFoundError(f"photo, folder or pattern {text} matches no photo")
-      files += matches
-  return files
+def collect(paths) -> tuple[list[pathlib.Path], int]:
+  """Photo files from files, folders (recursively, sorted) and glob patterns, and the number
+  of paths that named no photo (each reported on stderr and skipped; `cli.expand_inputs`)."""
+  return cli.expand_inputs(map(str, paths), recursive=True)
 
 
 def photo_jobs(args, log=print) -> tuple[list[tuple[str, np.ndarray, tuple | None]], int]:
   """(name, RGB image in [0, 1], crop box or None) per face to evaluate, and the number of
-  photos that could not be read (reported and skipped); photos without a face under
-  ``--crop face`` are skipped with a message."""
+  inputs that were missing or could not be read (reported and skipped); photos without a face
+  under ``--crop face`` are skipped with a message."""
   from bioface_jax.photo import framing, read  # pylint: disable=g-import-not-at-top
-  jobs, unreadable = [], 0
+  paths, unreadable = collect(args.photos)
+  jobs = []
   max_faces = None if args.faces == "all" else int(args.faces)
-  for path in collect(args.photos):
+  for path in paths:
     try:
       photo = read.read_photo(path)
     except (ValueError, OSError) as error:
@@ -263,7 +243,7 @@ def _main(argv) -> int:
     save_figure(args.figure, chosen)
     print(f"wrote {args.figure}")
   if unreadable:
-    cli.say_error(f"{unreadable} photo(s) could not be read and were skipped")
+    cli.say_error(f"{unreadable} input(s) were missing or unreadable and were skipped")
   return cli.EXIT_SOME_FAILED if unreadable else cli.EXIT_OK
 
 

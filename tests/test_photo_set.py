@@ -65,10 +65,10 @@ def test_collect_folders_recursively_and_globs(tmp_path):
   (tmp_path / "a" / "b").mkdir(parents=True)
   for name in ("a/x.jpg", "a/b/y.PNG", "a/notes.txt", "z.ppm"):
     (tmp_path / name).write_bytes(b"")
-  assert [p.name for p in photo_rmse.collect([tmp_path / "a"])] == ["y.PNG", "x.jpg"]  # by path
-  assert [p.name for p in photo_rmse.collect([str(tmp_path / "*.ppm")])] == ["z.ppm"]
-  with pytest.raises(FileNotFoundError, match="nothing_here"):
-    photo_rmse.collect([str(tmp_path / "nothing_here*.jpg")])
+  assert [p.name for p in photo_rmse.collect([tmp_path / "a"])[0]] == ["y.PNG", "x.jpg"]  # path
+  assert [p.name for p in photo_rmse.collect([str(tmp_path / "*.ppm")])[0]] == ["z.ppm"]
+  assert photo_rmse.collect([str(tmp_path / "nothing_here*.jpg"), tmp_path / "z.ppm"]) == (
+      [tmp_path / "z.ppm"], 1)                     # reported and skipped, the rest kept
 
 
 # ----------------------------------------------------------------------------- face crops
