@@ -6,7 +6,7 @@
     python -m eval.photo_rmse --workdir W 'photos/*.jpg' FOLDER PHOTO [...] --refine-steps 200
 
 ``--workdir`` defaults to the shipped model. Every photo is prepared as `eval.predict` does
-(read upright, crop, area-resize). Files, folders (every .jpg/.jpeg/.png/.ppm below them) and
+(read upright, crop, area-resize). Files, folders (every image file below them) and
 glob patterns are cropped by ``--crop`` (default auto: detected faces framed as the training
 faces, `bioface_jax.photo.framing`, else the central square); a photo that cannot be read is
 reported and skipped (exit status 1 at the end);
