@@ -8,7 +8,7 @@ crop is a square of the photo, resized.
 * **BioFaceNet** (`biofacenet_crop`): `detect.training_frame` (the detector's box measured on
   the synthetic training faces); the square is kept inside the photo (shrunk to its shorter
   side, shifted inside), no made-up pixels.
-* **face VAE** (`face_vae_crop`): the VAE's synthetic portraits (`data.vae_scenes.compose`)
+* **face VAE** (`face_vae_crop`): the VAE's synthetic portraits (`data.synth_vae`, `data.vae_scenes`)
   place the same rendered synthetic face, a BioFaceNet-framed square, at ``VAE_FACE_SCALE`` =
   0.72 of the frame, centred horizontally and ``VAE_FACE_TOP`` = 0.09 of the frame from the top
   (the mean of its uniform 0.04-0.14 jitter). So the VAE square is the BioFaceNet square
