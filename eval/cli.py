@@ -32,6 +32,7 @@ import os
 import pathlib
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -352,10 +353,18 @@ def photo_inputs(args, system: str) -> tuple[list[tuple[str, object]], pathlib.P
 # ----------------------------------------------------------------------------- running
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+  del filename, lineno, line
+  print(f"warning: {category.__name__}: {' '.join(str(message).split())}",
+        file=file or sys.stderr, flush=True)
+
+
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
   """Calls ``main(argv)``; a user mistake becomes one line on stderr and exit status 2."""
   try:
-    return main(argv)
+    with warnings.catch_warnings():  # warnings (e.g. a damaged checkpoint skipped): one line
+      warnings.showwarning = _show_warning
+      return main(argv)
   except user_errors() as error:
     say_error(_one_line(error))
     return EXIT_USAGE

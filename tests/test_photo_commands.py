@@ -439,3 +439,16 @@ def test_sdps_predict_scene_folders(models, loaded, tmp_path, capsys):
   np.testing.assert_array_equal(saved["light_directions"], direct["light_directions"][0])
   with Image.open(out / "cup_normals.png") as png:
     assert png.size == (24, 20)
+
+
+def test_warnings_and_mistakes_print_one_line(capsys):
+  import warnings
+
+  def command(argv):
+    warnings.warn(UserWarning("checkpoint 5 is damaged;\n  using step 3"))
+    raise ValueError(f"{argv[0]}: not a readable image")
+  with warnings.catch_warnings():
+    warnings.simplefilter("default")
+    assert cli.run(command, ["x.jpg"]) == 2
+  assert capsys.readouterr().err == ("warning: UserWarning: checkpoint 5 is damaged; using step 3\n"
+                                     "error: x.jpg: not a readable image\n")
