@@ -52,7 +52,7 @@ def _run_config(name: str) -> dict:
 def export(name: str, directory: pathlib.Path, seed: int = 0) -> pathlib.Path:
   """Writes a tiny `name` export to `directory` and returns it."""
   from bioface_jax import pretrained  # pylint: disable=g-import-not-at-top
-  from bioface_jax.models import biofacenet, face_vae, prnet, sdps  # pylint: disable=g-import-not-at-top
+  from bioface_jax.models import biofacenet, face_vae, prnet, sdps  # pylint: disable=g-import-not-at-top  # noqa: E501
   from bioface_jax.pretrained import systems  # pylint: disable=g-import-not-at-top
   run = _run_config(name)
   system = systems.SYSTEMS[name]

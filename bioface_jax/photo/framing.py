@@ -8,8 +8,8 @@ crop is a square of the photo, resized.
 * **BioFaceNet** (`biofacenet_crop`): `detect.training_frame` (the detector's box measured on
   the synthetic training faces); the square is kept inside the photo (shrunk to its shorter
   side, shifted inside), no made-up pixels.
-* **face VAE** (`face_vae_crop`): the VAE's synthetic portraits (`data.synth_vae`, `data.vae_scenes`)
-  place the same rendered synthetic face, a BioFaceNet-framed square, at ``VAE_FACE_SCALE`` =
+* **face VAE** (`face_vae_crop`): the VAE's synthetic portraits (`data.synth_vae`,
+  `data.vae_scenes`) place the same rendered synthetic face, a BioFaceNet-framed square, at ``VAE_FACE_SCALE`` =
   0.72 of the frame, centred horizontally and ``VAE_FACE_TOP`` = 0.09 of the frame from the top
   (the mean of its uniform 0.04-0.14 jitter). So the VAE square is the BioFaceNet square
   grown by 1 / 0.72 around the same column, its top 0.09 / 0.72 BioFaceNet sides higher:
@@ -257,6 +257,7 @@ def frame_photo(system: str, pixels: np.ndarray, size: int, face=None, crop: str
   return Framed(resize_crop(pixels, box, size), box, face, note)
 
 
-__all__ = ["CROP_MODES", "Framed", "frame_photo", "largest_face", "to_uint8", "VAE_FACE_SCALE", "VAE_FACE_TOP", "biofacenet_crop", "central_square",
-           "crop_for", "face_box", "face_vae_crop", "find_faces", "prnet_central_transform",
-           "prnet_crop", "prnet_transform", "resize_crop"]
+__all__ = ["CROP_MODES", "Framed", "VAE_FACE_SCALE", "VAE_FACE_TOP", "biofacenet_crop",
+           "central_square", "crop_for", "face_box", "face_vae_crop", "find_faces",
+           "frame_photo", "largest_face", "prnet_central_transform", "prnet_crop",
+           "prnet_transform", "resize_crop", "to_uint8"]
