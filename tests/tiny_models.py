@@ -16,6 +16,10 @@ import pathlib
 import jax
 import numpy as np
 
+from bioface_jax import pretrained
+from bioface_jax.models import biofacenet, face_vae, prnet, sdps
+from bioface_jax.pretrained import systems
+
 SIZES = {"biofacenet": 16, "face_vae": 32, "prnet": 32, "sdps": 16}
 
 
@@ -51,9 +55,6 @@ def _run_config(name: str) -> dict:
 
 def export(name: str, directory: pathlib.Path, seed: int = 0) -> pathlib.Path:
   """Writes a tiny `name` export to `directory` and returns it."""
-  from bioface_jax import pretrained  # pylint: disable=g-import-not-at-top
-  from bioface_jax.models import biofacenet, face_vae, prnet, sdps  # pylint: disable=g-import-not-at-top  # noqa: E501
-  from bioface_jax.pretrained import systems  # pylint: disable=g-import-not-at-top
   run = _run_config(name)
   system = systems.SYSTEMS[name]
   config = system.model_config(run)

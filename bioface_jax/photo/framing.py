@@ -9,13 +9,13 @@ crop is a square of the photo, resized.
   the synthetic training faces); the square is kept inside the photo (shrunk to its shorter
   side, shifted inside), no made-up pixels.
 * **face VAE** (`face_vae_crop`): the VAE's synthetic portraits (`data.synth_vae`,
-  `data.vae_scenes`) place the same rendered synthetic face, a BioFaceNet-framed square, at ``VAE_FACE_SCALE`` =
-  0.72 of the frame, centred horizontally and ``VAE_FACE_TOP`` = 0.09 of the frame from the top
-  (the mean of its uniform 0.04-0.14 jitter). So the VAE square is the BioFaceNet square
-  grown by 1 / 0.72 around the same column, its top 0.09 / 0.72 BioFaceNet sides higher:
-  side ``w / (BOX_TO_CROP * 0.72)``, the box centre at ``0.09 + 0.72 * BOX_CENTRE_Y`` of it.
-  Kept inside the photo like BioFaceNet's. (For a VAE trained on CelebA's aligned crops this
-  framing is only approximate.)
+  `data.vae_scenes`) place the same rendered synthetic face, a BioFaceNet-framed square, at
+  ``VAE_FACE_SCALE`` = 0.72 of the frame, centred horizontally and ``VAE_FACE_TOP`` = 0.09 of
+  the frame from the top (the mean of its uniform 0.04-0.14 jitter). So the VAE square is the
+  BioFaceNet square grown by 1 / 0.72 around the same column, its top 0.09 / 0.72 BioFaceNet
+  sides higher: side ``w / (BOX_TO_CROP * 0.72)``, the box centre at
+  ``0.09 + 0.72 * BOX_CENTRE_Y`` of it. Kept inside the photo like BioFaceNet's. (For a VAE
+  trained on CelebA's aligned crops this framing is only approximate.)
 * **PRNet** (`prnet_transform`): PRNet's own similarity transform of a face-detector box
   (`face3d.crop_transform(..., detector=True)`: 1.58 x the box, centre moved down 0.14 box
   sides, as the authors' code does for detector boxes); the crop may leave the photo and is
