@@ -30,9 +30,10 @@ import json
 import pathlib
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
+
+from train import absl_app
 
 FLAGS = flags.FLAGS
 
@@ -252,4 +253,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(lambda argv: sys.exit(main(argv)))
+  absl_app.run(main)

@@ -29,6 +29,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from train import absl_app
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list("runs", [], "label=WORKDIR of train.sdps runs (lcnet, nenet, fused, psfcn); "
                   "label=NENET_WORKDIR+LCNET_WORKDIR runs that NENet on another LCNet's "
@@ -217,4 +219,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(lambda argv: sys.exit(main(argv)))
+  absl_app.run(main)

@@ -204,8 +204,11 @@ class _Trainer:
         self.state, meta = self.ckpt.restore(self.start, target)
       except (ValueError, TypeError) as e:  # stored shapes or structure differ from target
         saved = self.ckpt.read_meta(self.start).get("config", {})
+        differences = config_differences(saved, self.config_json)
         diff = "; ".join(f"{k}: {a!r} in the checkpoint, {b!r} now"
-                         for k, a, b in config_differences(saved, self.config_json))
+                         for k, a, b in differences[:8])
+        if len(differences) > 8:
+          diff += f" (and {len(differences) - 8} more)"
         raise ValueError(
             f"{str(e).splitlines()[0]}. The model built from the current config is not the "
             f"run's; config fields that differ: {diff or 'none recorded'}. Resume with the "
