@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 
 from absl import app
@@ -40,6 +41,28 @@ def fail(message: str | BaseException, code: int = USAGE_EXIT) -> None:
   """Prints ``error: <message>`` on one line to stderr and exits with `code`."""
   print(f"error: {one_line(message)}", file=sys.stderr, flush=True)
   sys.exit(code)
+
+
+def check_output_file(path: str | os.PathLike) -> None:
+  """Raises `ValueError` naming `path` when a file cannot be written there (checked up front,
+  so that no work is lost at the end): it is a directory, or its folder cannot be created or
+  written. The folder is created; no file is left behind."""
+  path = os.path.abspath(os.fspath(path))
+  if os.path.isdir(path):
+    raise ValueError(f"output {path} is a directory; give a file name")
+  folder = os.path.dirname(path)
+  if os.path.exists(folder) and not os.path.isdir(folder):
+    raise ValueError(f"cannot write {path}: {folder} is a file, not a directory")
+  probe = None
+  try:
+    os.makedirs(folder, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".write_test_")
+    os.close(fd)
+  except OSError as error:
+    raise ValueError(f"cannot write {path} ({error.strerror or error})") from error
+  finally:
+    if probe:
+      os.unlink(probe)
 
 
 def help_requested(argv: Sequence[str]) -> bool:

@@ -172,12 +172,9 @@ def check_workdir(workdir: str) -> str | None:
   return None
 
 
-def check_run_model(workdir: str, model: str) -> str | None:
-  """Why `workdir` cannot be resumed by `model`'s trainer: it holds another system's run.
-
-  Read from the newest checkpoint's metadata, read-only; an unreadable checkpoint is left to
-  the trainer (which sets damaged checkpoints aside).
-  """
+def stored_system(workdir: str | os.PathLike) -> tuple[str, int] | None:
+  """(system, step) of the newest checkpoint in a run directory, read-only; None when there is
+  no checkpoint or it cannot be read (the trainer and the loaders report damaged ones)."""
   ckpt_dir = pathlib.Path(workdir).expanduser() / "checkpoints"
   if not ckpt_dir.is_dir():
     return None
@@ -189,13 +186,18 @@ def check_run_model(workdir: str, model: str) -> str | None:
       steps = ckpt.all_steps()
       if not steps:
         return None
-      found = systems.identify_run(ckpt.read_meta(steps[-1]).get("config", {}))
-  except Exception:  # noqa: BLE001 - damaged or foreign: the trainer reports it
+      return systems.identify_run(ckpt.read_meta(steps[-1]).get("config", {})), steps[-1]
+  except Exception:  # noqa: BLE001 - damaged or foreign: reported where it is restored
     return None
-  if found == model:
+
+
+def check_run_model(workdir: str, model: str) -> str | None:
+  """Why `workdir` cannot be resumed by `model`'s trainer: it holds another system's run."""
+  found = stored_system(workdir)
+  if found is None or found[0] == model:
     return None
-  return (f"--workdir {workdir} holds a {found} run (checkpoint {steps[-1]}), not a {model} "
-          f"run; choose another --workdir, or resume it with python -m train.{found}")
+  return (f"--workdir {workdir} holds a {found[0]} run (checkpoint {found[1]}), not a {model} "
+          f"run; choose another --workdir, or resume it with python -m train.{found[0]}")
 
 
 def _raise_interrupt(signum, frame):
