@@ -77,6 +77,10 @@ QUANTITIES = {
 def evaluation_sets(config, n: int, cache_dir: str | None = None):
   """(train, held-out, description) synthetic sets with ground truth for a run config.
 
+  When the run's synthetic set is not in the cache, only the faces the evaluation reads (the
+  first `n` held-out faces and the `STATS_FACES` training faces of the baseline means) are
+  generated, in memory: the same faces the cached set would hold.
+
   Args:
     config: the run's config (from its checkpoint).
     n: faces wanted (NFE runs: the size of the generated held-out set).
@@ -88,7 +92,7 @@ def evaluation_sets(config, n: int, cache_dir: str | None = None):
     if cache_dir is not None:
       config = config.copy_and_resolve_references()
       config.data.cache_dir = str(cache_dir)
-    train, holdout = load_datasets(config)
+    train, holdout = load_datasets(config, lazy=True)  # Uncached: only the faces used.
     return train, holdout, (f"the held-out synthetic faces of the run's config ({len(holdout)} "
                             f"faces, {config.data.size}x{config.data.size}, seed "
                             f"{config.data.seed})")
