@@ -157,7 +157,7 @@ def diligent_data(root):
   for obj in diligent.OBJECTS:
     try:
       d = diligent.load_object(root, obj)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:  # missing or malformed: named, skipped
       _say(f"skipping {obj}: {e}")
       continue
     out.append({"images": d["images"], "mask": d["mask"], "normals": d["normals"],
