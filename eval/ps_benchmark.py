@@ -199,15 +199,15 @@ def parse_runs(specs: list[str]) -> list[tuple[str, str, str]]:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # quiet Orbax's INFO lines
-  from eval import ps_published  # pylint: disable=g-import-not-at-top
-  from train import sdps_task  # pylint: disable=g-import-not-at-top
-  runs = parse_runs(FLAGS.runs)
+  runs = parse_runs(FLAGS.runs)  # Inputs and outputs checked before JAX is even loaded.
   data_dir = FLAGS["data.dir"].value
   if data_dir and not pathlib.Path(data_dir).is_dir():
     raise FileNotFoundError(f"--data.dir {data_dir} is not a directory (the DiLiGenT root)")
   for path in (FLAGS.out, FLAGS.markdown):
     if path:
       absl_app.check_output_file(path)
+  from eval import ps_published  # pylint: disable=g-import-not-at-top
+  from train import sdps_task  # pylint: disable=g-import-not-at-top
   methods = []
   for label, workdir, lights in runs:
     run = sdps_task.restore_run(workdir)

@@ -176,8 +176,8 @@ def stored_system(workdir: str | os.PathLike) -> tuple[str, int] | None:
   """(system, step) of the newest checkpoint in a run directory, read-only; None when there is
   no checkpoint or it cannot be read (the trainer and the loaders report damaged ones)."""
   ckpt_dir = pathlib.Path(workdir).expanduser() / "checkpoints"
-  if not ckpt_dir.is_dir():
-    return None
+  if not ckpt_dir.is_dir() or not any(p.name.isdigit() for p in ckpt_dir.iterdir()):
+    return None  # (checked first: the imports below load JAX)
   from bioface_jax.pretrained import store, systems  # pylint: disable=g-import-not-at-top
   from bioface_jax.train_lib import checkpoint  # pylint: disable=g-import-not-at-top
   try:
