@@ -152,3 +152,12 @@ def test_ps_benchmark_missing_run_is_one_line(tmp_path):
   proc = _command("eval.ps_benchmark", f"--runs=sdps={tmp_path}/missing")
   assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
   assert f"no train.sdps run (checkpoints/) in {tmp_path}/missing" in proc.stderr
+
+
+def test_evaluations_of_the_shipped_model_are_written_outside_the_package(tmp_path, monkeypatch):
+  from eval import iset_table1, outputs  # pylint: disable=g-import-not-at-top
+  monkeypatch.chdir(tmp_path)
+  shipped = outputs.PACKAGE / "pretrained" / "shipped" / "biofacenet"
+  assert iset_table1.DEFAULT_CHECKPOINT == shipped and shipped.is_dir()
+  assert outputs.evaluation_dir(shipped) == tmp_path / "eval_biofacenet"
+  assert outputs.evaluation_dir(tmp_path / "run") == tmp_path / "run" / "eval"
