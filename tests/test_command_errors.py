@@ -161,3 +161,19 @@ def test_evaluations_of_the_shipped_model_are_written_outside_the_package(tmp_pa
   assert iset_table1.DEFAULT_CHECKPOINT == shipped and shipped.is_dir()
   assert outputs.evaluation_dir(shipped) == tmp_path / "eval_biofacenet"
   assert outputs.evaluation_dir(tmp_path / "run") == tmp_path / "run" / "eval"
+
+
+def test_a_run_of_another_model_is_named(tmp_path):
+  """Read from the newest checkpoint's metadata file (a damaged newer one is skipped)."""
+  import json  # pylint: disable=g-import-not-at-top
+  for step, meta in ((3, {"step": 3, "config": {"model": {"mask_branch": True}}}),
+                     (5, None)):
+    folder = tmp_path / "run" / "checkpoints" / str(step) / "meta"
+    folder.mkdir(parents=True)
+    (folder / "metadata").write_text("{truncated" if meta is None else json.dumps(meta))
+  assert launch.stored_system(tmp_path / "run") == ("face_vae", 3)
+  assert launch.check_run_model(str(tmp_path / "run"), "face_vae") is None
+  problem = launch.check_run_model(str(tmp_path / "run"), "biofacenet")
+  assert "holds a face_vae run (checkpoint 3), not a biofacenet run" in problem
+  assert "python -m train.face_vae" in problem
+  assert launch.stored_system(tmp_path / "empty") is None

@@ -173,21 +173,20 @@ def check_workdir(workdir: str) -> str | None:
 
 
 def stored_system(workdir: str | os.PathLike) -> tuple[str, int] | None:
-  """(system, step) of the newest checkpoint in a run directory, read-only; None when there is
-  no checkpoint or it cannot be read (the trainer and the loaders report damaged ones)."""
+  """(system, step) of the newest checkpoint in a run directory, read from its metadata file
+  alone (`train_lib.checkpoint.peek_meta`: read-only, no JAX backend started); None when there
+  is no readable checkpoint (the trainer and the loaders report damaged ones)."""
   ckpt_dir = pathlib.Path(workdir).expanduser() / "checkpoints"
   if not ckpt_dir.is_dir() or not any(p.name.isdigit() for p in ckpt_dir.iterdir()):
     return None  # (checked first: the imports below load JAX)
-  from bioface_jax.pretrained import store, systems  # pylint: disable=g-import-not-at-top
+  from bioface_jax.pretrained import systems  # pylint: disable=g-import-not-at-top
   from bioface_jax.train_lib import checkpoint  # pylint: disable=g-import-not-at-top
+  found = checkpoint.peek_meta(ckpt_dir)
+  if found is None:
+    return None
   try:
-    with store._quiet_absl(), checkpoint.Checkpointer(  # pylint: disable=protected-access
-        ckpt_dir, async_save=False, read_only=True) as ckpt:
-      steps = ckpt.all_steps()
-      if not steps:
-        return None
-      return systems.identify_run(ckpt.read_meta(steps[-1]).get("config", {})), steps[-1]
-  except Exception:  # noqa: BLE001 - damaged or foreign: reported where it is restored
+    return systems.identify_run(found[1].get("config") or {}), found[0]
+  except ValueError:  # a config of none of the systems: reported where it is restored
     return None
 
 
@@ -215,10 +214,10 @@ def _main(model: str, make_task: Callable[[Any], Any]) -> int:
   # Imported here so that --help answers without loading JAX.
   from bioface_jax import train_lib  # pylint: disable=g-import-not-at-top
 
+  train_lib.maybe_initialize_distributed()
   problem = check_run_model(workdir, model)
   if problem:
     absl_app.fail(problem)
-  train_lib.maybe_initialize_distributed()
   signal.signal(signal.SIGTERM, _raise_interrupt)  # preemption: checkpoint and stop
   try:
     task = make_task(config)

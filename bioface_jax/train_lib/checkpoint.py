@@ -163,6 +163,30 @@ def _all_finite(arrays: list[jax.Array]) -> jax.Array:
   return jnp.stack([jnp.all(jnp.isfinite(x)) for x in arrays])
 
 
+def peek_meta(directory: str | os.PathLike) -> tuple[int, dict[str, Any]] | None:
+  """(step, metadata) of the newest checkpoint whose metadata reads as JSON, or None.
+
+  Read straight from the files (Orbax's `JsonSave` layout, `<step>/meta/metadata`), with no
+  checkpoint manager: nothing is created or cleaned up, no JAX backend is started (so it is
+  safe before `jax.distributed.initialize` and beside a run that is training). For a quick
+  look (which model a run holds); restores go through `Checkpointer`.
+  """
+  directory = os.fspath(directory)
+  try:
+    steps = sorted((int(n) for n in os.listdir(directory) if n.isdigit()), reverse=True)
+  except OSError:
+    return None
+  for step in steps:
+    try:
+      with open(os.path.join(directory, str(step), "meta", "metadata")) as f:
+        meta = json.load(f)
+    except (OSError, ValueError):
+      continue
+    if isinstance(meta, dict):
+      return step, meta
+  return None
+
+
 def load_state(directory: str | os.PathLike, step: int | None = None,
                device: jax.Device | None = None) -> tuple[Any, dict[str, Any], int]:
   """Loads a checkpoint of another run without knowing its state's structure.
