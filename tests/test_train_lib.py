@@ -522,6 +522,9 @@ def test_inference_restore_skips_damaged_checkpoints_read_only(tmp_path):
   assert step == 2
   assert sorted(os.listdir(wd / "checkpoints")) == ["2", "4"]  # Read-only: nothing moved.
   assert not (wd / "damaged_checkpoints").exists()
+  with pytest.warns(train_lib.DamagedCheckpointWarning, match="left in place .*checkpoint 2 is"):
+    _, _, step = train_lib.load_state(wd)  # Another run's state (frozen sub-networks).
+  assert step == 2 and sorted(os.listdir(wd / "checkpoints")) == ["2", "4"]
   with pytest.raises(train_lib.StateMismatchError, match="does not match"):  # Another model.
     export.restore_latest(wd, lambda cfg: {"w": np.zeros(3)}, "python -m train.x")
   _truncate_every_checkpoint(wd / "checkpoints")

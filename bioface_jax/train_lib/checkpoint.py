@@ -197,7 +197,8 @@ def load_state(directory: str | os.PathLike, step: int | None = None,
 
   Args:
     directory: a run's work directory (with `checkpoints/`) or its checkpoint directory.
-    step: which checkpoint (default: the newest sound one; damaged ones are set aside).
+    step: which checkpoint (default: the newest sound one; damaged ones are skipped with a
+      warning and left in place: the other run is only read, never modified).
     device: where the arrays go (default: the first local device).
 
   Returns:
@@ -209,13 +210,11 @@ def load_state(directory: str | os.PathLike, step: int | None = None,
     directory = os.path.join(directory, "checkpoints")
   if not os.path.isdir(directory):
     raise FileNotFoundError(f"load_state: no checkpoint directory at {directory}.")
-  with Checkpointer(directory, max_to_keep=None, async_save=False) as ckpt:
+  with Checkpointer(directory, async_save=False, read_only=True) as ckpt:
     if step is None:
       step = ckpt.latest_valid_step()
       if step is None:
-        aside = (f" (damaged ones were moved to {os.path.dirname(ckpt.set_aside[0][1])})"
-                 if ckpt.set_aside else "")
-        raise FileNotFoundError(f"load_state: no sound checkpoint in {directory}{aside}.")
+        raise FileNotFoundError(f"load_state: no sound checkpoint in {directory}.")
     abstract = ckpt.abstract_state(step, device)
     state, meta = ckpt.restore(step, abstract)
   return state, meta, step
@@ -238,6 +237,7 @@ class Checkpointer:
     if max_to_keep is not None and max_to_keep < 1:
       raise ValueError(f"max_to_keep must be >= 1 or None, got {max_to_keep}.")
     self.directory = os.path.abspath(os.fspath(directory))
+    self.read_only = read_only
     options = ocp.CheckpointManagerOptions(
         max_to_keep=None if read_only else max_to_keep,
         create=not read_only,
@@ -390,7 +390,7 @@ class Checkpointer:
     """Problems found in checkpoint `step` ([] = sound): manifest check, else a full restore.
 
     A checkpoint without a manifest (killed between Orbax's commit and the manifest) that
-    restores completely is sound; it gets its manifest now.
+    restores completely is sound; it gets its manifest now (not in read-only mode).
     """
     step_dir = self._step_dir(step)
     problems = manifest_problems(step_dir)
@@ -402,7 +402,7 @@ class Checkpointer:
           state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
     except Exception as e:  # noqa: BLE001 - any failure to read means damaged.
       return [f"cannot be restored ({type(e).__name__}: {str(e)[:300]})"]
-    if jax.process_index() == 0:
+    if jax.process_index() == 0 and not self.read_only:
       write_manifest(step_dir)
     return []
 
@@ -412,8 +412,10 @@ class Checkpointer:
     Each damaged checkpoint is moved to `<directory>/../damaged_checkpoints/<step>[-time]`
     (so that its step can be saved again; nothing is deleted) with a
     `DamagedCheckpointWarning` naming it and saying which checkpoint is used instead, or that
-    none is left. `set_aside` lists `(step, new location)` of the checkpoints moved. In a
-    multi-process run every process checks, process 0 decides and the others follow.
+    none is left. `set_aside` lists `(step, new location)` of the checkpoints moved. A
+    read-only `Checkpointer` moves nothing: damaged checkpoints are skipped, with the warning,
+    and left in place. In a multi-process run every process checks, process 0 decides and the
+    others follow.
 
     Returns:
       The step to resume from, or None if no sound checkpoint is left.
@@ -427,7 +429,7 @@ class Checkpointer:
         chosen = step
         break
       if jax.process_index() == 0:
-        damaged.append((step, problems, self._set_aside(step)))
+        damaged.append((step, problems, None if self.read_only else self._set_aside(step)))
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
       chosen = int(multihost_utils.broadcast_one_to_all(
@@ -438,10 +440,14 @@ class Checkpointer:
     outcome = (f"checkpoint {chosen} is used instead" if chosen is not None else
                f"no sound checkpoint is left in {self.directory}")
     for step, problems, aside in damaged:
-      self.set_aside.append((step, aside))
+      if aside is None:
+        where = "it is left in place (read-only)"
+      else:
+        self.set_aside.append((step, aside))
+        where = f"it was moved to {aside} (nothing was deleted)"
       warnings.warn(DamagedCheckpointWarning(
-          f"checkpoint {self._step_dir(step)} is damaged ({'; '.join(problems[:5])}); it was "
-          f"moved to {aside} (nothing was deleted) and {outcome}."), stacklevel=2)
+          f"checkpoint {self._step_dir(step)} is damaged ({'; '.join(problems[:5])}); {where} "
+          f"and {outcome}."), stacklevel=2)
     return chosen
 
   def _set_aside(self, step: int) -> str:

@@ -272,9 +272,9 @@ class GeneratedSubset:
       if self._generator is None:
         self._generator = synth_faces.FaceGenerator(self.size, self.seed, self.options,
                                                     self.batch_size)
-      if self.progress is not None:
-        print(f"generating {len(missing)} synthetic {self.size}x{self.size} faces (seed "
-              f"{self.seed}) in memory", file=self.progress, flush=True)
+      if self.progress is not None and not self._rows:  # Said once per view.
+        print(f"generating synthetic {self.size}x{self.size} faces (seed {self.seed}) in "
+              f"memory as they are read ({len(missing)} now)", file=self.progress, flush=True)
       for batch in self._generator.batches(missing):
         # Exactly what write_dataset stores: NFE rows (float32) and the truth arrays.
         inmc = nfe_writer.encode_inmc(batch["image"], batch["normals"], batch["mask"],
