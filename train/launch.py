@@ -56,7 +56,12 @@ def define_flags(model: str, variant_help: str, argv: list[str] | None = None) -
     argv: the command line to check (default `sys.argv`).
   """
   default = CONFIG_DIR / f"{model}.py"
-  problem = check_config_args(sys.argv if argv is None else argv, default)
+  argv = sys.argv if argv is None else argv
+  try:  # --flagfile=F contents are checked too, as ml_collections reads them.
+    argv = FLAGS.read_flags_from_files(argv, force_gnu=False)
+  except flags.Error as error:
+    absl_app.fail(error)
+  problem = check_config_args(argv, default)
   if problem:
     absl_app.fail(problem)
   config_flags.DEFINE_config_file(
