@@ -32,7 +32,8 @@ from absl import logging
 from train import absl_app
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("runs", [], "label=WORKDIR of train.sdps runs (lcnet, nenet, fused, psfcn); "
+flags.DEFINE_list("runs", [], "label=WORKDIR of train.sdps runs (lcnet, nenet, fused, psfcn) or "
+                  "exports (train.export, train.import_weights sdps_torch); "
                   "label=NENET_WORKDIR+LCNET_WORKDIR runs that NENet on another LCNet's "
                   "lights, label=NENET_WORKDIR+true on the true lights.")
 flags.DEFINE_list("sets", ["objects", "faces"], "objects, lambertian, faces, diligent.")
@@ -172,7 +173,7 @@ def parse_runs(specs: list[str]) -> list[tuple[str, str, str]]:
 
   Raises:
     app.UsageError: an entry without ``=``. FileNotFoundError: naming every run directory
-      without checkpoints (checked before any run is loaded).
+      without checkpoints or export (checked before any run is loaded).
   """
   runs, missing = [], []
   for spec in specs:
@@ -181,12 +182,13 @@ def parse_runs(specs: list[str]) -> list[tuple[str, str, str]]:
       raise app.UsageError(f"--runs entries are label=WORKDIR, got {spec!r}")
     workdir, _, lights = workdir.partition("+")
     for d in (workdir, lights):
-      if d and d != "true" and not (pathlib.Path(d) / "checkpoints").is_dir():
-        missing.append(d)
+      if d and d != "true" and not ((pathlib.Path(d) / "checkpoints").is_dir()
+                                    or (pathlib.Path(d) / "variables.msgpack").is_file()):
+        missing.append(d)  # neither a run nor an export / imported authors' weights
     runs.append((label, workdir, lights))
   if missing:
-    raise FileNotFoundError(f"no train.sdps run (checkpoints/) in {', '.join(missing)}; train "
-                            "one with python -m train.sdps --workdir DIR")
+    raise FileNotFoundError(f"no train.sdps run (checkpoints/) or export in {', '.join(missing)}"
+                            "; train one with python -m train.sdps --workdir DIR")
   from train import launch  # pylint: disable=g-import-not-at-top
   for _, workdir, lights in runs:
     for d in (workdir, lights):
