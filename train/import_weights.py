@@ -29,9 +29,8 @@ import sys
 
 SOURCES = ("prnet_tf1", "sdps_torch", "face_vae_keras")
 COMMANDS = {"prnet": "python -m eval.prnet_predict IMAGE --workdir {out}",
-            "sdps": "python -m eval.ps_benchmark --runs sdps={out} --sets diligent --data.dir=DiLiGenT",
-            "face_vae": ("python -m eval.vae_ablation --models H9={out} --preset paper "
-                         "--data celeba --bn_stats running")}
+            "sdps": "python -m eval.sdps_predict OBJECT_DIR --workdir {out}",
+            "face_vae": "python -m eval.vae_predict IMAGE --workdir {out}"}
 
 
 def build_parser() -> argparse.ArgumentParser:
