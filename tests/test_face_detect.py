@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from bioface_jax import face3d
-from bioface_jax.face3d import crop as crop_lib
 from bioface_jax.photo import blazeface
 from bioface_jax.photo import detect
 
@@ -100,22 +99,10 @@ def test_face_box_transform_hand_values():
   assert t[0, 0] == t[1, 1] and t[0, 1] == t[1, 0] == 0  # a similarity: no stretching
 
 
-def test_centre_square_of_a_non_square_photo_is_not_stretched():
-  t = face3d.centre_square_transform(300, 100, 64)
-  assert t[0, 0] == t[1, 1]
-  np.testing.assert_allclose(face3d.transform_points(np.array([[100.0, 0.0], [199.0, 99.0]]), t),
-                             [[0, 0], [63, 63]], atol=1e-9)
-
-
-def test_photo_transform_without_a_face_is_the_central_square(monkeypatch):
-  monkeypatch.setattr(detect, "detect_faces", lambda image, detector="auto": [])
-  t, face = face3d.photo_transform(np.zeros((40, 80, 3), np.float32), 32)
-  assert face is None
-  np.testing.assert_allclose(t, face3d.centre_square_transform(80, 40, 32))
-  monkeypatch.setattr(detect, "detect_faces", lambda image, detector="auto": [(10, 5, 20, 20)])
-  t, face = face3d.photo_transform(np.zeros((40, 80, 3), np.uint8), 32)
-  assert face == (10, 5, 20, 20)
-  np.testing.assert_allclose(t, face3d.face_box_transform((10, 5, 20, 20), 32))
+def test_photo_commands_frame_prnet_as_in_training():
+  from bioface_jax.photo import framing  # pylint: disable=g-import-not-at-top
+  np.testing.assert_array_equal(framing.prnet_transform((10, 20, 30, 30), 64),
+                                face3d.face_box_transform((10, 20, 30, 30), 64))
 
 
 # ------------------------------------------------------------------- the BlazeFace model

@@ -11,7 +11,8 @@ face-box convention) the way the synthetic training faces are framed (`data.prne
 square of 1.5 x the mean side of the 68-landmark box, centred on that box): the landmark box is
 estimated from the face box by the relation measured on synthetic faces with known landmarks
 (`LANDMARK_SIDE`, `LANDMARK_SHIFT_Y`). Photos are never stretched: the crop is a square of the
-photo, padded with zeros where it leaves the photo.
+photo, padded with zeros where it leaves the photo (`bioface_jax.photo.framing.prnet_transform`
+uses it for every photo command).
 """
 
 from __future__ import annotations
@@ -64,36 +65,6 @@ def face_box_transform(face, size: int, *, crop: float = TRAINING_CROP) -> np.nd
   return np.array([[k, 0, -k * (cx - side / 2)], [0, k, -k * (cy - side / 2)], [0, 0, 1.0]])
 
 
-def centre_square_transform(width: int, height: int, size: int) -> np.ndarray:
-  """The 3x3 similarity mapping the photo's central square (side min(W, H)) onto [0, R-1]."""
-  if width <= 0 or height <= 0:
-    raise ValueError(f"empty photo {width}x{height}")
-  side = min(width, height) - 1 if min(width, height) > 1 else 1
-  x0, y0 = (width - 1 - side) / 2.0, (height - 1 - side) / 2.0
-  k = (size - 1) / side
-  return np.array([[k, 0, -k * x0], [0, k, -k * y0], [0, 0, 1.0]])
-
-
-def photo_transform(image: np.ndarray, size: int, detector: str = "auto"):
-  """(transform, face box or None): PRNet's framing of a photo's largest face.
-
-  Detects faces (`bioface_jax.photo.detect.detect_faces`; uint8 or [0, 1] float RGB) and frames
-  the largest by `face_box_transform`; without a face, the photo's central square (never
-  stretched) and None.
-
-  Raises:
-    bioface_jax.photo.detect.DetectorUnavailable: no detector installed (message names the extra).
-  """
-  from bioface_jax.photo import detect  # pylint: disable=g-import-not-at-top
-  img = np.asarray(image)
-  if img.dtype != np.uint8:
-    img = np.clip(np.round(np.asarray(img, np.float64) * 255.0), 0, 255).astype(np.uint8)
-  faces = detect.detect_faces(img[..., :3], detector=detector)
-  if not faces:
-    return centre_square_transform(img.shape[1], img.shape[0], size), None
-  return face_box_transform(faces[0], size), faces[0]
-
-
 def warp_image(image: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray:
   """Bilinear crop of an (H, W, C) image by `transform` (image -> crop); zero outside."""
   img = np.asarray(image, np.float64)
@@ -120,6 +91,5 @@ def uncrop_points(points: np.ndarray, transform: np.ndarray) -> np.ndarray:
   return transform_points(points, np.linalg.inv(transform))
 
 
-__all__ = ["centre_square_transform", "crop_transform", "face_box_transform", "photo_transform",
-           "transform_points",
+__all__ = ["crop_transform", "face_box_transform", "transform_points",
            "uncrop_points", "warp_image"]

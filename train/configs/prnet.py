@@ -32,6 +32,14 @@ Commands run from the repository root; CPU times are on the 2 shared, busy devel
   (+ synthetic batches). Neither was run here (no 300W-LP / BFM offline).
 * ``real_landmarks``: 300W-LP IBUG (direct reader) landmark-only loss mixed half and half with
   synthetic pairs for z and dense shape.
+
+``--config.init_workdir=DIR`` starts from the network variables of DIR (a run, an export, or the
+official weights imported by ``python -m train.import_weights prnet_tf1 ...``; docs/weights.md),
+with a fresh optimiser; the config must build the same network (ResFCN, width 1 for the
+official weights)::
+
+    python -m train.prnet --config train/configs/prnet.py:resfcn \
+        --config.init_workdir=weights/prnet --workdir runs/prnet_finetune
 """
 
 from __future__ import annotations
@@ -60,6 +68,7 @@ def _base() -> ml_collections.ConfigDict:
   c.eval_examples = 512
   c.max_to_keep = 3
   c.async_checkpointing = True
+  c.init_workdir = ""             # warm start from this run / export / imported weights
 
   c.model = ml_collections.ConfigDict()
   c.model.encoder = "resfcn"
