@@ -156,12 +156,12 @@ def match_real(boxes, faces):
 
 
 def real_photos(folder: pathlib.Path):
-  from eval import predict  # pylint: disable=g-import-not-at-top
+  from eval import cli  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
   photos = []
   for name in FACES:
     if name in ("astronaut", "grace_hopper"):
-      img = np.asarray(predict.load_example(name))[..., :3]
+      img = np.asarray(cli.load_example(name))[..., :3]
       img = img if img.dtype == np.uint8 else np.round(img * 255).astype(np.uint8)
     else:
       path = folder / name

@@ -209,9 +209,9 @@ def load_photos(paths, examples: bool):
     img = np.round(np.asarray(readers.load_image(f)) * 255.0).astype(np.uint8)
     photos.append((f"{f.parent.name}/{f.stem}" if f.parent.name else f.stem, img))
   if examples:
-    from eval import predict  # pylint: disable=g-import-not-at-top
+    from eval import cli  # pylint: disable=g-import-not-at-top
     for name in EXAMPLES:
-      img = np.asarray(predict.load_example(name))[..., :3]
+      img = np.asarray(cli.load_example(name))[..., :3]
       if img.dtype != np.uint8:
         img = np.round(np.asarray(img, np.float64) * 255.0).astype(np.uint8)
       photos.append((name, img))

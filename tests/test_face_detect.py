@@ -126,14 +126,14 @@ def _inside(face, box):
 @pytest.mark.usefixtures("model")
 def test_blazeface_finds_the_example_faces():
   skimage_data = pytest.importorskip("skimage.data")
-  from eval import predict  # pylint: disable=g-import-not-at-top
+  from eval import cli, predict  # pylint: disable=g-import-not-at-top
   image = skimage_data.astronaut()
   faces = detect.detect_faces(image, detector="blazeface")
   assert len(faces) == 1 and _inside(faces[0], predict.EXAMPLES["astronaut"])
   mirrored = detect.detect_faces(np.ascontiguousarray(image[:, ::-1]), detector="blazeface")
   left, top, right, bottom = predict.EXAMPLES["astronaut"]
   assert len(mirrored) == 1 and _inside(mirrored[0], (512 - right, top, 512 - left, bottom))
-  grace = predict.load_example("grace_hopper")
+  grace = cli.load_example("grace_hopper")
   faces = detect.detect_faces(grace, detector="blazeface")
   assert len(faces) == 1 and _inside(faces[0], predict.EXAMPLES["grace_hopper"])
   assert detect.detect_faces(np.full((200, 300, 3), 128, np.uint8)) == []
