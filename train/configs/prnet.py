@@ -25,6 +25,12 @@ Commands run from the repository root; CPU times are on the 2 shared, busy devel
 * ``resfcn`` / ``resnet18`` / ``mobilenet_v2``: the full 256 settings for a GPU: width 1,
   3,584 synthetic pairs (~ IBUG with flips), 512 held out, batch 16, 150 / 500 / 420 epochs
   (the seed report's schedules), Adam 1e-4 / 1e-4 / 1e-5, decay 0.99 every 5 epochs.
+* ``photo_cpu``: for real photos (issue 19): ResNet18, R 128, w 0.25, 2,048 synthetic faces with
+  painted head context (``data.context``), Adam 1e-3, 1,600 steps. Not run yet; its R 64
+  precursors are measured in docs/prnet.md ("Real photos")::
+
+    python -m train.prnet --config train/configs/prnet.py:photo_cpu --workdir runs/photo_cpu
+
 * ``paper``: ResFCN 256 with the paper's optimiser (lr 1e-4 halved every 5 epochs) on 300W-LP
   (``--config.data.dir``). With ``--config.data.bfm_path=.../BFM.mat`` (user-supplied Basel Face
   Model in face3d's layout, ``BFM_UV.mat`` beside it) it trains on dense position maps built
@@ -133,7 +139,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   elif variant == "photo_cpu":
     # For real photos (issue 19; docs/prnet.md, "Real photos"): ResNet18 at R 128, w 0.25, the
     # synthetic faces with painted head context (data.prnet.context), 2,048 of them, Adam 1e-3,
-    # 1,600 steps: about 45 min of training on the 2 development cores.
+    # 1,600 steps: planned to fit ~45 min on the 2 development cores; NOT RUN YET (the R 64
+    # runs with and without context are in docs/prnet.md: neither beats the mean face on
+    # near-frontal real faces).
     c.model.encoder = "resnet18"
     c.learning_rate = 1e-3
     c.model.width_multiplier = 0.25
