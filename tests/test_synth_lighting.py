@@ -147,6 +147,9 @@ def test_flat_plane_under_a_directional_light_is_lambert_and_blinn_phong():
   h = _unit(l + [0, 0, 1])
   np.testing.assert_allclose(out["diffuse"], 1.7 * (n @ l), rtol=1e-5)
   np.testing.assert_allclose(out["specular"], 1.7 * (n @ h) ** 25.0, rtol=1e-4)
+  shininess = np.where(np.arange(32)[None, :] < 16, 25.0, 8.0) * np.ones((32, 1))
+  mixed = lighting.shade(rig, normals, depth, mask, shininess=shininess)["groups"][0]
+  np.testing.assert_allclose(mixed["specular"], 1.7 * (n @ h) ** shininess, rtol=1e-4)
 
 
 def test_area_light_widens_the_highlight_and_keeps_its_energy():

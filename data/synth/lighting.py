@@ -282,17 +282,19 @@ def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2]
 
 
-def blinn_phong(normals: np.ndarray, light: np.ndarray, shininess: float) -> np.ndarray:
-  """max(0, n.h)^shininess where n.l > 0, view (0, 0, 1); `light` (3,) or (H, W, 3) unit."""
+def blinn_phong(normals: np.ndarray, light: np.ndarray, shininess) -> np.ndarray:
+  """max(0, n.h)^shininess where n.l > 0, view (0, 0, 1); `light` (3,) or (..., 3) unit;
+  `shininess` a number or an array broadcasting against the pixels."""
   light = np.asarray(light, normals.dtype)
   h = light + np.array([0.0, 0.0, 1.0], normals.dtype)
   h = h / np.maximum(np.sqrt(_dot(h, h)), 1e-12)[..., None]
   ndh = np.maximum(_dot(normals, h), 0)
-  return np.where(_dot(normals, light) > 0, ndh ** normals.dtype.type(shininess), 0)
+  return np.where(_dot(normals, light) > 0, ndh ** np.asarray(shininess, normals.dtype), 0)
 
 
-def widened(shininess: float, angular_radius: float) -> tuple[float, float]:
-  """(s', s' / s): a Blinn-Phong exponent widened by a light of `angular_radius` degrees."""
+def widened(shininess, angular_radius: float):
+  """(s', s' / s): a Blinn-Phong exponent (number or array) widened by a light of
+  `angular_radius` degrees."""
   a = np.deg2rad(angular_radius)
   s2 = 1.0 / (1.0 / shininess + a * a / 16.0)
   return s2, s2 / shininess
@@ -309,7 +311,7 @@ def pixel_positions(depth: np.ndarray) -> np.ndarray:
 
 
 def shade(rig: dict, normals: np.ndarray, depth: np.ndarray, mask: np.ndarray,
-          shininess: float = 20.0) -> dict:
+          shininess: float | np.ndarray = 20.0) -> dict:
   """Per-group diffuse and specular shading of a rig on a rendered surface.
 
   Args:
@@ -317,7 +319,8 @@ def shade(rig: dict, normals: np.ndarray, depth: np.ndarray, mask: np.ndarray,
     normals: (H, W, 3) unit camera-space normals.
     depth: (H, W) depth in pixels, larger = closer (occluders for shadows and AO).
     mask: (H, W) bool pixels holding a surface; shading is 0 elsewhere.
-    shininess: the surface's Blinn-Phong exponent.
+    shininess: the surfaces' Blinn-Phong exponent: a number or an (H, W) map (e.g. skin,
+      hair and cloth in one call, so shadows and occlusion are computed once).
 
   Returns:
     dict(groups=[dict(diffuse (H, W), specular (H, W), weights (14,), t (), source)], ao (H, W)
@@ -330,8 +333,15 @@ def shade(rig: dict, normals: np.ndarray, depth: np.ndarray, mask: np.ndarray,
   if normals.shape != depth.shape + (3,) or mask.shape != depth.shape:
     raise ValueError(f"normals {normals.shape}, depth {depth.shape} and mask {mask.shape} must "
                      "be (H, W, 3), (H, W), (H, W)")
-  if not shininess > 0:
-    raise ValueError(f"shininess must be positive, got {shininess}")
+  shininess = np.asarray(shininess, np.float32)
+  if shininess.ndim == 2:
+    if shininess.shape != depth.shape:
+      raise ValueError(f"shininess map {shininess.shape} must match depth {depth.shape}")
+    shininess = shininess[mask]
+  elif shininess.ndim:
+    raise ValueError(f"shininess must be a number or an (H, W) map, got {shininess.shape}")
+  if not np.all(shininess > 0):
+    raise ValueError("shininess must be positive")
   n_groups = len(rig["groups"])
   h, w = depth.shape
   nrm = normals[mask]  # Shading is computed on the surface pixels only: (N, 3).
@@ -354,7 +364,7 @@ def shade(rig: dict, normals: np.ndarray, depth: np.ndarray, mask: np.ndarray,
       strength = np.linalg.norm(first) / _Y1
       if strength > 0:
         s2, peak = widened(shininess, 60.0)
-        specular[g] += np.float32(strength * peak) * blinn_phong(
+        specular[g] += np.float32(strength) * peak * blinn_phong(
             nrm, first / np.linalg.norm(first), s2) * ao_m
       continue
     if light["type"] == "directional":
@@ -377,7 +387,7 @@ def shade(rig: dict, normals: np.ndarray, depth: np.ndarray, mask: np.ndarray,
       lit = lit * shadows.cast_shadow(depth, mask, shadow_dir, radius)[mask]
     diffuse[g] += lit * np.maximum(_dot(nrm, l), 0.0)
     s2, peak = widened(shininess, radius)
-    specular[g] += lit * np.float32(peak) * blinn_phong(nrm, l, s2)
+    specular[g] += lit * np.asarray(peak, np.float32) * blinn_phong(nrm, l, s2)
 
   def image(values):
     out = np.zeros((h, w), np.float32)
