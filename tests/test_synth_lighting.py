@@ -210,6 +210,9 @@ def test_sampled_rigs_are_valid_json_and_deterministic():
       assert 1 <= grp["t"] <= 22
     assert {l["group"] for l in rig["lights"]} <= set(range(len(rig["groups"])))
     assert rig["mixed"] == (len(rig["groups"]) > 1)
+    assert len(rig["b"]) == 2 and max(map(abs, rig["b"])) <= 3
+    d = lighting.dominant_direction(rig)
+    assert abs(np.linalg.norm(d) - 1) < 1e-6
     multi += rig["mixed"]
   assert kinds == set(lighting.KINDS)
   assert 5 < multi < 45
@@ -251,8 +254,9 @@ def test_render_skin_white_balances_every_group_for_the_main_light(spectra):
   weights[1, 0] = 1.0  # CIE A
   t = np.array([3.0, 10.0])
   b = np.array([0.5, -0.3])
-  raw = sum(ref.render(table, fmel, fblood, diffuse[g], specular[g], weights[g], t[g], b)["raw"]
-            for g in range(2))
+  refs = [ref.render(table, fmel, fblood, diffuse[g], specular[g], weights[g], t[g], b)
+          for g in range(2)]
+  raw = refs[0]["raw"] + refs[1]["raw"]
   lc = [ref.sensitivity(b) @ ref.illuminant(weights[g], t[g]) for g in range(2)]
   tm = ref.t_matrix(b)
   expected = np.maximum(0, np.einsum("ij,hwj->hwi", ref.M_SRGB @ tm, raw / lc[0]))
@@ -261,6 +265,9 @@ def test_render_skin_white_balances_every_group_for_the_main_light(spectra):
   out = light_render.render_skin(spectra, lut, f32(fmel), f32(fblood), f32(diffuse),
                                  f32(specular), f32(weights), f32(t), f32(b))
   np.testing.assert_allclose(np.asarray(out["linear_srgb"]), expected, rtol=2e-3, atol=1e-5)
+  albedo = np.maximum(0, np.einsum("ij,hwj->hwi", ref.M_SRGB @ tm,
+                                   refs[0]["diffuse_albedo"] / lc[0]))
+  np.testing.assert_allclose(np.asarray(out["albedo"]), albedo, rtol=2e-3, atol=1e-5)
   colours = np.asarray(light_render.light_colours(spectra, f32(weights), f32(t), f32(b)))
   np.testing.assert_allclose(colours, np.asarray(out["colours"]), rtol=1e-5)
   np.testing.assert_allclose(colours[1], np.maximum(0, ref.M_SRGB @ tm @ (lc[1] / lc[0])),

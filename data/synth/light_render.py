@@ -40,8 +40,10 @@ def render_skin(spectra: physics.Spectra, lut: jax.Array, fmel: jax.Array, fbloo
     b: (..., 2) camera parameters (one camera).
 
   Returns:
-    dict: linear_srgb (..., H, W, 3); raw (..., H, W, 3) summed over groups; light_colour
-    (..., G, 3) raw light colours lc_g; colours (..., G, 3) as `light_colours`.
+    dict: linear_srgb (..., H, W, 3); albedo (..., H, W, 3) the diffuse albedo under the main
+    group's light through the same pipeline (`physics.render`'s albedo_linear_srgb of group
+    0); raw (..., H, W, 3) summed over groups; light_colour (..., G, 3) raw light colours
+    lc_g; colours (..., G, 3) as `light_colours`.
   """
   diffuse = jnp.asarray(diffuse)
   if diffuse.ndim < 3:
@@ -60,7 +62,8 @@ def render_skin(spectra: physics.Spectra, lut: jax.Array, fmel: jax.Array, fbloo
   xyz = jnp.einsum("...ij,...hwj->...hwi", t_matrix, raw / main[..., None, None, :])
   colours = physics.xyz_to_linear_srgb(jnp.einsum("...ij,...gj->...gi", t_matrix,
                                                   lc / main[..., None, :]))
-  return dict(linear_srgb=physics.xyz_to_linear_srgb(xyz), raw=raw, light_colour=lc,
+  return dict(linear_srgb=physics.xyz_to_linear_srgb(xyz),
+              albedo=out["albedo_linear_srgb"][..., 0, :, :, :], raw=raw, light_colour=lc,
               colours=colours)
 
 

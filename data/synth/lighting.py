@@ -185,8 +185,10 @@ def sample_rig(rng: np.random.Generator, options: LightOptions = LightOptions())
 
   Returns:
     dict(kind, mixed (bool), ao_strength, shadows (bool), groups [dict(source, weights, t)],
-    lights [dict(type, group, intensity, ...)]). Intensities are relative: the key light has
-    intensity 1 (the scene's automatic exposure sets the absolute level).
+    lights [dict(type, group, intensity, ...)], b (2 floats: the camera's spectral
+    sensitivity parameters for `physics.render`, N(0, 1) clipped to [-3, 3] as before, drawn
+    here so one dict holds every input of the renderer)). Intensities are relative: the key
+    light has intensity 1 (the scene's automatic exposure sets the absolute level).
   """
   kind = KINDS[int(rng.choice(len(KINDS), p=np.asarray(options.kinds, np.float64)))]
   mixed = bool(rng.uniform() < options.mixed_probability)
@@ -259,9 +261,30 @@ def sample_rig(rng: np.random.Generator, options: LightOptions = LightOptions())
     lights.append(_light("environment", group(str(rng.choice(["tungsten", "fluorescent",
                                                              "led"]))), 1.0, sh=env))
   groups = [sample_illuminant(rng, src) for src in sources]
-  return dict(kind=kind, mixed=mixed and len(groups) > 1,
-              ao_strength=float(rng.uniform(*options.ao_strength)), shadows=options.shadows,
-              groups=groups, lights=lights)
+  ao_strength = float(rng.uniform(*options.ao_strength))
+  b = np.clip(rng.normal(size=2), -3.0, 3.0)  # the camera's spectral sensitivity, as before
+  return dict(kind=kind, mixed=mixed and len(groups) > 1, ao_strength=ao_strength,
+              shadows=options.shadows, groups=groups, lights=lights, b=b.tolist())
+
+
+def dominant_direction(rig: dict) -> np.ndarray:
+  """(3,) unit direction toward the strongest light of the main group (for catch-lights and
+  hair highlights): its brightest directional or point light (a point light's direction from
+  the origin), else its environment's first SH band."""
+  best, direction_ = -1.0, None
+  for light in rig["lights"]:
+    if light["group"] != 0:
+      continue
+    if light["type"] in ("directional", "point") and light["intensity"] > best:
+      best = light["intensity"]
+      direction_ = np.asarray(light.get("direction", light.get("position")), np.float64)
+  if direction_ is None:
+    env = [l for l in rig["lights"] if l["type"] == "environment"]
+    if not env:
+      raise ValueError("the rig has no light in group 0")
+    c = np.asarray(env[0]["sh"], np.float64)
+    direction_ = np.array([c[3], c[1], c[2]])
+  return (direction_ / max(np.linalg.norm(direction_), 1e-12)).astype(np.float32)
 
 
 def sh_diffuse(normals: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
