@@ -86,7 +86,7 @@ class CameraOptions:
   p_motion: float = 0.15
   motion: tuple[float, float] = (0.5, 3.0)
   p_noise: float = 0.9
-  shot: tuple[float, float] = (5e-5, 1.5e-3)
+  shot: tuple[float, float] = (5e-5, 1e-3)
   read: tuple[float, float] = (3e-4, 4e-3)
   p_jpeg: float = 0.85
   jpeg_quality: tuple[int, int] = (45, 97)
