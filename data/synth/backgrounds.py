@@ -77,14 +77,20 @@ def _resize(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def noise(rng: np.random.Generator, shape: tuple[int, int], cells: float,
           octaves: int = 4, persistence: float = 0.5) -> np.ndarray:
   """Fractal value noise of zero mean and unit standard deviation: `octaves` random grids
-  of cells, 2 cells, ... across the larger side, bilinearly upsampled and summed."""
+  of cells, 2 cells, ... across the larger side, bilinearly upsampled and summed. The sum is
+  formed at 8 pixels per finest cell (at most the output size) and upsampled once."""
   h, w = shape
-  out = np.zeros(shape, np.float32)
+  side = max(h, w)
+  inner = min(side, int(8 * cells * 2 ** (octaves - 1)))
+  ih, iw = max(2, round(h * inner / side)), max(2, round(w * inner / side))
+  out = np.zeros((ih, iw), np.float32)
   for o in range(octaves):
     c = cells * 2**o
-    grid = rng.standard_normal((int(np.ceil(c * h / max(h, w))) + 2,
-                                int(np.ceil(c * w / max(h, w))) + 2)).astype(np.float32)
-    out += persistence**o * _resize(grid, shape)
+    grid = rng.standard_normal((int(np.ceil(c * h / side)) + 2,
+                                int(np.ceil(c * w / side)) + 2)).astype(np.float32)
+    out += persistence**o * _resize(grid, (ih, iw))
+  if (ih, iw) != (h, w):
+    out = _resize(out, shape)
   return (out - out.mean()) / max(float(out.std()), 1e-6)
 
 
@@ -103,10 +109,16 @@ class _Canvas:
     self.depth = np.full((size, size), -SKY_DEPTH * size, np.float32)
     g = ((np.arange(size) + 0.5) / size).astype(np.float32)
     self.y, self.x = g[:, None], g[None, :]
-    shape = (size, size)
-    self.coarse = noise(rng, shape, 3, 3)   # large-scale variation
-    self.medium = noise(rng, shape, 12, 3)  # leaves, paintings
-    self.fine = noise(rng, shape, 48, 2)    # plaster, grain
+    self._rng, self._fields = rng, {}
+
+  def _field(self, name: str, cells: float, octaves: int) -> np.ndarray:
+    if name not in self._fields:  # drawn on first use, so unused fields cost nothing
+      self._fields[name] = noise(self._rng, (self.size, self.size), cells, octaves)
+    return self._fields[name]
+
+  coarse = property(lambda self: self._field("coarse", 3, 3))  # large-scale variation
+  medium = property(lambda self: self._field("medium", 12, 3))  # leaves, paintings
+  fine = property(lambda self: self._field("fine", 48, 2))  # plaster, grain
 
   def fill(self, colour, distance) -> None:
     self.rgb[:] = colour
@@ -329,19 +341,38 @@ def _perspective(rng, image: np.ndarray, size: int, canvas: int, amount: float) 
   return np.stack(chans, -1)
 
 
-def _pyramid(image: np.ndarray, levels: int) -> list[np.ndarray]:
-  """Level k: the image area-downsampled by 2^k, blurred by a 1-pixel Gaussian there and
-  upsampled bilinearly: a blur of about 2^k pixels (level 0 is the image)."""
-  h, w = image.shape[:2]
-  out, small = [image], image
-  for k in range(1, levels):
-    sh, sw = max(1, h >> k), max(1, w >> k)
-    small = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(small[..., c]), "F")
-                                 .resize((sw, sh), Image.Resampling.BOX))
-                      for c in range(image.shape[2])], -1)
-    blurred = ndimage.gaussian_filter(small, (1.0, 1.0, 0), mode="nearest")
-    out.append(np.stack([_resize(blurred[..., c], (h, w)) for c in range(image.shape[2])], -1))
-  return out
+def _resize_rgb(image: np.ndarray, shape: tuple[int, int], box: bool = False) -> np.ndarray:
+  """Bilinear (or box, for shrinking) resize of an (h, w, C) float image, per channel."""
+  if image.shape[:2] == tuple(shape):
+    return image
+  method = Image.Resampling.BOX if box else Image.Resampling.BILINEAR
+  return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c]), "F")
+                              .resize((shape[1], shape[0]), method))
+                   for c in range(image.shape[2])], -1)
+
+
+def depth_of_field(rgb: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+  """Blurs each pixel of (H, W, 3) by about `sigma` (H, W) pixels: level k >= 1 of a pyramid
+  (area-downsampled by 2^k, 1-pixel Gaussian there: a ~2^k-pixel blur) is chosen at
+  t = log2(sigma) (the sharp image below 1 pixel), blending the two nearest levels. Levels
+  >= 1 are blended at half resolution, then upsampled once and mixed with the sharp image."""
+  h, w = sigma.shape
+  top = int(np.clip(np.ceil(np.log2(max(float(sigma.max()), 1.0))), 1, 6))
+  t = np.clip(np.where(sigma < 1, sigma, np.log2(np.maximum(sigma, 1e-3))), 0, top)
+  half = (max(1, h // 2), max(1, w // 2))
+  t_half = _resize(t, half)[..., None]
+  low = np.zeros(half + (rgb.shape[2],), np.float32)
+  weight = np.zeros(half + (1,), np.float32)
+  small = rgb
+  for k in range(1, top + 1):
+    small = _resize_rgb(small, (max(1, h >> k), max(1, w >> k)), box=True)
+    level = _resize_rgb(ndimage.gaussian_filter(small, (1.0, 1.0, 0), mode="nearest"), half)
+    wk = np.maximum(0, 1 - np.abs(t_half - k))
+    low += wk * level
+    weight += wk
+  w0 = np.maximum(0, 1 - t)[..., None]
+  blurred = _resize_rgb(low / np.maximum(weight, 1e-6), (h, w))
+  return w0 * rgb + (1 - w0) * blurred
 
 
 def sample_background(rng: np.random.Generator, size: int,
@@ -378,13 +409,7 @@ def sample_background(rng: np.random.Generator, size: int,
   focus = float(rng.uniform(2.0, 6.0))
   if aperture > 0:
     coc = aperture * size * distance / (focus + distance)  # sigma in pixels
-    levels = int(np.clip(np.ceil(np.log2(max(aperture * size, 1.0))) + 1, 1, 6))
-    # Level k blurs by ~2^k pixels (k >= 1); a pixel with blur sigma takes level log2(sigma)
-    # (level 0 below 1 pixel), blending the two nearest levels.
-    t = np.clip(np.log2(np.maximum(coc, 1e-3)), 0, levels - 1)
-    t = np.where(coc < 1, coc, t)[..., None]
-    rgb = sum(np.maximum(0, 1 - np.abs(t - k)) * level
-              for k, level in enumerate(_pyramid(rgb, levels)))
+    rgb = depth_of_field(rgb, coc)
   return dict(linear=np.maximum(rgb, 0).astype(np.float32),
               depth=(-distance * size).astype(np.float32), kind=kind, aperture=aperture,
               focus=focus)
