@@ -122,8 +122,8 @@ def _freckles(rng: np.random.Generator, where: np.ndarray, count: int) -> np.nda
   return ndimage.gaussian_filter(img.reshape(UV, UV), sigma) * (2 * np.pi * sigma**2)
 
 
-def sample_appearance(rng: np.random.Generator,
-                      template: geometry.FaceTemplate) -> dict[str, np.ndarray]:
+def sample_appearance(rng: np.random.Generator, template: geometry.FaceTemplate,
+                      brow_pigment: bool = True) -> dict[str, np.ndarray]:
   """Draws one face's skin: melanin, haemoglobin and specular maps in UV space.
 
   Per face: a skin tone (melanin) uniform across light to dark, a base blood level, smooth
@@ -133,6 +133,9 @@ def sample_appearance(rng: np.random.Generator,
   Args:
     rng: NumPy random generator.
     template: from `geometry.load_template`.
+    brow_pigment: darken the brows with melanin (the skin-only faces of `data.synth.faces`);
+      False when brow hair is drawn over the skin (`data.synth.face_parts`): the same random
+      draws, a fifth of the brow melanin.
 
   Returns:
     dict of (256, 256) float32 maps: fmel_uv and fblood_uv in [-0.99, 0.99] (network
@@ -141,7 +144,8 @@ def sample_appearance(rng: np.random.Generator,
   r = region_weights(template)
   mel = (rng.uniform(-0.6, 0.7) + rng.uniform(0.02, 0.08) * smooth_noise(rng)
          + rng.uniform(0.01, 0.03) * smooth_noise(rng, cells=20)
-         + rng.uniform(0.25, 0.5) * r["brows"] + rng.uniform(0.05, 0.2) * r["eyes"]
+         + rng.uniform(0.25, 0.5) * (1.0 if brow_pigment else 0.2) * r["brows"]
+         + rng.uniform(0.05, 0.2) * r["eyes"]
          - rng.uniform(0.0, 0.15) * r["lips"])
   if rng.uniform() < 0.3:
     where = 0.2 + r["cheeks"] + r["nose"] + r["cheekbones"] + 0.5 * r["forehead"]

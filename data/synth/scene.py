@@ -1,0 +1,341 @@
+"""One synthetic face world: a scene is a pure function of (seed, index, options).
+
+`sample_scene` draws and lays out everything on the host (vectorised NumPy) at the render
+size R = size x supersample; `data.synth.scene_render.SceneGenerator` renders batches through
+BioFaceNet's spectral skin model, exposes, runs the camera and reduces every truth map to the
+output size. Draws come from ``np.random.default_rng([seed, index, 18])``.
+
+A scene, back to front (every part optional through `SceneOptions`):
+
+* face: the mean-face mesh with identity modes and an expression (`shape_space`), posed and
+  framed for the system that uses it (``framing``: ``face`` = BioFaceNet's crop, ``portrait``
+  = the face VAE's head-and-shoulders frame, ``prnet`` = PRNet's 1.5x landmark-box crop with
+  jitter), z-buffered with exact barycentrics (`geometry.rasterise`); regions and parts from
+  UV (`face_parts`): eyes with eyeballs, a mouth interior with teeth, lips, nose, ears;
+* head and body (``context``): skull, jaw underside, neck, shoulders in clothing with a
+  neckline, hair in seven styles (`head`), a textured background;
+* occluders (``occluders``): beards and stubble, glasses, a hand or object at the frame
+  edge, other people partly in frame (`occluders`);
+* overlays on the skin: brows and lashes (``parts``), beard; hair and glasses composite over
+  whatever is behind them with their coverage alpha.
+
+Light (`light_camera`): a rig of light groups gives grey diffuse and specular shading of every
+surface; skin goes through `physics.render` per group, other materials are albedo x light
+colour. Truth (`scene_render`) is exact per pixel at the render size and averaged over each
+output pixel's footprint: ``mask`` is where the output pixel is entirely subject skin with no
+overlay, the only place skin truth (pigments, shading, albedo) is claimed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from data.synth import (appearance, face_parts, faces, geometry, head, labels as L, light_camera,
+                        occluders, raycast, shape_space)
+from data.prnet import synth as prnet_synth
+
+FRAMINGS = ("face", "portrait", "prnet")
+SCENE_VERSION = 1
+G = light_camera.MAX_GROUPS
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneOptions:
+  """What a scene holds and how it is framed (realism factors can be switched off one by one).
+
+  Attributes:
+    framing: face | portrait | prnet (module docstring).
+    size: output side in pixels.
+    supersample: render at size x supersample and average down (None: 2 up to 128 px, else 1).
+    max_yaw: pose range in degrees (None: 90 for prnet, else 45); max_pitch, max_roll too.
+    identity_scale: standard deviation of the identity modes (0 = the mean face's proportions).
+    expressions: draw expressions (else neutral).
+    parts: eyes, mouth interior and teeth, brow and lash hair (else the whole mesh is skin).
+    context: hair, skull, neck, body and a textured background (else a floating face on the
+      old smooth background).
+    occluders: beards, glasses, hands and objects, other people.
+    face: the skin, light and camera options shared with `data.synth.faces` (luminance target,
+      specular ranges, illuminant priors, noise, JPEG).
+  """
+  framing: str = "face"
+  size: int = 64
+  supersample: int | None = None
+  max_yaw: float | None = None
+  max_pitch: float = 20.0
+  max_roll: float = 15.0
+  identity_scale: float = 1.0
+  expressions: bool = True
+  parts: bool = True
+  context: bool = True
+  occluders: bool = True
+  face: faces.FaceOptions = faces.FaceOptions()
+
+  def __post_init__(self):
+    if self.framing not in FRAMINGS:
+      raise ValueError(f"SceneOptions.framing must be one of {FRAMINGS}, got {self.framing!r}")
+    if not (isinstance(self.size, (int, np.integer)) and self.size >= 16):
+      raise ValueError(f"SceneOptions.size must be an int >= 16, got {self.size!r}")
+    if self.supersample is not None and not 1 <= int(self.supersample) <= 4:
+      raise ValueError(f"SceneOptions.supersample must be in 1..4, got {self.supersample}")
+    if not self.identity_scale >= 0:
+      raise ValueError(f"SceneOptions.identity_scale must be >= 0, got {self.identity_scale}")
+
+  @property
+  def factor(self) -> int:
+    return int(self.supersample or (2 if self.size <= 128 else 1))
+
+  @property
+  def render_size(self) -> int:
+    return self.size * self.factor
+
+  @property
+  def yaw_range(self) -> float:
+    return float(self.max_yaw if self.max_yaw is not None
+                 else (90.0 if self.framing == "prnet" else 45.0))
+
+
+def framing_pose(rng, options: SceneOptions, vertices, template, angles) -> geometry.Pose:
+  """The pose (scale, shift) of the framing at the render size."""
+  yaw, pitch, roll = (float(a) for a in angles)
+  size = options.render_size
+  if options.framing == "prnet":
+    return prnet_synth.framing_pose(vertices, template, yaw, pitch, roll, size, rng)
+  if options.framing == "portrait":
+    scale, tx, ty = rng.uniform(0.40, 0.56), rng.uniform(-0.06, 0.06), rng.uniform(-0.11, -0.02)
+  else:
+    scale, (tx, ty) = rng.uniform(0.6, 0.85), rng.uniform(-0.04, 0.04, 2)
+  return geometry.Pose(yaw, pitch, roll, float(scale), float(tx), float(ty))
+
+
+def _pick(index, values, fill=0.0):
+  """values[index[p]][p] per pixel from a list of (H, W[, C]) arrays (index -1 -> fill)."""
+  stack = np.stack(values)
+  idx = np.clip(index, 0, len(values) - 1)
+  extra = stack.ndim - 3
+  out = np.take_along_axis(stack, idx[None, ..., None] if extra else idx[None], 0)[0]
+  cond = (index >= 0)[..., None] if extra else index >= 0
+  return np.where(cond, out, fill)
+
+
+def background(rng: np.random.Generator, options: SceneOptions, size: int) -> np.ndarray:
+  """(size, size, 3) linear-sRGB background: textured (gradients, noise, stripes, blurred
+  shapes; `data.vae_scenes.background`) with context, else the old smooth gradient."""
+  if not options.context:
+    return faces.sample_background(rng, size)
+  from data import vae_scenes  # pylint: disable=g-import-not-at-top
+  encoded = vae_scenes.background(rng, size) * rng.uniform(0.3, 1.0)
+  return light_camera.srgb_decode(encoded)
+
+
+def sample_scene(seed: int, index: int, options: SceneOptions = SceneOptions()
+                 ) -> dict[str, np.ndarray]:
+  """Lays out scene `index` of `seed` at the render size (host; see the module docstring).
+
+  Returns a dict for `scene_render.SceneGenerator.render`: render-size maps (prefix-free):
+  fmel, fblood, skin (spectral pixels), diffuse / specular (G, R, R) skin shading, lit and
+  over (G, R, R, 3) non-skin and overlay colour per light group (albedo x shading), alpha
+  (R, R) overlay coverage, emission (R, R, 3) background, expose (R, R) the face skin the
+  exposure meters on; truth at render size: labels, truth (skin-truth pixels), normals, depth,
+  uv, face; and per-scene values (weights (G, 14), t (G,), b, luminance, pose, landmarks,
+  identity, expression, record codes).
+  """
+  o = options
+  size = o.render_size
+  template = geometry.load_template()
+  rng = np.random.default_rng([seed, index, 18])
+  masculine = bool(rng.uniform() < 0.5)
+  expression = None if o.expressions else shape_space.Expression()
+  vertices, identity, expression = shape_space.sample_shape(
+      rng, template, identity_scale=o.identity_scale, expression=expression)
+  angles = rng.uniform(-1, 1, 3) * np.array([o.yaw_range, o.max_pitch, o.max_roll])
+  pose = framing_pose(rng, o, vertices, template, angles)
+  geo = geometry.rasterise(vertices, template, pose, size, attributes=vertices)
+  frame = raycast.Frame(*geometry.screen_transform(vertices, template, pose, size))
+  face_mask = geo["mask"]
+  skin_maps = appearance.sample_appearance(rng, template, brow_pigment=not o.parts)
+  blur = o.face.blur_for(size)
+  from scipy import ndimage  # pylint: disable=g-import-not-at-top
+  maps = {k: ndimage.gaussian_filter(v, blur, mode="nearest") if blur > 0 else v
+          for k, v in skin_maps.items()}
+  base_mel = float(np.median(skin_maps["fmel_uv"][template.uv_index >= 0]))
+  base_blood = float(np.median(skin_maps["fblood_uv"][template.uv_index >= 0]))
+  rig = light_camera.sample_rig(rng, o.face)
+  spec_scale = float(rng.uniform(*o.face.specular_scale))
+  shininess = float(rng.uniform(*o.face.shininess))
+  luminance = float(np.exp(rng.uniform(*np.log(o.face.face_luminance))))
+
+  # --- opaque surfaces: candidates (depth, normal, label, material) -----------------------
+  face_labels = (face_parts.surface_labels(template, geo["uv"], face_mask) if o.parts
+                 else np.where(face_mask, L.SKIN, L.BACKGROUND).astype(np.uint8))
+  cands = [dict(depth=np.where(face_mask, geo["depth"], -np.inf), normal=geo["normals"],
+                label=face_labels, material="face")]
+  head_params = head.sample_head(rng, masculine, 1.0 + 0.05 * identity[0] / 2.5)
+  if o.context:
+    body = head.body_frame(frame, pose.yaw, pose.roll, head_params.body_turn)
+    hits = head.skull_hits(head_params, frame, size)
+    body_hits, torso_skin = head.body_hits(head_params, body, size)
+    hits.update(body_hits)
+    for name, hit in hits.items():
+      if name == "torso":
+        lab = np.where(torso_skin, L.NECK, L.CLOTH)
+        alb = head.cloth_albedo(rng, head_params, hit)
+        material = ("mixed", alb, 0.03)
+      else:
+        lab, material = head.SKIN_PARTS[name], "skin"
+      cands.append(dict(depth=hit.depth, normal=hit.normal, label=np.broadcast_to(
+          np.asarray(lab, np.uint8), (size, size)), material=material))
+  record = dict(glasses=np.int32(0), edge_occluder=np.int32(0), other_person=np.int32(0),
+                beard=np.int32(0))
+  if o.occluders and o.context and rng.uniform() < 0.15:
+    record["other_person"] = np.int32(1)
+    for part in occluders.other_person(rng, frame, size):
+      cands.append(dict(depth=part.depth, normal=part.normal, label=part.label,
+                        material=("albedo", part.albedo, part.specular)))
+  if o.occluders and rng.uniform() < 0.12:
+    top = max(float(np.max(np.where(np.isfinite(c["depth"]), c["depth"], -1e9)))
+              for c in cands)
+    part = occluders.edge_occluder(rng, size, top)
+    record["edge_occluder"] = np.int32(1 + (part.label.max() == L.OBJECT))
+    cands.append(dict(depth=part.depth, normal=part.normal, label=part.label,
+                      material=("albedo", part.albedo, part.specular)))
+  depth_stack = np.stack([c["depth"] for c in cands])
+  winner = np.where(np.isfinite(depth_stack).any(0), np.argmax(depth_stack, 0), -1)
+  front_depth = _pick(winner, [c["depth"] for c in cands], -np.inf)
+  front_normal = _pick(winner, [c["normal"] for c in cands]).astype(np.float32)
+  label = _pick(winner, [c["label"] for c in cands], L.BACKGROUND).astype(np.uint8)
+  surface = winner >= 0
+  on_face = winner == 0
+
+  # --- materials --------------------------------------------------------------------------
+  skin = np.zeros((size, size), bool)
+  albedo = np.zeros((size, size, 3), np.float32)
+  spec_strength = np.zeros((size, size), np.float32)
+  for i, c in enumerate(cands):
+    mine = winner == i
+    m = c["material"]
+    if m in ("face", "skin"):
+      skin |= mine & np.isin(label, L.SKIN_LABELS)
+    elif m[0] == "mixed":
+      skin |= mine & np.isin(label, L.SKIN_LABELS)
+      albedo = np.where((mine & ~np.isin(label, L.SKIN_LABELS))[..., None], m[1], albedo)
+      spec_strength = np.where(mine, m[2], spec_strength)
+    else:
+      albedo = np.where(mine[..., None], m[1], albedo)
+      spec_strength = np.where(mine, m[2], spec_strength)
+  fmel = np.where(on_face, appearance.sample_uv(maps["fmel_uv"], geo["uv"]), base_mel)
+  fblood = np.where(on_face, appearance.sample_uv(maps["fblood_uv"], geo["uv"]), base_blood)
+  other_skin = skin & ~on_face   # Scalp, jaw, neck, chest: the face's median tone, less red.
+  fmel = np.where(other_skin, base_mel + rng.uniform(-0.05, 0.1), fmel)
+  fblood = np.where(other_skin, base_blood - rng.uniform(0.0, 0.15), fblood)
+  strength = np.where(on_face, appearance.sample_uv(maps["spec_uv"], geo["uv"]), 0.15)
+  eye_normal = None
+  if o.parts:
+    eyes = face_parts.sample_eyes(rng)
+    open_vertices = vertices - shape_space.expression_displacement(
+        template, vertices, shape_space.Expression(eye_close=expression.eye_close))
+    centres = face_parts.eyeball_centres(template, open_vertices)
+    face_only = np.where(on_face, label, 0)
+    e_alb, eye_normal = face_parts.eye_albedo(rng, eyes, geo["attributes"], face_only, centres,
+                                              geo["uv"], template)
+    m_alb, mouth_lab = face_parts.mouth_albedo(
+        rng, geo["uv"], face_only,
+        expression.mouth_open * shape_space.MAX_JAW_DROP * template.ref_size, template)
+    label = np.where(on_face & (label == L.MOUTH), mouth_lab, label)
+    albedo = albedo + e_alb + m_alb
+    spec_strength = np.where(label == L.TEETH, 0.3, np.where(label == L.MOUTH, 0.15,
+                                                              spec_strength))
+
+  # --- light ------------------------------------------------------------------------------
+  floor = float(np.min(front_depth[surface])) if surface.any() else 0.0
+  depth_filled = np.where(surface, front_depth, floor).astype(np.float32)
+  groups = light_camera.shade(rig, front_normal, depth_filled, surface, shininess)["groups"]
+  diffuse = np.stack([g["diffuse"] for g in groups])
+  specular = np.stack([g["specular"] for g in groups])
+  skin_spec = specular * np.where(skin, spec_scale * strength, 0.0)
+  lit = (diffuse[..., None] * albedo + (specular * spec_strength)[..., None]) * ~skin[..., None]
+  light_dir = light_camera.dominant_direction(rig)
+  if eye_normal is not None:
+    eye_px = np.isin(label, (L.EYE_LEFT, L.EYE_RIGHT)) & on_face
+    gloss = face_parts.eye_gloss(eye_normal @ frame.rotation.T, light_dir, eye_px)
+    lit[0] += 2.0 * gloss[..., None]
+
+  # --- overlays, front to back: hair, glasses, beard, brows, lashes -------------------------
+  overlays = []
+  if o.context and head_params.style != "bald":
+    hair = head.hair_layer(rng, head_params, frame, size)
+    kk = head.kajiya_kay(hair.tangent, light_dir, head_params.hair_shine)
+    overlays.append((occluders.Overlay(hair.alpha, hair.depth, hair.albedo, L.HAIR, hair.normal,
+                                       0.0, kk), 0.5))
+  if o.occluders and rng.uniform() < 0.2:
+    record["glasses"] = np.int32(1)
+    centres = face_parts.eyeball_centres(template, vertices)
+    overlays += [(g, 0.5) for g in occluders.glasses(rng, frame, centres, size)]
+  on_skin = lambda a: np.where(on_face, a, 0.0).astype(np.float32)  # noqa: E731
+  face_depth = np.where(on_face, front_depth, -np.inf)
+  if o.parts or o.occluders:
+    hair_colour = head_params.hair_colour
+    facial = face_parts.sample_overlays(rng, hair_colour, masculine and o.occluders)
+    if facial.beard != "none":
+      record["beard"] = np.int32(("stubble", "moustache", "goatee", "chinstrap",
+                                  "full").index(facial.beard) + 1)
+      a = face_parts.beard_alpha(rng, facial, geo["uv"], face_mask, template)
+      overlays.append((occluders.Overlay(on_skin(a), face_depth, np.broadcast_to(
+          facial.colour, (size, size, 3)), L.BEARD), np.inf))
+    if o.parts:
+      a, which = face_parts.brow_alpha(rng, facial, geo["uv"], face_mask, template)
+      brow_colour = np.broadcast_to(facial.colour, (size, size, 3))
+      for side, lab in ((1, L.BROW_LEFT), (2, L.BROW_RIGHT)):
+        overlays.append((occluders.Overlay(on_skin(a * (which == side)), face_depth,
+                                           brow_colour, lab), np.inf))
+      a = face_parts.lash_alpha(facial, geo["uv"], face_mask, expression.eye_close, template)
+      lash = np.broadcast_to(np.float32(0.01), (size, size, 3))
+      eye_lab = np.where(geo["uv"][..., 0] < 0.5, L.EYE_LEFT, L.EYE_RIGHT)
+      overlays.append((occluders.Overlay(on_skin(a), face_depth, lash, eye_lab), np.inf))
+  over = np.zeros((len(groups), size, size, 3), np.float32)
+  alpha = np.zeros((size, size), np.float32)
+  for ov, tolerance in overlays:
+    a = ov.alpha * (ov.depth >= front_depth - tolerance)
+    if not a.any():
+      continue
+    if ov.normal is None:   # On the visible surface: its shading.
+      dif, spc = diffuse, specular * ov.specular
+    else:
+      sh = light_camera.shade(rig, ov.normal, depth_filled, a > 0, shininess)["groups"]
+      dif = np.stack([g["diffuse"] for g in sh])
+      spc = np.stack([g["specular"] for g in sh]) * ov.specular
+    colour = dif[..., None] * ov.albedo + spc[..., None]
+    if ov.gloss is not None:
+      colour = colour + (ov.gloss * dif.sum(0, keepdims=True))[..., None]
+    over += ((1.0 - alpha) * a)[..., None] * colour
+    alpha = alpha + (1.0 - alpha) * a
+    label = np.where(a >= 0.5, ov.label, label).astype(np.uint8)
+
+  truth = skin & on_face & (alpha == 0) & np.isin(label, L.SKIN_LABELS)
+  emission = background(rng, o, size)
+  emission = np.where(surface[..., None], 0.0, emission).astype(np.float32)
+  screen = geometry.project(vertices, template, pose, size)
+  lmk3 = screen[template.landmark_vertices] - np.array([0.5, 0.5, 0.0])
+  lmk3[:, 2] -= screen[:, 2].min()
+  out = dict(
+      index=np.int64(index), fmel=np.where(skin, np.clip(fmel, -0.99, 0.99), 0.0),
+      fblood=np.where(skin, np.clip(fblood, -0.99, 0.99), 0.0), skin=skin,
+      diffuse=np.where(skin, diffuse, 0.0), specular=np.where(skin, skin_spec, 0.0),
+      lit=lit, over=over, alpha=alpha, emission=emission, expose=truth,
+      labels=label, truth=truth, normals=front_normal, depth=np.where(surface, front_depth, 0.0),
+      uv=np.where(on_face[..., None], geo["uv"], 0.0), face=on_face,
+      weights=np.stack([g["weights"] for g in groups]), t=np.stack([g["t"] for g in groups]),
+      b=np.asarray(rig["b"], np.float32), sh=np.asarray(rig["lights"][0]["sh"], np.float32),
+      luminance=np.float32(luminance), specular_scale=np.float32(spec_scale),
+      shininess=np.float32(shininess),
+      pose=np.float32([pose.yaw, pose.pitch, pose.roll, pose.scale, pose.tx, pose.ty]),
+      landmarks=geo["landmarks"], landmarks_visible=geo["landmarks_visible"],
+      landmarks3d=lmk3.astype(np.float32), identity=identity.astype(np.float32),
+      expression=expression.as_array(), masculine=np.bool_(masculine),
+      hair_style=np.int32(head.STYLES.index(head_params.style) if o.context else -1),
+      **record)
+  if o.framing == "prnet":
+    out["screen"] = screen.astype(np.float32)
+  return {k: (np.asarray(v, np.float32) if np.asarray(v).dtype == np.float64 else np.asarray(v))
+          for k, v in out.items()}

@@ -1,0 +1,82 @@
+"""Procedural textures evaluated at arbitrary coordinates (vectorised NumPy), and colour palettes.
+
+Textures are functions of continuous surface coordinates (UV of the face, angles on the head,
+image coordinates of a cloth), not images, so they are sharp at any render size. Every random
+choice comes from the caller's generator. Colours are linear-sRGB albedos relative to a white
+reflector (a surface of albedo 1 reflects like the renderer's spectrally flat white).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+# Hair albedos (linear sRGB): black, dark brown, brown, light brown, dark blonde, blonde,
+# auburn, red, grey, white. Weights: how often each is drawn.
+HAIR_COLOURS = np.array([
+    [0.012, 0.010, 0.009], [0.030, 0.020, 0.014], [0.060, 0.038, 0.024], [0.12, 0.080, 0.050],
+    [0.22, 0.16, 0.09], [0.42, 0.33, 0.19], [0.10, 0.040, 0.020], [0.26, 0.09, 0.035],
+    [0.20, 0.19, 0.18], [0.50, 0.48, 0.45]], np.float32)
+HAIR_WEIGHTS = np.array([0.22, 0.22, 0.16, 0.10, 0.07, 0.07, 0.05, 0.03, 0.05, 0.03])
+IRIS_COLOURS = np.array([
+    [0.030, 0.015, 0.008], [0.06, 0.030, 0.012], [0.10, 0.07, 0.03], [0.07, 0.09, 0.05],
+    [0.08, 0.12, 0.18], [0.12, 0.14, 0.16]], np.float32)
+IRIS_WEIGHTS = np.array([0.35, 0.25, 0.12, 0.08, 0.14, 0.06])
+
+
+def lattice(rng: np.random.Generator, cells: int) -> np.ndarray:
+  """A (cells, cells) table of N(0, 1) values for `value_noise` (periodic)."""
+  return rng.standard_normal((cells, cells)).astype(np.float32)
+
+
+def value_noise(table: np.ndarray, x: np.ndarray, y: np.ndarray, order: int = 3) -> np.ndarray:
+  """Smooth periodic noise: the table spline-interpolated at (x, y) in table cells (wraps).
+
+  Output has roughly unit standard deviation for order 1, a little less for order 3.
+  """
+  x = np.asarray(x, np.float32)
+  coords = np.stack([np.asarray(y, np.float32).ravel(), x.ravel()])
+  out = ndimage.map_coordinates(table, coords, order=order, mode="grid-wrap", prefilter=False)
+  return out.reshape(x.shape)
+
+
+def fbm(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, octaves: int = 4,
+        cells: int = 8, gain: float = 0.5) -> np.ndarray:
+  """Fractal value noise: `octaves` of `value_noise`, frequency doubling, amplitude * gain.
+
+  (x, y) are in units of the coarsest cell; the result is normalised to unit std over the
+  given points (when there are several).
+  """
+  total = np.zeros(np.shape(x), np.float32)
+  for o in range(octaves):
+    table = lattice(rng, cells * 2 ** o)
+    total += gain ** o * value_noise(table, np.asarray(x) * 2 ** o, np.asarray(y) * 2 ** o, 1)
+  if total.size > 1:
+    total = (total - total.mean()) / max(float(total.std()), 1e-6)
+  return total
+
+
+def strands(rng: np.random.Generator, across: np.ndarray, along: np.ndarray,
+            width: float, wobble: float = 0.5) -> np.ndarray:
+  """Hair-strand texture in [0, 1]: thin stripes across `across` (units of `width`) that
+  wander slowly along `along`, with random per-strand brightness."""
+  table = lattice(rng, 64)
+  phase = across / width + wobble * value_noise(table, across / (8 * width), along / 20.0, 1)
+  strand = np.floor(phase)
+  frac = phase - strand
+  brightness = 0.5 + 0.5 * np.sin(strand * 12.9898 + 78.233 * np.sin(strand * 4.1414))
+  profile = np.sin(np.pi * frac) ** 2
+  return np.clip(0.35 + 0.45 * profile * (0.5 + brightness), 0.0, 1.0).astype(np.float32)
+
+
+def pick(rng: np.random.Generator, colours: np.ndarray, weights: np.ndarray,
+         jitter: float = 0.15) -> np.ndarray:
+  """A palette colour drawn with `weights`, scaled by exp(N(0, jitter)) per channel."""
+  c = colours[rng.choice(len(colours), p=weights / weights.sum())]
+  return (c * np.exp(rng.normal(0.0, jitter, 3))).astype(np.float32)
+
+
+def smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
+  """Hermite step from 0 at e0 to 1 at e1."""
+  t = np.clip((np.asarray(x, np.float32) - e0) / (e1 - e0), 0.0, 1.0)
+  return t * t * (3.0 - 2.0 * t)
