@@ -214,7 +214,7 @@ def sample_overlays(rng: np.random.Generator, hair_colour: np.ndarray,
   p = [0.45, 0.2, 0.06, 0.09, 0.05, 0.15] if masculine else [1, 0, 0, 0, 0, 0]
   beard = str(rng.choice(styles, p=p))
   colour = hair_colour * rng.uniform(0.6, 1.0)
-  return HairOverlays(float(rng.uniform(3.0, 6.5)), float(rng.uniform(0.55, 1.0)),
+  return HairOverlays(float(rng.uniform(6.0, 11.0)), float(rng.uniform(0.55, 1.0)),
                       float(rng.uniform(1.2, 2.5)), beard, float(rng.uniform(0.5, 1.0)),
                       colour.astype(np.float32))
 

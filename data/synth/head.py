@@ -23,8 +23,8 @@ import numpy as np
 
 from data.synth import labels as L, raycast, textures
 
-SKULL_CENTRE = np.array([0.0, 40.0, -52.0])
-SKULL_RADII = np.array([98.0, 138.0, 112.0])
+SKULL_CENTRE = np.array([0.0, 34.0, -50.0])
+SKULL_RADII = np.array([97.0, 128.0, 110.0])
 NECK_POINT = np.array([0.0, -70.0, -62.0])   # Head-frame origin of the body frame.
 STYLES = ("bald", "buzz", "short", "medium", "long", "bun", "afro")
 
@@ -59,7 +59,7 @@ def sample_head(rng: np.random.Generator, masculine: bool, width_scale: float = 
        else [0.01, 0.01, 0.10, 0.25, 0.43, 0.12, 0.08])
   style = str(rng.choice(STYLES, p=p))
   colour = textures.pick(rng, textures.HAIR_COLOURS, textures.HAIR_WEIGHTS)
-  thick = {"bald": 0.0, "buzz": rng.uniform(1.5, 4), "short": rng.uniform(5, 14),
+  thick = {"bald": 0.0, "buzz": rng.uniform(2, 4), "short": rng.uniform(6, 14),
            "medium": rng.uniform(9, 20), "long": rng.uniform(8, 20), "bun": rng.uniform(4, 10),
            "afro": rng.uniform(30, 60)}[style]
   fringe = rng.uniform() < (0.3 if style in ("short", "medium", "long") else 0.05)
@@ -73,16 +73,16 @@ def sample_head(rng: np.random.Generator, masculine: bool, width_scale: float = 
       hairline_deg=float(hairline), sideburn_deg=float(rng.uniform(72, 86)),
       long_azimuth_deg=float(rng.uniform(62, 82)),
       hair_length=float(rng.uniform(-420, -160)), hair_shine=float(rng.uniform(0.3, 1.0)),
-      neck_radii=np.array([rng.uniform(50, 62) if masculine else rng.uniform(44, 54),
-                           rng.uniform(46, 56)]),
-      torso_radii=np.array([shoulders, rng.uniform(150, 190), rng.uniform(95, 120)]),
-      torso_top=float(rng.uniform(-125, -95)), body_turn=float(rng.uniform(0.1, 0.5)),
+      neck_radii=np.array([rng.uniform(70, 82) if masculine else rng.uniform(62, 72),
+                           rng.uniform(52, 62)]),
+      torso_radii=np.array([shoulders, rng.uniform(110, 145), rng.uniform(95, 120)]),
+      torso_top=float(rng.uniform(-85, -55)), body_turn=float(rng.uniform(0.1, 0.5)),
       cloth_colour=_cloth_colour(rng), cloth_colour2=_cloth_colour(rng),
       cloth_pattern=str(rng.choice(["solid", "stripes", "checks", "print", "two_tone"],
                                    p=[0.45, 0.15, 0.1, 0.15, 0.15])),
       neckline=str(rng.choice(["crew", "v", "scoop", "collar", "high"],
                               p=[0.3, 0.2, 0.15, 0.25, 0.1])),
-      neckline_depth=float(rng.uniform(10, 90)))
+      neckline_depth=float(rng.uniform(10, 60)))
 
 
 def _cloth_colour(rng):
@@ -190,7 +190,7 @@ def hair_layer(rng: np.random.Generator, params: HeadParams, head: raycast.Frame
   radii = params.skull_radii + params.hair_thickness
   if params.style == "afro":
     radii = radii * [1.05, 1.0, 1.0]
-  centre = SKULL_CENTRE + [0, 4, -4]
+  centre = SKULL_CENTRE + [0, 2, 0]
   long_hair = params.style == "long"
   bound = raycast.ellipsoid_mask(full, centre, radii * 1.12)
   if long_hair:
@@ -205,19 +205,31 @@ def hair_layer(rng: np.random.Generator, params: HeadParams, head: raycast.Frame
   el0, az0 = _direction(base.point, radii)
   relief = 1.0 + (0.012 + 0.03 * (params.style == "afro")) * textures.fbm(
       rng, az0 / 6.0, el0 / 6.0, 3) + 0.006 * textures.fbm(rng, az0 / 1.2, el0 / 12.0, 2)
-  shell = raycast.ellipsoid(r, head, centre, radii * relief[..., None])
-  el, az = _direction(shell.point, radii)
-  aaz = np.abs(az)
-  breakup = 2.5 * textures.strands(rng, az * 3.0, el, 1.0) + 1.5 * textures.fbm(
-      rng, az / 8.0, el / 8.0, 2)
-  # Front hairline: an arch from the forehead down to the temples.
-  front = params.hairline_deg - 18.0 * textures.smoothstep(25.0, 75.0, aaz) + breakup
-  cover = textures.smoothstep(0.0, 4.0, el - front)
-  side = textures.smoothstep(0.0, 5.0, aaz - params.sideburn_deg - breakup)
   short_nape = -20.0 if params.style in ("buzz", "short", "bun") else -35.0
-  ear_gap = np.exp(-0.5 * ((aaz - 100.0) / 14.0) ** 2) * (params.style in ("buzz", "short"))
-  side_low = textures.smoothstep(0.0, 4.0, el - (short_nape + 35.0 * ear_gap) + breakup)
-  cover = np.maximum(cover, side * side_low)
+  breakup = 2.5 * textures.strands(rng, az0 * 3.0, el0, 1.0) + 1.5 * textures.fbm(
+      rng, az0 / 8.0, el0 / 8.0, 2)
+
+  def coverage(hit):
+    el, az = _direction(hit.point, radii)
+    aaz = np.abs(az)
+    # Front hairline: an arch from the forehead down to the temples.
+    front = params.hairline_deg - 18.0 * textures.smoothstep(25.0, 75.0, aaz) + breakup
+    cover = textures.smoothstep(0.0, 4.0, el - front)
+    side = textures.smoothstep(0.0, 5.0, aaz - params.sideburn_deg - breakup)
+    ear_gap = np.exp(-0.5 * ((aaz - 100.0) / 14.0) ** 2) * (params.style in ("buzz", "short"))
+    side_low = textures.smoothstep(0.0, 4.0, el - (short_nape + 35.0 * ear_gap) + breakup)
+    return np.maximum(cover, side * side_low)
+
+  # The outer surface where it has hair, else the inner surface behind (seen around the face).
+  outer = raycast.ellipsoid(r, head, centre, radii * relief[..., None])
+  inner = raycast.ellipsoid(r, head, centre, radii * relief[..., None], back=True)
+  c_out, c_in = coverage(outer), coverage(inner)
+  use_out = c_out > 0.5
+  shell = raycast.Hit(np.where(use_out, outer.depth, inner.depth),
+                      np.where(use_out[..., None], outer.point, inner.point),
+                      np.where(use_out[..., None], outer.normal, inner.normal),
+                      np.where(use_out, outer.margin, inner.margin))
+  cover = c_out + (1.0 - c_out) * c_in
   hits, alphas = [shell.where(cover > 0)], [cover]
   if long_hair:
     cyl = raycast.cylinder_y(r, head, (centre[0], centre[2]), (radii[0] * relief,
@@ -245,7 +257,9 @@ def hair_layer(rng: np.random.Generator, params: HeadParams, head: raycast.Frame
   strand = textures.strands(rng, az * (6.0 if afro else 2.0), el, 1.0,
                             wobble=1.5 if afro else 0.4)
   clump = textures.fbm(rng, az / 10.0, el / 25.0, 2)
-  albedo = params.hair_colour * ((0.45 + 0.8 * strand) * (1.0 + 0.2 * clump))[..., None]
+  inside = (idx == 0) & ~use_out  # The inner surface is in the hair's own shadow.
+  albedo = params.hair_colour * ((0.45 + 0.8 * strand) * (1.0 + 0.2 * clump)
+                                 * np.where(inside, 0.45, 1.0))[..., None]
   alpha = alpha * (0.85 + 0.15 * strand)
   # Tangent along the meridian (pointing down the head), camera frame.
   e, a_ = np.deg2rad(el), np.deg2rad(az)

@@ -78,13 +78,22 @@ class Hit:
     return Hit(np.where(keep, self.depth, -np.inf), self.point, self.normal, self.margin)
 
 
+def _at(value: np.ndarray, ok: np.ndarray) -> np.ndarray:
+  """A per-pixel parameter at the hit pixels (constants pass through)."""
+  value = np.asarray(value)
+  return value[ok] if value.ndim >= ok.ndim and value.shape[:ok.ndim] == ok.shape else value
+
+
 def _finish(z, ok, r: Rays, frame: Frame, grad_fn, margin):
-  z = np.where(ok, z, 0.0)
-  p = r.origin + z[..., None] * r.direction
-  g = grad_fn(p)
-  n = g / np.maximum(np.linalg.norm(g, axis=-1, keepdims=True), 1e-12)
-  n = n @ frame.rotation.T
-  return Hit(np.where(ok, z, -np.inf), p, n.astype(np.float32), np.where(ok, margin, 0.0))
+  """Points and camera normals on the hit pixels only (zeros elsewhere)."""
+  p = np.zeros(ok.shape + (3,))
+  n = np.zeros(ok.shape + (3,), np.float32)
+  if ok.any():
+    p[ok] = r.origin[ok] + z[ok][:, None] * r.direction
+    g = grad_fn(p[ok], ok)
+    g = g / np.maximum(np.sqrt((g * g).sum(-1, keepdims=True)), 1e-12)
+    n[ok] = g @ frame.rotation.T
+  return Hit(np.where(ok, z, -np.inf), p, n, np.where(ok, margin, 0.0))
 
 
 def ellipsoid_mask(r: Rays, centre, radii) -> np.ndarray:
@@ -115,8 +124,9 @@ def ellipsoid(r: Rays, frame: Frame, centre, radii, back: bool = False) -> Hit:
   z = (-b - root) / a if back else (-b + root) / a
   margin = np.sqrt(np.maximum(disc, 0.0) / np.maximum(a * a, 1e-30)) * np.sqrt(a)
   if back:  # The inside of the shell faces the camera.
-    return _finish(z, ok, r, frame, lambda p: -(p - c) / rad ** 2, np.clip(margin, 0, 1))
-  return _finish(z, ok, r, frame, lambda p: (p - c) / rad ** 2, np.clip(margin, 0, 1))
+    return _finish(z, ok, r, frame, lambda p, ok: -(p - c) / _at(rad, ok) ** 2,
+                   np.clip(margin, 0, 1))
+  return _finish(z, ok, r, frame, lambda p, ok: (p - c) / _at(rad, ok) ** 2, np.clip(margin, 0, 1))
 
 
 def cylinder_y(r: Rays, frame: Frame, centre_xz, radii_xz, y_range, back: bool = False) -> Hit:
@@ -138,10 +148,10 @@ def cylinder_y(r: Rays, frame: Frame, centre_xz, radii_xz, y_range, back: bool =
   margin = np.clip(np.sqrt(np.maximum(disc, 0.0)) / np.sqrt(a_safe), 0.0, 1.0)
   sign = -1.0 if back else 1.0
 
-  def grad(p):
+  def grad(p, ok):
     g = np.zeros_like(p)
-    g[..., 0] = sign * (p[..., 0] - cx) / rx ** 2
-    g[..., 2] = sign * (p[..., 2] - cz) / rz ** 2
+    g[..., 0] = sign * (p[..., 0] - cx) / _at(rx, ok) ** 2
+    g[..., 2] = sign * (p[..., 2] - cz) / _at(rz, ok) ** 2
     return g
   return _finish(z, ok, r, frame, grad, margin)
 

@@ -147,7 +147,7 @@ def sample_scene(seed: int, index: int, options: SceneOptions = SceneOptions()
   rng = np.random.default_rng([seed, index, 18])
   masculine = bool(rng.uniform() < 0.5)
   expression = None if o.expressions else shape_space.Expression()
-  vertices, identity, expression = shape_space.sample_shape(
+  vertices, identity, expression, neutral = shape_space.sample_shape(
       rng, template, identity_scale=o.identity_scale, expression=expression)
   angles = rng.uniform(-1, 1, 3) * np.array([o.yaw_range, o.max_pitch, o.max_roll])
   pose = framing_pose(rng, o, vertices, template, angles)
@@ -178,6 +178,8 @@ def sample_scene(seed: int, index: int, options: SceneOptions = SceneOptions()
     body_hits, torso_skin = head.body_hits(head_params, body, size)
     hits.update(body_hits)
     for name, hit in hits.items():
+      if name in ("skull", "jaw"):  # Inside the head: the face mesh is its skin where drawn.
+        hit = hit.where(~face_mask)
       if name == "torso":
         lab = np.where(torso_skin, L.NECK, L.CLOTH)
         alb = head.cloth_albedo(rng, head_params, hit)
@@ -233,9 +235,7 @@ def sample_scene(seed: int, index: int, options: SceneOptions = SceneOptions()
   eye_normal = None
   if o.parts:
     eyes = face_parts.sample_eyes(rng)
-    open_vertices = vertices - shape_space.expression_displacement(
-        template, vertices, shape_space.Expression(eye_close=expression.eye_close))
-    centres = face_parts.eyeball_centres(template, open_vertices)
+    centres = face_parts.eyeball_centres(template, neutral)
     face_only = np.where(on_face, label, 0)
     e_alb, eye_normal = face_parts.eye_albedo(rng, eyes, geo["attributes"], face_only, centres,
                                               geo["uv"], template)

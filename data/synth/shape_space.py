@@ -223,30 +223,79 @@ def lip_lines(template: geometry.FaceTemplate, col: np.ndarray):
           _along(template, INNER_LOWER_LIP, rows, col)[..., 0])
 
 
-def _eye_closure(template, vertices, eye, c):
-  """Displacement that moves the upper lid onto the lower lid line by a fraction c."""
+def _polyline_weights(xs: np.ndarray, col: np.ndarray):
+  """(j, f): col interpolates between polyline points j and j + 1 with weight f (np.interp's
+  clamping at the ends)."""
+  j = np.clip(np.searchsorted(xs, col) - 1, 0, len(xs) - 2)
+  f = np.clip((col - xs[j]) / np.maximum(xs[j + 1] - xs[j], 1e-9), 0.0, 1.0)
+  return j, f
+
+
+@functools.lru_cache(maxsize=4)
+def _closure_field(template: geometry.FaceTemplate, eye: int):
+  """Template-only part of the eye closure: the moving vertices, their weights and where
+  they sit along the upper and lower lid polylines."""
   col, row = _uv(template)
   k = template.landmarks_uv
   up_row, low_row, up_pts, low_pts = lid_lines(template, eye, col)
-  lmk = vertices[template.landmark_vertices]
-  pos = lambda p: lmk[p]  # noqa: E731
-  p_up = _along(template, up_pts, pos, col)
-  p_low = _along(template, low_pts, pos, col)
   c0, c1 = k[up_pts[0], 0], k[up_pts[-1], 0]
   width = c1 - c0
   # Inside the aperture columns: s = 0 on the upper lid, 1 on the lower lid.
-  gap = np.maximum(low_row - up_row, 1e-6)
-  s = (row - up_row) / gap
+  s = (row - up_row) / np.maximum(low_row - up_row, 1e-6)
   lateral = np.clip(np.minimum(col - c0, c1 - col) / (0.12 * width), 0.0, 1.0)
   lateral = np.where((col >= c0) & (col <= c1), np.sqrt(lateral), 0.0)
   above = np.exp(-0.5 * (np.maximum(up_row - row, 0.0) / 4.0) ** 2)  # Lid skin above.
-  weight = np.where(s >= 1.0, 0.0, np.where(s >= 0.0, 1.0 - s, above))
-  return c * (weight * lateral)[:, None] * (p_low - p_up)
+  weight = np.where(s >= 1.0, 0.0, np.where(s >= 0.0, 1.0 - s, above)) * lateral
+  idx = np.nonzero(weight > 1e-6)[0]
+  up = (np.asarray(up_pts), *_polyline_weights(k[up_pts, 0], col[idx]))
+  low = (np.asarray(low_pts), *_polyline_weights(k[low_pts, 0], col[idx]))
+  return idx, weight[idx], up, low
+
+
+def _eye_closure(template, vertices, eye, c):
+  """Displacement that moves the upper lid onto the lower lid line by a fraction c."""
+  idx, weight, up, low = _closure_field(template, eye)
+  lmk = vertices[template.landmark_vertices]
+
+  def along(pts, j, f):
+    return (1.0 - f)[:, None] * lmk[pts[j]] + f[:, None] * lmk[pts[j + 1]]
+  d = np.zeros_like(vertices)
+  d[idx] = c * weight[:, None] * (along(*low) - along(*up))
+  return d
+
+
+@functools.lru_cache(maxsize=2)
+def _expression_fields(template: geometry.FaceTemplate) -> dict[str, np.ndarray]:
+  """(N, 3) displacements of the linear expressions at activation 1 (template only)."""
+  col, row = _uv(template)
+  k = template.landmarks_uv
+  out = {}
+  corners = _blob(template, k[48], 7.0) - _blob(template, k[54], 7.0)
+  both = _blob(template, k[48], 7.0) + _blob(template, k[54], 7.0)
+  cheeks = (_blob(template, 0.45 * k[2] + 0.3 * k[40] + 0.25 * k[48], 12.0)
+            + _blob(template, 0.45 * k[14] + 0.3 * k[47] + 0.25 * k[54], 12.0))
+  out["smile"] = np.stack([-6.0 * corners, 7.0 * both + 3.0 * cheeks, -4.0 * both + 3.0 * cheeks],
+                          1)
+  out["mouth_open"] = _jaw_drop(template, col, row, MAX_JAW_DROP * template.ref_size)
+  brow = np.maximum(_blob(template, k[19], (22.0, 8.0)), _blob(template, k[24], (22.0, 8.0)))
+  rise = np.where(row < k[19, 1], np.exp(-0.5 * ((k[19, 1] - row) / 25.0) ** 2), brow)
+  zero = np.zeros_like(col)
+  out["brow_raise"] = np.stack([zero, 7.0 * np.maximum(brow, rise * (row < k[19, 1])), zero], 1)
+  inner = _blob(template, k[21], (9.0, 7.0)) - _blob(template, k[22], (9.0, 7.0))
+  both = _blob(template, k[21], (9.0, 7.0)) + _blob(template, k[22], (9.0, 7.0))
+  out["brow_lower"] = np.stack([3.0 * inner, -4.0 * both, zero], 1)
+  for v in out.values():
+    v.setflags(write=False)
+  return out
 
 
 def expression_displacement(template: geometry.FaceTemplate, vertices: np.ndarray,
                             expression: Expression) -> np.ndarray:
-  """(N, 3) displacement of `vertices` (identity already applied) for `expression`."""
+  """(N, 3) displacement of `vertices` (identity already applied) for `expression`.
+
+  Smile, mouth opening and brows are fixed fields scaled by their activations; the eye
+  closure moves each upper lid onto the lower lid of the current shape (after the others).
+  """
   e = expression
   for name in ("smile", "mouth_open", "brow_raise", "brow_lower"):
     value = getattr(e, name)
@@ -254,29 +303,11 @@ def expression_displacement(template: geometry.FaceTemplate, vertices: np.ndarra
       raise ValueError(f"Expression.{name} must lie in [0, 1], got {value}")
   if len(e.eye_close) != 2 or not all(0.0 <= c <= 1.0 for c in e.eye_close):
     raise ValueError(f"Expression.eye_close must be two values in [0, 1], got {e.eye_close}")
-  col, row = _uv(template)
-  k = template.landmarks_uv
-  ref = template.ref_size
+  fields = _expression_fields(template)
   d = np.zeros_like(vertices)
-  if e.smile:
-    corners = _blob(template, k[48], 7.0) - _blob(template, k[54], 7.0)
-    both = _blob(template, k[48], 7.0) + _blob(template, k[54], 7.0)
-    cheeks = (_blob(template, 0.45 * k[2] + 0.3 * k[40] + 0.25 * k[48], 12.0)
-              + _blob(template, 0.45 * k[14] + 0.3 * k[47] + 0.25 * k[54], 12.0))
-    d[:, 0] += e.smile * -6.0 * corners
-    d[:, 1] += e.smile * (7.0 * both + 3.0 * cheeks)
-    d[:, 2] += e.smile * (-4.0 * both + 3.0 * cheeks)
-  if e.mouth_open:
-    d += _jaw_drop(template, col, row, e.mouth_open * MAX_JAW_DROP * ref)
-  if e.brow_raise:
-    brow = np.maximum(_blob(template, k[19], (22.0, 8.0)), _blob(template, k[24], (22.0, 8.0)))
-    rise = np.where(row < k[19, 1], np.exp(-0.5 * ((k[19, 1] - row) / 25.0) ** 2), brow)
-    d[:, 1] += e.brow_raise * 7.0 * np.maximum(brow, rise * (row < k[19, 1]))
-  if e.brow_lower:
-    inner = _blob(template, k[21], (9.0, 7.0)) - _blob(template, k[22], (9.0, 7.0))
-    both = _blob(template, k[21], (9.0, 7.0)) + _blob(template, k[22], (9.0, 7.0))
-    d[:, 0] += e.brow_lower * 3.0 * inner
-    d[:, 1] -= e.brow_lower * 4.0 * both
+  for name in ("smile", "mouth_open", "brow_raise", "brow_lower"):
+    if getattr(e, name):
+      d += getattr(e, name) * fields[name]
   current = vertices + d
   for eye, c in enumerate(e.eye_close):
     if c:
@@ -315,16 +346,18 @@ def _jaw_drop(template, col, row, drop):
 def sample_shape(rng: np.random.Generator, template: geometry.FaceTemplate, *,
                  identity_scale: float = 1.0, residual: float = 0.012,
                  expression: Expression | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, Expression]:
+                 ) -> tuple[np.ndarray, np.ndarray, Expression, np.ndarray]:
   """Draws a face shape: identity modes + residual warp + expression.
 
   Returns:
-    (vertices (N, 3) model frame, identity coefficients (K,), expression).
+    (vertices (N, 3) model frame, identity coefficients (K,), expression, the same face's
+    neutral vertices (N, 3) before the expression).
   """
   coeffs = sample_identity(rng, identity_scale)
   vertices = apply_identity(template, coeffs)
   if residual > 0:
     vertices = vertices + (geometry.sample_shape(rng, template, residual) - template.vertices)
   expression = sample_expression(rng) if expression is None else expression
-  vertices = vertices + expression_displacement(template, vertices, expression)
-  return vertices, coeffs, expression
+  neutral = vertices
+  return (neutral + expression_displacement(template, neutral, expression), coeffs, expression,
+          neutral)
