@@ -3,8 +3,8 @@
 Regions are polygons of the template's UV landmarks (`uv_labels`): eyes (the apertures 36-41,
 42-47), nose, upper / lower lip, the mouth seam between the inner lip lines (it stretches into
 the opening when the jaw drops, `shape_space`) and the ears (the lateral flaps of the mesh).
-A rendered pixel takes the label of its interpolated UV, so regions follow every shape,
-expression and pose exactly.
+A rendered pixel takes the label of its mesh triangle (`triangle_labels`), so regions follow
+every shape, expression and pose exactly.
 
 Appearance of the non-skin parts (linear-sRGB albedos, lit later like every surface):
 
@@ -64,13 +64,32 @@ def uv_labels(template: geometry.FaceTemplate) -> np.ndarray:
   return out
 
 
-def surface_labels(template: geometry.FaceTemplate, uv: np.ndarray,
-                   mask: np.ndarray) -> np.ndarray:
-  """(H, W) uint8 label of each rendered face pixel (nearest UV texel), 0 off the mask."""
-  lab = uv_labels(template)
-  c = np.clip(np.round(uv[..., 0] * UV - 0.5).astype(np.int64), 0, UV - 1)
-  r = np.clip(np.round(uv[..., 1] * UV - 0.5).astype(np.int64), 0, UV - 1)
-  return np.where(mask, lab[r, c], L.BACKGROUND).astype(np.uint8)
+@functools.lru_cache(maxsize=2)
+def triangle_labels(template: geometry.FaceTemplate) -> np.ndarray:
+  """(T,) uint8 label of each mesh triangle: the label its three vertices share; a triangle
+  that straddles a border takes the most common label of its vertices, except that eyes and
+  the mouth seam claim only triangles entirely inside them (so a closed eye or mouth, whose
+  inner triangles collapse, leaves no sliver)."""
+  vert = uv_labels(template)[template.rows, template.cols][template.triangles]  # (T, 3)
+  a, b, c = vert[:, 0], vert[:, 1], vert[:, 2]
+  mode = np.where((a == b) | (a == c), a, np.where(b == c, b, a))
+  inner = (L.EYE_LEFT, L.EYE_RIGHT, L.MOUTH)
+  straddle = np.isin(vert, inner).any(1) & ~((a == b) & (b == c))
+  # Straddling triangles: the most common label among their vertices outside eyes / mouth.
+  other = np.where(np.isin(vert, inner), 255, vert)
+  o0, o1, o2 = other[:, 0], other[:, 1], other[:, 2]
+  fallback = np.where(o0 != 255, o0, np.where(o1 != 255, o1, o2))
+  fallback = np.where((o1 == o2) & (o1 != 255), o1, fallback)
+  out = np.where(straddle, fallback, mode).astype(np.uint8)
+  out = np.where(out == 255, L.SKIN, out).astype(np.uint8)
+  out.setflags(write=False)
+  return out
+
+
+def surface_labels(template: geometry.FaceTemplate, triangle: np.ndarray) -> np.ndarray:
+  """(H, W) uint8 label of each rendered face pixel from its triangle (-1 = none -> 0)."""
+  lab = triangle_labels(template)
+  return np.where(triangle >= 0, lab[np.maximum(triangle, 0)], L.BACKGROUND).astype(np.uint8)
 
 
 @dataclasses.dataclass(frozen=True)

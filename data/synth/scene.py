@@ -167,7 +167,7 @@ def sample_scene(seed: int, index: int, options: SceneOptions = SceneOptions()
   luminance = float(np.exp(rng.uniform(*np.log(o.face.face_luminance))))
 
   # --- opaque surfaces: candidates (depth, normal, label, material) -----------------------
-  face_labels = (face_parts.surface_labels(template, geo["uv"], face_mask) if o.parts
+  face_labels = (face_parts.surface_labels(template, geo["triangle"]) if o.parts
                  else np.where(face_mask, L.SKIN, L.BACKGROUND).astype(np.uint8))
   cands = [dict(depth=np.where(face_mask, geo["depth"], -np.inf), normal=geo["normals"],
                 label=face_labels, material="face")]

@@ -233,34 +233,39 @@ def _polyline_weights(xs: np.ndarray, col: np.ndarray):
 
 @functools.lru_cache(maxsize=4)
 def _closure_field(template: geometry.FaceTemplate, eye: int):
-  """Template-only part of the eye closure: the moving vertices, their weights and where
-  they sit along the upper and lower lid polylines."""
+  """Template-only part of the eye closure: the moving vertices, whether they are in the
+  aperture, their lid-skin weights and where they sit along the lid polylines."""
   col, row = _uv(template)
   k = template.landmarks_uv
   up_row, low_row, up_pts, low_pts = lid_lines(template, eye, col)
   c0, c1 = k[up_pts[0], 0], k[up_pts[-1], 0]
   width = c1 - c0
-  # Inside the aperture columns: s = 0 on the upper lid, 1 on the lower lid.
+  inside = (col >= c0) & (col <= c1)
+  # s = 0 on the upper lid, 1 on the lower lid.
   s = (row - up_row) / np.maximum(low_row - up_row, 1e-6)
-  lateral = np.clip(np.minimum(col - c0, c1 - col) / (0.12 * width), 0.0, 1.0)
-  lateral = np.where((col >= c0) & (col <= c1), np.sqrt(lateral), 0.0)
+  lateral = np.sqrt(np.clip(np.minimum(col - c0, c1 - col) / (0.12 * width), 0.0, 1.0))
   above = np.exp(-0.5 * (np.maximum(up_row - row, 0.0) / 4.0) ** 2)  # Lid skin above.
-  weight = np.where(s >= 1.0, 0.0, np.where(s >= 0.0, 1.0 - s, above)) * lateral
+  aperture = inside & (s >= 0.0) & (s < 1.0)
+  weight = np.where(aperture, 1.0, np.where(inside & (s < 0.0), above * lateral, 0.0))
   idx = np.nonzero(weight > 1e-6)[0]
   up = (np.asarray(up_pts), *_polyline_weights(k[up_pts, 0], col[idx]))
   low = (np.asarray(low_pts), *_polyline_weights(k[low_pts, 0], col[idx]))
-  return idx, weight[idx], up, low
+  return idx, aperture[idx], weight[idx], up, low
 
 
 def _eye_closure(template, vertices, eye, c):
-  """Displacement that moves the upper lid onto the lower lid line by a fraction c."""
-  idx, weight, up, low = _closure_field(template, eye)
+  """Displacement that closes an eye by a fraction c: aperture vertices move c of the way to
+  the lower lid line (all onto it at c = 1, so the aperture's triangles collapse); the upper
+  lid's skin above follows the upper lid line with a falloff."""
+  idx, aperture, weight, up, low = _closure_field(template, eye)
   lmk = vertices[template.landmark_vertices]
 
   def along(pts, j, f):
     return (1.0 - f)[:, None] * lmk[pts[j]] + f[:, None] * lmk[pts[j + 1]]
+  p_low = along(*low)
   d = np.zeros_like(vertices)
-  d[idx] = c * weight[:, None] * (along(*low) - along(*up))
+  d[idx] = c * np.where(aperture[:, None], p_low - vertices[idx],
+                        weight[:, None] * (p_low - along(*up)))
   return d
 
 
@@ -294,7 +299,7 @@ def expression_displacement(template: geometry.FaceTemplate, vertices: np.ndarra
   """(N, 3) displacement of `vertices` (identity already applied) for `expression`.
 
   Smile, mouth opening and brows are fixed fields scaled by their activations; the eye
-  closure moves each upper lid onto the lower lid of the current shape (after the others).
+  closure moves each upper lid onto the lower lid line of the current shape (after the others).
   """
   e = expression
   for name in ("smile", "mouth_open", "brow_raise", "brow_lower"):
