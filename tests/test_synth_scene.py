@@ -223,7 +223,7 @@ def test_scene_dataset_cache_round_trip(tmp_path):
   faces_name = sd.cache_name(6, 32, 1, sd.synth_faces.FaceOptions(), 4096)
   scenes_name = sd.cache_name(6, 32, 1, scene.SceneOptions(size=32), 4096, "scenes")
   assert faces_name != scenes_name
-  with pytest.raises(ValueError, match="unknown synthetic scenes options"):
+  with pytest.raises(ValueError, match="unknown synthetic face options"):
     sd.synthetic_dataset(tmp_path, 6, 32, 1, world="scenes", contxt=False)
 
 

@@ -340,7 +340,7 @@ def synthetic_dataset(cache_dir: str | os.PathLike | None, n: int, size: int = 6
                   - {"face", "size", "framing"} if world == "scenes" else set())
   unknown = sorted(set(options) - face_fields - scene_fields)
   if unknown:
-    raise ValueError(f"unknown synthetic {world} options {unknown}; valid: "
+    raise ValueError(f"unknown synthetic face options {unknown} (world {world!r}); valid: "
                      f"{sorted(face_fields | scene_fields)}")
   if world not in WORLDS:
     raise ValueError(f"world must be one of {WORLDS}, got {world!r}")

@@ -295,6 +295,12 @@ def sample_scene(seed: int, index: int, options: SceneOptions = SceneOptions()
       overlays.append((occluders.Overlay(on_skin(a), face_depth, lash, eye_lab), np.inf))
   over = np.zeros((len(groups), size, size, 3), np.float32)
   alpha = np.zeros((size, size), np.float32)
+  # An opaque stand-in of the scene for photometric stereo: the first overlay (front to back)
+  # that covers a pixel at least half replaces the surface's normal, depth and albedo.
+  g_normal, g_depth, g_albedo = front_normal.copy(), depth_filled.copy(), albedo.copy()
+  g_skin = skin.copy()
+  g_spec = np.where(skin, spec_scale * strength, spec_strength).astype(np.float32)
+  claimed = np.zeros((size, size), bool)
   for ov, tolerance in overlays:
     a = ov.alpha * (ov.depth >= front_depth - tolerance)
     if not a.any():
@@ -311,6 +317,14 @@ def sample_scene(seed: int, index: int, options: SceneOptions = SceneOptions()
     over += ((1.0 - alpha) * a)[..., None] * colour
     alpha = alpha + (1.0 - alpha) * a
     label = np.where(a >= 0.5, ov.label, label).astype(np.uint8)
+    take = (a >= 0.5) & ~claimed
+    claimed |= take
+    g_skin &= ~take
+    g_albedo = np.where(take[..., None], ov.albedo, g_albedo)
+    g_spec = np.where(take, ov.specular, g_spec)
+    if ov.normal is not None:
+      g_normal = np.where(take[..., None], ov.normal, g_normal)
+      g_depth = np.where(take, ov.depth, g_depth)
 
   truth = skin & on_face & (alpha == 0) & np.isin(label, L.SKIN_LABELS)
   emission = background(rng, o, size)
@@ -323,6 +337,8 @@ def sample_scene(seed: int, index: int, options: SceneOptions = SceneOptions()
       fblood=np.where(skin, np.clip(fblood, -0.99, 0.99), 0.0), skin=skin,
       diffuse=np.where(skin, diffuse, 0.0), specular=np.where(skin, skin_spec, 0.0),
       lit=lit, over=over, alpha=alpha, emission=emission, expose=truth,
+      g_normal=g_normal, g_depth=np.where(surface | claimed, g_depth, 0.0), g_albedo=g_albedo,
+      g_skin=g_skin, g_mask=surface | claimed, g_spec=g_spec,
       labels=label, truth=truth, normals=front_normal, depth=np.where(surface, front_depth, 0.0),
       uv=np.where(on_face[..., None], geo["uv"], 0.0), face=on_face,
       weights=np.stack([g["weights"] for g in groups]), t=np.stack([g["t"] for g in groups]),

@@ -208,6 +208,55 @@ class SceneGenerator:
       yield self.render(chunk)
 
 
+def prnet_pairs(seed: int, indices: Iterable[int], size: int = 256, batch_size: int = 16,
+                workers: int = 0, **options) -> Iterator[dict[str, np.ndarray]]:
+  """PRNet training pairs from the scene world, in the layout of
+  `data.prnet.synth.generate_pairs`: image (B, R, R, 3) uint8 (PRNet's 1.5x landmark-box crop
+  with jitter), posmap (B, R, R, 3) and landmarks (B, 68, 3) in PRNet's convention, pose
+  (B, 3) yaw / pitch / roll, index (B,). `options`: `scene.SceneOptions` fields."""
+  opts = scene.SceneOptions(framing="prnet", size=size, **options)
+  for b in SceneGenerator(opts, seed, batch_size, workers).batches(indices):
+    yield dict(image=np.round(b["image"] * 255).astype(np.uint8), posmap=b["posmap"],
+               landmarks=b["landmarks3d"], pose=b["pose"][:, :3],
+               index=b["index"].astype(np.int64))
+
+
+def photometric_scenes(seed: int, indices: Sequence[int], size: int, framing: str = "portrait",
+                       batch_size: int = 16, **options) -> dict[str, np.ndarray]:
+  """Scenes as photometric-stereo objects (`data.photometric.synth.SCENE_KEYS`), to relight
+  under any lights with `data.photometric.synth.render_scenes`.
+
+  The scene's front surfaces with its hair, glasses and facial hair made opaque where they
+  cover at least half a pixel: normals (camera frame), mask, depth (pixels, 0 at the
+  farthest visible point, 0 off the mask), albedo (linear sRGB: the skin's through the
+  spectral model under its illuminant, white-balanced; other materials' own), Blinn-Phong
+  bp_k (specular strength) and bp_s (the skin's shininess, 20 elsewhere); no Cook-Torrance
+  lobe (ct_k = 0). Rendered at the output size (supersample 1).
+  """
+  opts = scene.SceneOptions(framing=framing, size=size, supersample=1, **options)
+  gen = SceneGenerator(opts, seed, batch_size)
+  parts = []
+  for chunk in range(0, len(indices), batch_size):
+    samples = [scene.sample_scene(seed, int(i), opts) for i in indices[chunk:chunk + batch_size]]
+    out = gen.render(samples)
+    g = _stack(samples)
+    mask = g["g_mask"]
+    depth = np.where(mask, g["g_depth"], np.inf)
+    low = depth.reshape(len(samples), -1).min(1)[:, None, None]
+    skin_albedo = out["albedo"]  # Footprint means over skin truth; at supersample 1 exact.
+    albedo = np.where(g["g_skin"][..., None], skin_albedo, g["g_albedo"])
+    parts.append(dict(
+        normals=np.where(mask[..., None], g["g_normal"], 0.0).astype(np.float32),
+        mask=mask.astype(np.float32),
+        depth=np.where(mask, g["g_depth"] - low, 0.0).astype(np.float32),
+        albedo=np.where(mask[..., None], albedo, 0.0).astype(np.float32),
+        bp_k=np.where(mask, g["g_spec"], 0.0).astype(np.float32),
+        bp_s=np.where(g["g_skin"], g["shininess"][:, None, None], 20.0).astype(np.float32),
+        ct_k=np.zeros(mask.shape, np.float32), ct_r=np.full(mask.shape, 0.5, np.float32),
+        ct_f0=np.full(mask.shape, 0.04, np.float32)))
+  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 def generate_scenes(n: int, options: scene.SceneOptions | None = None, seed: int = 0, *,
                     start: int = 0, batch_size: int = 16, workers: int = 0
                     ) -> dict[str, np.ndarray]:
