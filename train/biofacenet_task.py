@@ -53,7 +53,8 @@ def load_datasets(config: ml_collections.ConfigDict):
     options = dict(data.get("synth_options", {}) or {})
     return synth_dataset.synthetic_dataset(data.cache_dir or None, data.num_faces, data.size,
                                            data.seed, holdout_fraction=data.holdout_fraction,
-                                           world=data.get("world", "faces"), **options)
+                                           world=data.get("world", "faces"),
+                                           workers=int(data.get("workers", 0)), **options)
   if data.source == "nfe":
     if not data.dir:
       raise ValueError("config.data.dir must name the directory of the Neural Face Editing "

@@ -229,8 +229,8 @@ def sample_scene(seed: int, index: int, options: SceneOptions = SceneOptions()
   fmel = np.where(on_face, appearance.sample_uv(maps["fmel_uv"], geo["uv"]), base_mel)
   fblood = np.where(on_face, appearance.sample_uv(maps["fblood_uv"], geo["uv"]), base_blood)
   other_skin = skin & ~on_face   # Scalp, jaw, neck, chest: the face's median tone, less red.
-  fmel = np.where(other_skin, base_mel + rng.uniform(-0.05, 0.1), fmel)
-  fblood = np.where(other_skin, base_blood - rng.uniform(0.0, 0.15), fblood)
+  fmel = np.where(other_skin, base_mel + rng.uniform(-0.02, 0.05), fmel)
+  fblood = np.where(other_skin, base_blood - rng.uniform(0.0, 0.08), fblood)
   strength = np.where(on_face, appearance.sample_uv(maps["spec_uv"], geo["uv"]), 0.15)
   eye_normal = None
   if o.parts:

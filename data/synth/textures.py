@@ -8,6 +8,8 @@ reflector (a surface of albedo 1 reflects like the renderer's spectrally flat wh
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import ndimage
 
@@ -40,20 +42,41 @@ def value_noise(table: np.ndarray, x: np.ndarray, y: np.ndarray, order: int = 3)
   return out.reshape(x.shape)
 
 
-def fbm(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, octaves: int = 4,
-        cells: int = 8, gain: float = 0.5) -> np.ndarray:
-  """Fractal value noise: `octaves` of `value_noise`, frequency doubling, amplitude * gain.
+_BANK = 256            # Side of each fixed noise texture, in texels.
+_TEXELS_PER_UNIT = 16  # The coarsest octave has features of about one unit.
 
-  (x, y) are in units of the coarsest cell; the result is normalised to unit std over the
-  given points (when there are several).
-  """
-  total = np.zeros(np.shape(x), np.float32)
+
+@functools.lru_cache(maxsize=8)
+def _bank(octaves: int, gain: float) -> np.ndarray:
+  """A fixed periodic fractal-noise texture (unit std), the same in every process."""
+  rng = np.random.default_rng(1_000_003 + 17 * octaves)
+  out = np.zeros((_BANK, _BANK), np.float32)
   for o in range(octaves):
-    table = lattice(rng, cells * 2 ** o)
-    total += gain ** o * value_noise(table, np.asarray(x) * 2 ** o, np.asarray(y) * 2 ** o, 1)
-  if total.size > 1:
-    total = (total - total.mean()) / max(float(total.std()), 1e-6)
-  return total
+    cells = _BANK // _TEXELS_PER_UNIT * 2 ** o
+    grid = rng.standard_normal((cells, cells)).astype(np.float32)
+    out += gain ** o * ndimage.zoom(grid, _BANK / cells, order=3, mode="grid-wrap",
+                                    grid_mode=True)
+  out -= out.mean()
+  out /= out.std()
+  out.setflags(write=False)
+  return out
+
+
+def fbm(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, octaves: int = 4,
+        gain: float = 0.5) -> np.ndarray:
+  """Fractal noise of unit standard deviation at (x, y), in units of its coarsest features.
+
+  One bilinear lookup in a fixed periodic texture (`_bank`) at a random offset and rotation
+  drawn from `rng` (so a scene's noise is a function of its generator, and cheap).
+  """
+  ox, oy = rng.uniform(0.0, _BANK, 2)
+  angle = rng.uniform(0.0, 2.0 * np.pi)
+  c, s_ = np.cos(angle), np.sin(angle)
+  x = np.asarray(x, np.float32)
+  y = np.asarray(y, np.float32)
+  u = (c * x - s_ * y) * _TEXELS_PER_UNIT + ox
+  v = (s_ * x + c * y) * _TEXELS_PER_UNIT + oy
+  return value_noise(_bank(int(octaves), float(gain)), u, v, 1)
 
 
 def strands(rng: np.random.Generator, across: np.ndarray, along: np.ndarray,

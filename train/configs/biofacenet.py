@@ -135,6 +135,7 @@ def _base() -> ml_collections.ConfigDict:
   # occluders and backgrounds; docs/synthetic_world.md); "faces" = the previous skin-only
   # faces of data.synth.faces (for comparison; runs whose config lacks the key used it).
   c.data.world = "scenes"
+  c.data.workers = 2             # processes that lay out synthetic scenes on first use
   c.data.dir = ""                # NFE shards directory (source = "nfe")
   c.data.cache_dir = ""          # synthetic cache; "" = ~/.cache/bioface_jax
   c.data.num_faces = 4096
@@ -177,6 +178,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.size = 32
     c.data.holdout_fraction = 0.25
     c.data.world = "faces"  # Seconds: the scene world takes ~0.1 s a face (tests use smoke).
+    c.data.workers = 0
   elif variant in ("nfe", "paper", "synthetic_full"):
     c.model.base_filters = 32
     c.model.fc_width = 512
