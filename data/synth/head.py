@@ -62,7 +62,7 @@ def sample_head(rng: np.random.Generator, masculine: bool, width_scale: float = 
   thick = {"bald": 0.0, "buzz": rng.uniform(2, 4), "short": rng.uniform(6, 14),
            "medium": rng.uniform(9, 20), "long": rng.uniform(8, 20), "bun": rng.uniform(4, 10),
            "afro": rng.uniform(30, 60)}[style]
-  fringe = rng.uniform() < (0.3 if style in ("short", "medium", "long") else 0.05)
+  fringe = rng.uniform() < (0.2 if style in ("short", "medium", "long") else 0.05)
   receding = masculine and rng.uniform() < 0.25
   hairline = (rng.uniform(-4, 10) if fringe else rng.uniform(22, 34)
               + (rng.uniform(8, 25) if receding else 0))
@@ -72,7 +72,7 @@ def sample_head(rng: np.random.Generator, masculine: bool, width_scale: float = 
       skull_radii=skull, style=style, hair_colour=colour, hair_thickness=float(thick),
       hairline_deg=float(hairline), sideburn_deg=float(rng.uniform(72, 86)),
       long_azimuth_deg=float(rng.uniform(62, 82)),
-      hair_length=float(rng.uniform(-420, -160)), hair_shine=float(rng.uniform(0.3, 1.0)),
+      hair_length=float(rng.uniform(-420, -160)), hair_shine=float(rng.uniform(0.05, 0.35)),
       neck_radii=np.array([rng.uniform(70, 82) if masculine else rng.uniform(62, 72),
                            rng.uniform(52, 62)]),
       torso_radii=np.array([shoulders, rng.uniform(110, 145), rng.uniform(95, 120)]),
@@ -187,10 +187,11 @@ def hair_layer(rng: np.random.Generator, params: HeadParams, head: raycast.Frame
                   np.zeros((size, size, 3), np.float32))
   if params.style == "bald":
     return out
-  radii = params.skull_radii + params.hair_thickness
+  # Hair is fuller on top and at the back than at the temples.
+  radii = params.skull_radii + params.hair_thickness * np.array([0.8, 1.2, 1.1])
   if params.style == "afro":
     radii = radii * [1.05, 1.0, 1.0]
-  centre = SKULL_CENTRE + [0, 2, 0]
+  centre = SKULL_CENTRE + [0, 2 + 0.2 * params.hair_thickness, -0.1 * params.hair_thickness]
   long_hair = params.style == "long"
   bound = raycast.ellipsoid_mask(full, centre, radii * 1.12)
   if long_hair:

@@ -11,7 +11,9 @@ This module implements the "sh" light, the generator's light so far: one group, 
 illuminant drawn from the model's priors (`data.synth.faces.sample_illuminant`), second-order
 SH diffuse shading (`appearance.sample_sh_lighting`) and a Blinn-Phong specular along the
 SH's dominant direction; and the "srgb" camera: exact sRGB, 8 bits, optional Gaussian noise
-and JPEG (`data.synth.faces`). Rigs and cameras of other kinds come from the modules above.
+and JPEG (`data.synth.faces`). The "rig" light, the "chain" camera and the "photo"
+backgrounds are those of `data.synth.lighting`, `camera_chain` and `backgrounds` (imported
+when chosen); every function here dispatches on the rig's or knobs' ``kind``.
 """
 
 from __future__ import annotations
@@ -22,11 +24,21 @@ from bioface_jax import physics
 from bioface_jax.physics.shading import shading_target_numpy
 from data.synth import appearance, faces
 
-MAX_GROUPS = 1
+MAX_GROUPS = {"sh": 1, "rig": 4}  # Light groups a batch carries (unused ones are dark).
 
 
-def sample_rig(rng: np.random.Generator, options: faces.FaceOptions) -> dict:
-  """An "sh" rig: SH environment + its illuminant (weights, t) and the camera's b."""
+def sample_rig(rng: np.random.Generator, options: faces.FaceOptions, kind: str = "sh") -> dict:
+  """A light rig: "sh" (SH environment + its illuminant (weights, t) and the camera's b) or
+  "rig" (`data.synth.lighting.sample_rig`)."""
+  if kind == "rig":
+    from data.synth import lighting  # pylint: disable=g-import-not-at-top
+    rig = lighting.sample_rig(rng)
+    if len(rig["groups"]) > MAX_GROUPS["rig"]:
+      raise ValueError(f"rig has {len(rig['groups'])} light groups; at most "
+                       f"{MAX_GROUPS['rig']} are carried")
+    return rig
+  if kind != "sh":
+    raise ValueError(f"light kind must be 'sh' or 'rig', got {kind!r}")
   sh = appearance.sample_sh_lighting(rng)
   weights, t, b = faces.sample_illuminant(rng, options)
   return dict(kind="sh", mixed=False, groups=[dict(source="sh", weights=weights.tolist(),
@@ -37,6 +49,9 @@ def sample_rig(rng: np.random.Generator, options: faces.FaceOptions) -> dict:
 
 def dominant_direction(rig: dict) -> np.ndarray:
   """(3,) unit direction of the strongest light (for catch-lights and hair highlights)."""
+  if rig["kind"] != "sh":
+    from data.synth import lighting  # pylint: disable=g-import-not-at-top
+    return lighting.dominant_direction(rig)
   env = [l for l in rig["lights"] if l["type"] == "environment"]
   return appearance.dominant_direction(np.asarray(env[0]["sh"], np.float32))
 
@@ -50,9 +65,10 @@ def shade(rig: dict, normals: np.ndarray, depth: np.ndarray, mask: np.ndarray,
     the mask; the specular is the unit-strength lobe (the scene scales it by its surfaces'
     specular strength).
   """
-  del depth  # The SH light casts no shadows.
   if rig["kind"] != "sh":
-    raise ValueError(f"light rig kind {rig['kind']!r} needs data.synth.lighting")
+    from data.synth import lighting  # pylint: disable=g-import-not-at-top
+    return lighting.shade(rig, normals, depth, mask, shininess)
+  del depth  # The SH light casts no shadows.
   sh = np.asarray(rig["lights"][0]["sh"], np.float32)
   diffuse = shading_target_numpy(normals, np.tile(sh, (3, 1))) * mask
   lobe = appearance.blinn_phong(normals, dominant_direction(rig), shininess=shininess) * mask
@@ -62,11 +78,16 @@ def shade(rig: dict, normals: np.ndarray, depth: np.ndarray, mask: np.ndarray,
 
 
 def render_skin(spectra, lut, fmel, fblood, diffuse, specular, weights, t, b) -> dict:
-  """Linear sRGB of skin under G light groups (jnp; G = 1 here: `physics.render`).
+  """Linear sRGB of skin under G light groups (jnp; G = 1: `physics.render`, else
+  `data.synth.light_render.render_skin`).
 
   Args: fmel, fblood (..., H, W); diffuse, specular (..., G, H, W); weights (..., G, 14);
   t (..., G); b (..., 2). Returns dict(linear_srgb (..., H, W, 3), albedo (..., H, W, 3)).
   """
+  if diffuse.shape[-3] > 1:
+    from data.synth import light_render  # pylint: disable=g-import-not-at-top
+    return light_render.render_skin(spectra, lut, fmel, fblood, diffuse, specular, weights, t,
+                                    b)
   out = physics.render(spectra, lut, fmel, fblood, diffuse[..., 0, :, :],
                        specular[..., 0, :, :], weights[..., 0, :], t[..., 0], b)
   return dict(linear_srgb=out["linear_srgb"], albedo=out["albedo_linear_srgb"])
@@ -75,6 +96,9 @@ def render_skin(spectra, lut, fmel, fblood, diffuse, specular, weights, t, b) ->
 def light_colours(spectra, weights, t, b):
   """(..., G, 3) linear sRGB of each group's light on a white reflector, white-balanced for
   group 0: with one group, M_sRGB T(b) (1, 1, 1)."""
+  if weights.shape[-2] > 1:
+    from data.synth import light_render  # pylint: disable=g-import-not-at-top
+    return light_render.light_colours(spectra, weights, t, b)
   del weights, t
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   t_matrix = physics.raw_to_xyz(spectra, b)
@@ -82,9 +106,15 @@ def light_colours(spectra, weights, t, b):
   return jnp.asarray(white)[..., None, :]
 
 
-def sample_camera(rng: np.random.Generator, options: faces.FaceOptions) -> dict:
-  """"srgb" camera knobs: the options' noise and JPEG quality (nothing random here)."""
-  del rng
+def sample_camera(rng: np.random.Generator, options: faces.FaceOptions,
+                  kind: str = "srgb") -> dict:
+  """Camera knobs: "srgb" (the options' noise and JPEG quality, nothing random) or "chain"
+  (`data.synth.camera_chain.sample_camera`)."""
+  if kind == "chain":
+    from data.synth import camera_chain  # pylint: disable=g-import-not-at-top
+    return dict(camera_chain.sample_camera(rng), kind="chain")
+  if kind != "srgb":
+    raise ValueError(f"camera kind must be 'srgb' or 'chain', got {kind!r}")
   return dict(kind="srgb", noise=float(options.noise), quantise=bool(options.quantise),
               jpeg_quality=options.jpeg_quality)
 
@@ -106,9 +136,14 @@ def apply_camera(linear: np.ndarray, knobs: dict, rng: np.random.Generator,
                  out_size: int) -> np.ndarray:
   """Linear sRGB at the render size -> stored image in [0, 1] at `out_size` (float32).
 
-  Box downsampling in linear light, Gaussian noise (sd ``noise``), the exact sRGB curve,
-  clipping, 8-bit rounding and optionally a JPEG round trip.
+  "srgb": box downsampling in linear light, Gaussian noise (sd ``noise``), the exact sRGB
+  curve, clipping, 8-bit rounding and optionally a JPEG round trip. "chain":
+  `data.synth.camera_chain.apply_camera` (its 8-bit output / 255).
   """
+  if knobs["kind"] == "chain":
+    from data.synth import camera_chain  # pylint: disable=g-import-not-at-top
+    chain = {k: v for k, v in knobs.items() if k != "kind"}
+    return camera_chain.apply_camera(linear, chain, rng, out_size).astype(np.float32) / 255.0
   x = np.asarray(linear, np.float32)
   k = x.shape[0] // out_size
   if k * out_size != x.shape[0]:

@@ -38,7 +38,6 @@ from data.prnet import synth as prnet_synth
 
 FRAMINGS = ("face", "portrait", "prnet")
 SCENE_VERSION = 1
-G = light_camera.MAX_GROUPS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +55,11 @@ class SceneOptions:
     context: hair, skull, neck, body and a textured background (else a floating face on the
       old smooth background).
     occluders: beards, glasses, hands and objects, other people.
+    light: "sh" (SH environment, one illuminant: the previous generator's light) or "rig"
+      (`data.synth.lighting`: lights with shadows, AO, coloured groups).
+    camera: "srgb" (exact sRGB, 8 bits: the previous generator's) or "chain"
+      (`data.synth.camera_chain`: exposure / white-balance error, tone, noise, blur, JPEG).
+    background: "textures" (`data.vae_scenes` textures) or "photo" (`data.synth.backgrounds`).
     face: the skin, light and camera options shared with `data.synth.faces` (luminance target,
       specular ranges, illuminant priors, noise, JPEG).
   """
@@ -70,6 +74,9 @@ class SceneOptions:
   parts: bool = True
   context: bool = True
   occluders: bool = True
+  light: str = "sh"
+  camera: str = "srgb"
+  background: str = "textures"
   face: faces.FaceOptions = faces.FaceOptions()
 
   def __post_init__(self):
@@ -79,6 +86,11 @@ class SceneOptions:
       raise ValueError(f"SceneOptions.size must be an int >= 16, got {self.size!r}")
     if self.supersample is not None and not 1 <= int(self.supersample) <= 4:
       raise ValueError(f"SceneOptions.supersample must be in 1..4, got {self.supersample}")
+    for name, kinds in (("light", ("sh", "rig")), ("camera", ("srgb", "chain")),
+                        ("background", ("textures", "photo"))):
+      if getattr(self, name) not in kinds:
+        raise ValueError(f"SceneOptions.{name} must be one of {kinds}, got "
+                         f"{getattr(self, name)!r}")
     if not self.identity_scale >= 0:
       raise ValueError(f"SceneOptions.identity_scale must be >= 0, got {self.identity_scale}")
 
@@ -120,10 +132,14 @@ def _pick(index, values, fill=0.0):
 
 
 def background(rng: np.random.Generator, options: SceneOptions, size: int) -> np.ndarray:
-  """(size, size, 3) linear-sRGB background: textured (gradients, noise, stripes, blurred
-  shapes; `data.vae_scenes.background`) with context, else the old smooth gradient."""
+  """(size, size, 3) linear-sRGB background: photographic (`data.synth.backgrounds`) or
+  textured (gradients, noise, stripes, blurred shapes; `data.vae_scenes.background`) with
+  context, else the old smooth gradient."""
   if not options.context:
     return faces.sample_background(rng, size)
+  if options.background == "photo":
+    from data.synth import backgrounds  # pylint: disable=g-import-not-at-top
+    return backgrounds.sample_background(rng, size)["linear"]
   from data import vae_scenes  # pylint: disable=g-import-not-at-top
   encoded = vae_scenes.background(rng, size) * rng.uniform(0.3, 1.0)
   return light_camera.srgb_decode(encoded)
@@ -161,7 +177,7 @@ def sample_scene(seed: int, index: int, options: SceneOptions = SceneOptions()
           for k, v in skin_maps.items()}
   base_mel = float(np.median(skin_maps["fmel_uv"][template.uv_index >= 0]))
   base_blood = float(np.median(skin_maps["fblood_uv"][template.uv_index >= 0]))
-  rig = light_camera.sample_rig(rng, o.face)
+  rig = light_camera.sample_rig(rng, o.face, o.light)
   spec_scale = float(rng.uniform(*o.face.specular_scale))
   shininess = float(rng.uniform(*o.face.shininess))
   luminance = float(np.exp(rng.uniform(*np.log(o.face.face_luminance))))
@@ -326,6 +342,14 @@ def sample_scene(seed: int, index: int, options: SceneOptions = SceneOptions()
       g_normal = np.where(take[..., None], ov.normal, g_normal)
       g_depth = np.where(take, ov.depth, g_depth)
 
+  # Pad the light groups to the batch's fixed count (dark groups with the main illuminant).
+  pad = light_camera.MAX_GROUPS[o.light] - len(groups)
+  weights = np.stack([g["weights"] for g in groups] + [groups[0]["weights"]] * pad)
+  t_groups = np.stack([g["t"] for g in groups] + [groups[0]["t"]] * pad)
+  grow = lambda a: np.concatenate([a, np.zeros((pad,) + a.shape[1:], a.dtype)])  # noqa: E731
+  diffuse, specular, skin_spec, lit, over = (grow(a) for a in (diffuse, specular, skin_spec,
+                                                                  lit, over))
+  camera = light_camera.sample_camera(rng, o.face, o.camera)
   truth = skin & on_face & (alpha == 0) & np.isin(label, L.SKIN_LABELS)
   emission = background(rng, o, size)
   emission = np.where(surface[..., None], 0.0, emission).astype(np.float32)
@@ -341,8 +365,8 @@ def sample_scene(seed: int, index: int, options: SceneOptions = SceneOptions()
       g_skin=g_skin, g_mask=surface | claimed, g_spec=g_spec,
       labels=label, truth=truth, normals=front_normal, depth=np.where(surface, front_depth, 0.0),
       uv=np.where(on_face[..., None], geo["uv"], 0.0), face=on_face,
-      weights=np.stack([g["weights"] for g in groups]), t=np.stack([g["t"] for g in groups]),
-      b=np.asarray(rig["b"], np.float32), sh=np.asarray(rig["lights"][0]["sh"], np.float32),
+      weights=weights, t=t_groups, b=np.asarray(rig["b"], np.float32),
+      sh=_environment(rig),
       luminance=np.float32(luminance), specular_scale=np.float32(spec_scale),
       shininess=np.float32(shininess),
       pose=np.float32([pose.yaw, pose.pitch, pose.roll, pose.scale, pose.tx, pose.ty]),
@@ -353,5 +377,14 @@ def sample_scene(seed: int, index: int, options: SceneOptions = SceneOptions()
       **record)
   if o.framing == "prnet":
     out["screen"] = screen.astype(np.float32)
-  return {k: (np.asarray(v, np.float32) if np.asarray(v).dtype == np.float64 else np.asarray(v))
-          for k, v in out.items()}
+  out = {k: (np.asarray(v, np.float32) if np.asarray(v).dtype == np.float64 else np.asarray(v))
+         for k, v in out.items()}
+  out["camera"], out["rig"] = camera, rig  # JSON-able records (not stacked in batches).
+  return out
+
+
+def _environment(rig: dict) -> np.ndarray:
+  """(9,) SH coefficients of the rig's main-group environment (zeros if it has none)."""
+  env = [l for l in rig["lights"] if l["type"] == "environment" and l["group"] == 0]
+  return (np.asarray(env[0]["sh"], np.float32) * np.float32(env[0].get("intensity", 1.0))
+          if env else np.zeros(9, np.float32))

@@ -92,8 +92,11 @@ def _mode(labels: np.ndarray, k: int) -> np.ndarray:
   return np.take_along_axis(lb, np.argmax(counts, -1)[..., None], -1)[..., 0]
 
 
+RECORDS = ("camera", "rig")  # Per-scene JSON-able dicts, kept as lists.
+
+
 def _stack(items: Sequence[dict]) -> dict:
-  return {key: np.stack([it[key] for it in items]) for key in items[0]}
+  return {key: np.stack([it[key] for it in items]) for key in items[0] if key not in RECORDS}
 
 
 def _sample_task(args):
@@ -146,12 +149,13 @@ class SceneGenerator:
     args = [np.concatenate([batch[key], np.repeat(batch[key][-1:], pad, 0)]) if pad
             else batch[key] for key in _RENDER_KEYS]
     out = {key: np.asarray(v)[:n] for key, v in _render(self.spectra, self.lut, *args).items()}
-    exposure = out["exposure"]
     images = []
     for i, s in enumerate(samples):
-      knobs = light_camera.sample_camera(None, o.face)
       noise_rng = np.random.default_rng([self.seed, int(s["index"]), 19])
-      images.append(light_camera.apply_camera(out["linear"][i], knobs, noise_rng, size))
+      images.append(light_camera.apply_camera(out["linear"][i], s["camera"], noise_rng, size))
+    # A camera's exposure error scales the recorded image: the shading truth follows it.
+    ev = np.array([s["camera"].get("exposure_ev", 0.0) for s in samples], np.float32)
+    exposure = (out["exposure"] * np.exp2(ev)).astype(np.float32)
     truth = batch["truth"]
     surface = batch["labels"] != L.BACKGROUND
     skin = _blocks(truth.astype(np.float32), k).mean(3)
@@ -160,7 +164,7 @@ class SceneGenerator:
     diffuse = batch["diffuse"].sum(1) * ex
     specular = batch["specular"].sum(1) * ex
     res = dict(index=batch["index"], image=np.stack(images),
-               linear_image=_blocks(out["linear"], k).mean(3),
+               linear_image=_blocks(out["linear"], k).mean(3) * np.exp2(ev)[:, None, None, None],
                labels=_mode(batch["labels"], k),
                vae_mask=_blocks(L.vae_mask(batch["labels"]), k).mean(3),
                skin=skin.astype(np.float32), mask=mask, exposure=exposure.astype(np.float32))
