@@ -70,20 +70,21 @@ class SceneArrays:
 WORLDS = ("scenes", "faces")
 
 
-def scene_options(size: int) -> synth_scene.SceneOptions:
-  """The face VAE's framing of the scene world: portraits at 2x supersampling."""
-  return synth_scene.SceneOptions(framing="portrait", size=size, supersample=2)
+def scene_options(size: int, **switches) -> synth_scene.SceneOptions:
+  """The face VAE's framing of the scene world: portraits at 2x supersampling; `switches` are
+  other `SceneOptions` fields (the realism switches)."""
+  return synth_scene.SceneOptions(framing="portrait", size=size, supersample=2, **switches)
 
 
 def generate(indices: np.ndarray, size: int, seed: int, *, batch_size: int = 32,
-             progress: TextIO | None = None, world: str = "faces", workers: int = 0
-             ) -> tuple[np.ndarray, np.ndarray]:
+             progress: TextIO | None = None, world: str = "faces", workers: int = 0,
+             options: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
   """(images uint8 (N, size, size, 3), masks float32 (N, size, size)) of scenes `indices`."""
   indices = np.asarray(indices, np.int64)
   if world not in WORLDS:
     raise ValueError(f"world must be one of {WORLDS}, got {world!r}")
   if world == "scenes":
-    return _generate_scenes(indices, size, seed, batch_size, progress, workers)
+    return _generate_scenes(indices, size, seed, batch_size, progress, workers, options or {})
   face_px = int(round(2 * size * FACE_SCALE))
   gen = synth_faces.FaceGenerator(face_px, seed, None, batch_size)
   images = np.zeros((len(indices), size, size, 3), np.uint8)
@@ -104,8 +105,9 @@ def generate(indices: np.ndarray, size: int, seed: int, *, batch_size: int = 32,
   return images, masks
 
 
-def _generate_scenes(indices, size, seed, batch_size, progress, workers):
-  gen = scene_render.SceneGenerator(scene_options(size), seed, min(batch_size, 16), workers)
+def _generate_scenes(indices, size, seed, batch_size, progress, workers, options):
+  gen = scene_render.SceneGenerator(scene_options(size, **options), seed, min(batch_size, 16),
+                                    workers)
   images = np.zeros((len(indices), size, size, 3), np.uint8)
   masks = np.zeros((len(indices), size, size), np.float32)
   steps = -(-len(indices) // gen.batch_size)
@@ -125,12 +127,12 @@ def _generate_scenes(indices, size, seed, batch_size, progress, workers):
 
 
 def cache_path(cache: pathlib.Path, kind: str, n: int, size: int, seed: int,
-               world: str = "faces") -> pathlib.Path:
+               world: str = "faces", options: dict | None = None) -> pathlib.Path:
   """The cache file of a set (the faces world's names are unchanged)."""
   if world == "scenes":
+    opts = scene_options(size, **(options or {}))
     spec = dict(world=world, scene_version=synth_scene.SCENE_VERSION,
-                options=json.loads(json.dumps(dataclasses.asdict(scene_options(size)),
-                                              default=list)))
+                options=json.loads(json.dumps(dataclasses.asdict(opts), default=list)))
   else:
     spec = dict(face_scale=FACE_SCALE, scene_version=SCENE_VERSION,
                 generator_version=synth_faces.GENERATOR_VERSION,
@@ -153,10 +155,11 @@ def load_scenes(path: str | os.PathLike) -> SceneArrays:
 
 def cached_scenes(cache_dir: str | os.PathLike | None, kind: str, indices: np.ndarray,
                   size: int, seed: int, progress: TextIO | None = None,
-                  world: str = "faces", workers: int = 0) -> SceneArrays:
+                  world: str = "faces", workers: int = 0,
+                  options: dict | None = None) -> SceneArrays:
   """Scenes `indices`, generated into the cache on first use (atomic rename)."""
   cache = pathlib.Path(DEFAULT_CACHE if cache_dir is None else cache_dir).expanduser()
-  path = cache_path(cache, kind, len(indices), size, seed, world)
+  path = cache_path(cache, kind, len(indices), size, seed, world, options)
   if not path.exists():
     cache.mkdir(parents=True, exist_ok=True)
     if progress:
@@ -164,7 +167,7 @@ def cached_scenes(cache_dir: str | os.PathLike | None, kind: str, indices: np.nd
             f"{seed}) into {path}", file=progress, flush=True)
     start = time.perf_counter()
     images, masks = generate(indices, size, seed, progress=progress, world=world,
-                             workers=workers)
+                             workers=workers, options=options)
     if progress:
       rate = len(indices) / (time.perf_counter() - start)
       print(f"  {rate:.1f} scenes/s", file=progress, flush=True)
@@ -179,7 +182,8 @@ def cached_scenes(cache_dir: str | os.PathLike | None, kind: str, indices: np.nd
 
 def vae_datasets(cache_dir: str | os.PathLike | None, n: int, size: int, seed: int = 0, *,
                  holdout_fraction: float = 0.1, n_test: int = 256,
-                 progress: bool | TextIO = True, world: str = "faces", workers: int = 0
+                 progress: bool | TextIO = True, world: str = "faces", workers: int = 0,
+                 options: dict | None = None
                  ) -> tuple[SceneArrays, SceneArrays, SceneArrays]:
   """(train, holdout, test) synthetic scene sets of `world` (see the module docstring)."""
   if n < 2:
@@ -187,10 +191,11 @@ def vae_datasets(cache_dir: str | os.PathLike | None, n: int, size: int, seed: i
   if not 0.0 <= holdout_fraction < 1.0:
     raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
   stream = sys.stdout if progress is True else (progress or None)
-  main = cached_scenes(cache_dir, "train", np.arange(n), size, seed, stream, world, workers)
+  main = cached_scenes(cache_dir, "train", np.arange(n), size, seed, stream, world, workers,
+                       options)
   n_hold = int(round(n * holdout_fraction))
   train = SceneArrays(main.images[:n - n_hold], main.masks[:n - n_hold], main.source)
   hold = SceneArrays(main.images[n - n_hold:], main.masks[n - n_hold:], main.source)
   test = cached_scenes(cache_dir, "test", TEST_OFFSET + np.arange(n_test), size, seed, stream,
-                       world, workers)
+                       world, workers, options)
   return train, hold, test

@@ -51,6 +51,8 @@ def load_datasets(config: ml_collections.ConfigDict):
   if data.source == "synthetic":
     from data.synth import dataset as synth_dataset  # pylint: disable=g-import-not-at-top
     options = dict(data.get("synth_options", {}) or {})
+    if data.get("world", "faces") == "scenes":
+      options.update(dict(data.get("scene", {}) or {}))
     return synth_dataset.synthetic_dataset(data.cache_dir or None, data.num_faces, data.size,
                                            data.seed, holdout_fraction=data.holdout_fraction,
                                            world=data.get("world", "faces"),

@@ -47,7 +47,8 @@ def load_datasets(config: ml_collections.ConfigDict):
     return synth_vae.vae_datasets(data.cache_dir or None, data.num_faces, size, data.seed,
                                   holdout_fraction=data.holdout_fraction, n_test=data.n_test,
                                   world=data.get("world", "faces"),
-                                  workers=int(data.get("workers", 0)))
+                                  workers=int(data.get("workers", 0)),
+                                  options=dict(data.get("scene", {}) or {}))
   if data.source == "celeba":
     from data import celeba_faceparsing  # pylint: disable=g-import-not-at-top
     return celeba_faceparsing.load_splits(size, data_dir=data.tfds_data_dir or None)

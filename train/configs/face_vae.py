@@ -118,6 +118,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data.source = "synthetic"    # or "celeba" (TFDS celeba_faceparsing, optional extra)
   c.data.world = "scenes"        # synthetic: "scenes" (data.synth.scene) or "faces" (previous)
   c.data.workers = 2             # processes that lay out synthetic scenes on first use
+  c.data.scene = ml_collections.ConfigDict(dict(  # world "scenes": realism switches
+      parts=True, context=True, occluders=True, expressions=True, identity_scale=1.0,
+      light="sh", camera="srgb", background="textures"))
   c.data.cache_dir = ""          # synthetic cache; "" = ~/.cache/bioface_jax
   c.data.num_faces = 2048
   c.data.n_test = 256
