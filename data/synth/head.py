@@ -267,8 +267,15 @@ def hair_layer(rng: np.random.Generator, params: HeadParams, head: raycast.Frame
   tan_model = np.stack([np.sin(e) * np.sin(a_), -np.cos(e), np.sin(e) * np.cos(a_)], -1)
   out.alpha[bound] = np.where(idx >= 0, alpha, 0.0)
   out.depth[bound] = hit.depth
-  out.normal[bound] = hit.normal
-  out.tangent[bound] = tan_model @ head.rotation.T
+  tangent = tan_model @ head.rotation.T
+  # Strands are little cylinders: tilt the shell normal across the strand with the texture,
+  # so the shading has the fine relief of hair instead of a smooth helmet.
+  across = np.cross(hit.normal, tangent)
+  bump = (strand - 0.55) * 0.8
+  normal = hit.normal + bump[..., None] * across
+  normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-9)
+  out.normal[bound] = np.where((idx >= 0)[..., None], normal, 0.0)
+  out.tangent[bound] = tangent
   out.albedo[bound] = np.maximum(albedo, 0.0)
   return out
 
