@@ -321,7 +321,8 @@ def screen_transform(vertices: np.ndarray, template: FaceTemplate, pose: Pose,
 
 
 def rasterise(vertices: np.ndarray, template: FaceTemplate, pose: Pose,
-              size: int = 64, attributes: np.ndarray | None = None) -> dict[str, np.ndarray]:
+              size: int = 64, attributes: np.ndarray | None = None,
+              screen: np.ndarray | None = None) -> dict[str, np.ndarray]:
   """Renders the geometry buffers of a posed face (orthographic, z-buffered, exact barycentrics).
 
   Args:
@@ -331,6 +332,7 @@ def rasterise(vertices: np.ndarray, template: FaceTemplate, pose: Pose,
     size: output height = width in pixels.
     attributes: optional (N, C) per-vertex values to interpolate like the normals (e.g. the
       model-frame positions), returned as ``attributes`` (H, W, C) float32, 0 off the mask.
+    screen: optional `project(vertices, template, pose, size)` when the caller has it already.
 
   Returns:
     dict of float32 arrays (conventions in the module docstring):
@@ -345,7 +347,8 @@ def rasterise(vertices: np.ndarray, template: FaceTemplate, pose: Pose,
     raise ValueError(f"vertices must have shape {template.vertices.shape}, got {vertices.shape}")
   if not (isinstance(size, (int, np.integer)) and size > 0):
     raise ValueError(f"size must be a positive int, got {size!r}")
-  screen = project(vertices, template, pose, size)
+  if screen is None:
+    screen = project(vertices, template, pose, size)
   tris = template.triangles
   pix, t, wts = _rasterise_flat(screen, tris, size, size)
   vid = tris[t]  # (M, 3) vertices of the triangle drawn at each covered pixel.

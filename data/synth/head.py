@@ -202,7 +202,7 @@ def hair_layer(rng: np.random.Generator, params: HeadParams, head: raycast.Frame
   if not bound.any():
     return out
   r = raycast.Rays(full.origin[bound], full.direction)
-  base = raycast.ellipsoid(r, head, centre, radii * 1.12)
+  base = raycast.ellipsoid(r, head, centre, radii * 1.12, normals=False)
   el0, az0 = _direction(base.point, radii)
   relief = 1.0 + (0.012 + 0.03 * (params.style == "afro")) * textures.fbm(
       rng, az0 / 6.0, el0 / 6.0, 3) + 0.006 * textures.fbm(rng, az0 / 1.2, el0 / 12.0, 2)

@@ -84,10 +84,13 @@ def _at(value: np.ndarray, ok: np.ndarray) -> np.ndarray:
   return value[ok] if value.ndim >= ok.ndim and value.shape[:ok.ndim] == ok.shape else value
 
 
-def _finish(z, ok, r: Rays, frame: Frame, grad_fn, margin):
+def _finish(z, ok, r: Rays, frame: Frame, grad_fn, margin, normals: bool = True):
   """Points and camera normals on the hit pixels only (zeros elsewhere)."""
-  p = np.zeros(ok.shape + (3,))
   n = np.zeros(ok.shape + (3,), np.float32)
+  if not normals:
+    p = r.origin + np.where(ok, z, 0.0)[..., None] * r.direction
+    return Hit(np.where(ok, z, -np.inf), p, n, np.where(ok, margin, 0.0))
+  p = np.zeros(ok.shape + (3,))
   if ok.any():
     p[ok] = r.origin[ok] + z[ok][:, None] * r.direction
     g = grad_fn(p[ok], ok)
@@ -107,10 +110,12 @@ def ellipsoid_mask(r: Rays, centre, radii) -> np.ndarray:
   return b * b - a * ((o * o).sum(-1) - 1.0) >= 0
 
 
-def ellipsoid(r: Rays, frame: Frame, centre, radii, back: bool = False) -> Hit:
+def ellipsoid(r: Rays, frame: Frame, centre, radii, back: bool = False,
+              normals: bool = True) -> Hit:
   """Front (or back) intersection with the ellipsoid sum(((v - c) / radii)^2) = 1.
 
-  `radii` may be (3,) or (h, w, 3) (per-pixel radii give displaced, e.g. noisy, shells)."""
+  `radii` may be (3,) or (h, w, 3) (per-pixel radii give displaced, e.g. noisy, shells);
+  `normals=False` leaves the normals at 0 (cheaper when only points are needed)."""
   c = np.asarray(centre, np.float64)
   rad = np.asarray(radii, np.float64)
   o = (r.origin - c) / rad
@@ -123,10 +128,9 @@ def ellipsoid(r: Rays, frame: Frame, centre, radii, back: bool = False) -> Hit:
   root = np.sqrt(np.maximum(disc, 0.0))
   z = (-b - root) / a if back else (-b + root) / a
   margin = np.sqrt(np.maximum(disc, 0.0) / np.maximum(a * a, 1e-30)) * np.sqrt(a)
-  if back:  # The inside of the shell faces the camera.
-    return _finish(z, ok, r, frame, lambda p, ok: -(p - c) / _at(rad, ok) ** 2,
-                   np.clip(margin, 0, 1))
-  return _finish(z, ok, r, frame, lambda p, ok: (p - c) / _at(rad, ok) ** 2, np.clip(margin, 0, 1))
+  sign = -1.0 if back else 1.0  # The inside of the shell faces the camera.
+  return _finish(z, ok, r, frame, lambda p, ok: sign * (p - c) / _at(rad, ok) ** 2,
+                 np.clip(margin, 0, 1), normals)
 
 
 def cylinder_y(r: Rays, frame: Frame, centre_xz, radii_xz, y_range, back: bool = False) -> Hit:
