@@ -101,21 +101,24 @@ def body_frame(head: raycast.Frame, yaw: float, roll: float, turn: float) -> ray
   return head.moved(NECK_POINT, rz @ ry)
 
 
-def skull_hits(params: HeadParams, head: raycast.Frame, size: int) -> dict[str, raycast.Hit]:
-  """Opaque skin surfaces of the head: `skull` (label SKIN, above the ears' lower edge) and
-  `jaw` (the underside of the jaw, label NECK)."""
-  r = raycast.rays(head, size)
+def skull_hits(params: HeadParams, head: raycast.Frame, size: int, keep: np.ndarray
+               ) -> dict[str, raycast.Hit]:
+  """Opaque skin surfaces of the head, cast on the pixels in `keep` (those the face mesh
+  leaves free: inside the head the mesh is its skin): `skull` (label SKIN, above the ears'
+  lower edge) and `jaw` (the underside of the jaw, label NECK)."""
+  r = raycast.subset(raycast.rays(head, size), keep)
   skull = raycast.ellipsoid(r, head, SKULL_CENTRE, params.skull_radii)
   skull = skull.where(skull.point[..., 1] > -25.0)
   jaw = raycast.ellipsoid(r, head, [0.0, -55.0, -45.0], params.skull_radii * [0.73, 0.33, 0.55])
   jaw = jaw.where(jaw.point[..., 1] < -15.0)
-  return {"skull": skull, "jaw": jaw}
+  return {"skull": raycast.expand(skull, keep), "jaw": raycast.expand(jaw, keep)}
 
 
-def body_hits(params: HeadParams, body: raycast.Frame, size: int
+def body_hits(params: HeadParams, body: raycast.Frame, size: int, keep: np.ndarray
               ) -> tuple[dict[str, raycast.Hit], np.ndarray]:
-  """Neck and torso hits in the body frame, and the torso's skin (neckline) mask."""
-  r = raycast.rays(body, size)
+  """Neck and torso hits in the body frame on the pixels in `keep` (the face mesh wins over
+  them), and the torso's skin (neckline) mask."""
+  r = raycast.subset(raycast.rays(body, size), keep)
   neck = raycast.cylinder_y(r, body, (0.0, 0.0), params.neck_radii,
                             (params.torso_top - 60.0, 40.0))
   tr = params.torso_radii
@@ -128,13 +131,17 @@ def body_hits(params: HeadParams, body: raycast.Frame, size: int
           "scoop": params.torso_top - depth * np.sqrt(np.clip(1 - (ax / 2.2) ** 2, 0, 1)),
           "collar": params.torso_top - 0.6 * depth + 0.6 * depth * np.clip(ax / 1.3, 0, 1),
           "high": params.torso_top + 30 + 0 * ax}[params.neckline]
-  skin = torso.mask & (y > line)
-  return {"neck": neck, "torso": torso}, skin
+  skin = np.zeros(keep.shape, bool)
+  skin[keep] = torso.mask & (y > line)
+  return {"neck": raycast.expand(neck, keep), "torso": raycast.expand(torso, keep)}, skin
 
 
 def cloth_albedo(rng: np.random.Generator, params: HeadParams, hit: raycast.Hit) -> np.ndarray:
-  """(h, w, 3) clothing albedo from the torso's body-frame surface coordinates."""
-  x, y = hit.point[..., 0], hit.point[..., 1]
+  """(h, w, 3) clothing albedo from the torso's body-frame surface coordinates (0 where the
+  torso is not hit)."""
+  m = hit.mask
+  out = np.zeros(m.shape + (3,), np.float32)
+  x, y = hit.point[m, 0], hit.point[m, 1]
   c1, c2 = params.cloth_colour, params.cloth_colour2
   kind = params.cloth_pattern
   if kind == "stripes":
@@ -152,7 +159,8 @@ def cloth_albedo(rng: np.random.Generator, params: HeadParams, hit: raycast.Hit)
   base = np.where(t[..., None], c2, c1)
   weave = 1.0 + 0.08 * textures.fbm(rng, x / 3.0, y / 3.0, 2)
   folds = 1.0 + 0.12 * textures.fbm(rng, x / 80.0, y / 40.0, 2)
-  return (base * (weave * folds)[..., None]).astype(np.float32)
+  out[m] = base * (weave * folds)[..., None]
+  return out
 
 
 def _direction(point: np.ndarray, radii: np.ndarray):

@@ -160,6 +160,22 @@ def cylinder_y(r: Rays, frame: Frame, centre_xz, radii_xz, y_range, back: bool =
   return _finish(z, ok, r, frame, grad, margin)
 
 
+def subset(r: Rays, keep: np.ndarray) -> Rays:
+  """The rays of the pixels in `keep` (flattened), to cast only where a part can show."""
+  return Rays(r.origin[keep], r.direction)
+
+
+def expand(hit: Hit, keep: np.ndarray) -> Hit:
+  """A hit cast on `subset(r, keep)` back at image size (missed outside `keep`)."""
+  depth = np.full(keep.shape, -np.inf)
+  point = np.zeros(keep.shape + (3,))
+  normal = np.zeros(keep.shape + (3,), np.float32)
+  margin = np.zeros(keep.shape)
+  depth[keep], point[keep], normal[keep], margin[keep] = (hit.depth, hit.point, hit.normal,
+                                                          hit.margin)
+  return Hit(depth, point, normal, margin)
+
+
 def nearest(*hits: Hit) -> tuple[np.ndarray, Hit]:
   """Per pixel the closest of several hits: (index (h, w) of the winner, -1 = none; merged)."""
   depth = np.stack([h.depth for h in hits])

@@ -199,12 +199,11 @@ def sample_scene(seed: int, index: int, options: SceneOptions = SceneOptions()
   head_params = head.sample_head(rng, masculine, 1.0 + 0.05 * identity[0] / 2.5)
   if o.context:
     body = head.body_frame(frame, pose.yaw, pose.roll, head_params.body_turn)
-    hits = head.skull_hits(head_params, frame, size)
-    body_hits, torso_skin = head.body_hits(head_params, body, size)
+    free = ~face_mask  # The mesh is the head's skin wherever it is drawn.
+    hits = head.skull_hits(head_params, frame, size, free)
+    body_hits, torso_skin = head.body_hits(head_params, body, size, free)
     hits.update(body_hits)
     for name, hit in hits.items():
-      if name in ("skull", "jaw"):  # Inside the head: the face mesh is its skin where drawn.
-        hit = hit.where(~face_mask)
       if name == "torso":
         lab = np.where(torso_skin, L.NECK, L.CLOTH)
         alb = head.cloth_albedo(rng, head_params, hit)
