@@ -248,3 +248,18 @@ def test_bad_options():
     ss.expression_displacement(geometry.load_template(), geometry.load_template().vertices,
                                ss.Expression(mouth_open=1.5))
   assert dataclasses.replace(scene.SceneOptions(), size=300).factor == 1
+
+
+def test_prnet_pairs_and_photometric_scenes_one_call_each():
+  pairs = next(scene_render.prnet_pairs(0, range(2), size=32, batch_size=4, supersample=1))
+  assert pairs["image"].shape == (2, 32, 32, 3) and pairs["image"].dtype == np.uint8
+  assert pairs["posmap"].shape == (2, 32, 32, 3) and pairs["landmarks"].shape == (2, 68, 3)
+  np.testing.assert_array_equal(pairs["index"], [0, 1])
+  objects = scene_render.photometric_scenes(0, [0, 1], 32, batch_size=4)
+  mask = objects["mask"] > 0
+  assert mask.any(axis=(1, 2)).all()
+  n = np.linalg.norm(objects["normals"], axis=-1)
+  np.testing.assert_allclose(n[mask], 1.0, atol=1e-4)
+  assert (objects["normals"][..., 2][mask] >= -1e-6).mean() > 0.99  # Facing the camera.
+  assert (objects["depth"][mask] >= 0).all() and not objects["depth"][~mask].any()
+  assert (objects["albedo"][mask] >= 0).all() and objects["albedo"][mask].max() <= 1.5
