@@ -218,26 +218,30 @@ def hair_layer(rng: np.random.Generator, params: HeadParams, head: raycast.Frame
   breakup = 2.5 * textures.strands(rng, az0 * 3.0, el0, 1.0) + 1.5 * textures.fbm(
       rng, az0 / 8.0, el0 / 8.0, 2)
 
-  def coverage(hit):
+  def coverage(hit, sel):
     el, az = _direction(hit.point, radii)
     aaz = np.abs(az)
     # Front hairline: an arch from the forehead down to the temples.
-    front = params.hairline_deg - 18.0 * textures.smoothstep(25.0, 75.0, aaz) + breakup
+    front = params.hairline_deg - 18.0 * textures.smoothstep(25.0, 75.0, aaz) + breakup[sel]
     cover = textures.smoothstep(0.0, 4.0, el - front)
-    side = textures.smoothstep(0.0, 5.0, aaz - params.sideburn_deg - breakup)
+    side = textures.smoothstep(0.0, 5.0, aaz - params.sideburn_deg - breakup[sel])
     ear_gap = np.exp(-0.5 * ((aaz - 100.0) / 14.0) ** 2) * (params.style in ("buzz", "short"))
-    side_low = textures.smoothstep(0.0, 4.0, el - (short_nape + 35.0 * ear_gap) + breakup)
+    side_low = textures.smoothstep(0.0, 4.0, el - (short_nape + 35.0 * ear_gap) + breakup[sel])
     return np.maximum(cover, side * side_low)
 
   # The outer surface where it has hair, else the inner surface behind (seen around the face).
-  outer = raycast.ellipsoid(r, head, centre, radii * relief[..., None])
-  inner = raycast.ellipsoid(r, head, centre, radii * relief[..., None], back=True)
-  c_out, c_in = coverage(outer), coverage(inner)
-  use_out = c_out > 0.5
-  shell = raycast.Hit(np.where(use_out, outer.depth, inner.depth),
-                      np.where(use_out[..., None], outer.point, inner.point),
-                      np.where(use_out[..., None], outer.normal, inner.normal),
-                      np.where(use_out, outer.margin, inner.margin))
+  shell_radii = radii * relief[..., None]
+  shell = raycast.ellipsoid(r, head, centre, shell_radii)
+  c_out = coverage(shell, slice(None))
+  c_in = np.zeros_like(c_out)
+  use_in = c_out <= 0.5
+  if use_in.any():
+    inner = raycast.ellipsoid(raycast.subset(r, use_in), head, centre, shell_radii[use_in],
+                              back=True)
+    c_in[use_in] = coverage(inner, use_in)
+    shell.depth[use_in], shell.point[use_in] = inner.depth, inner.point
+    shell.normal[use_in], shell.margin[use_in] = inner.normal, inner.margin
+  use_out = ~use_in
   cover = c_out + (1.0 - c_out) * c_in
   hits, alphas = [shell.where(cover > 0)], [cover]
   if long_hair:
