@@ -219,7 +219,7 @@ def test_scene_dataset_cache_round_trip(tmp_path):
   truth = train.truth(np.arange(4), ("diffuse", "mask", "labels", "identity"))
   np.testing.assert_array_equal(batch["shading"], truth["diffuse"])
   np.testing.assert_array_equal(batch["mask"] > 0.5, truth["mask"])
-  assert truth["labels"].dtype == np.uint8 and truth["identity"].shape == (4, 19)
+  assert truth["labels"].dtype == np.uint8 and truth["identity"].shape == (4, len(ss.IDENTITY_MODES))
   faces_name = sd.cache_name(6, 32, 1, sd.synth_faces.FaceOptions(), 4096)
   scenes_name = sd.cache_name(6, 32, 1, scene.SceneOptions(size=32), 4096, "scenes")
   assert faces_name != scenes_name

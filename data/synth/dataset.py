@@ -346,11 +346,12 @@ def synthetic_dataset(cache_dir: str | os.PathLike | None, n: int, size: int = 6
     raise ValueError(f"world must be one of {WORLDS}, got {world!r}")
   if not 0.0 <= holdout_fraction < 1.0:
     raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
-  face_options = synth_faces.FaceOptions(**{k: v for k, v in options.items()
-                                            if k in face_fields})
-  if world == "scenes":
+  face_kw = {k: v for k, v in options.items() if k in face_fields}
+  face_options = synth_faces.FaceOptions(**face_kw)
+  if world == "scenes":  # The scene world's own face defaults, overridden by `options`.
     face_options = synth_scene.SceneOptions(
-        framing="face", size=size, face=face_options,
+        framing="face", size=size,
+        face=dataclasses.replace(synth_scene.SceneOptions().face, **face_kw),
         **{k: v for k, v in options.items() if k in scene_fields})
   cache = pathlib.Path(DEFAULT_CACHE if cache_dir is None else cache_dir).expanduser()
   name = cache_name(n, size, seed, face_options, shard_size, world)

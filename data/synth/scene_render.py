@@ -3,8 +3,9 @@
 Per batch: one jitted call renders the skin spectrally per light group
 (`light_camera.render_skin`), colours every other material by its light groups
 (`light_camera.light_colours`), applies the automatic exposure (the face skin's mean
-luminance is brought to the scene's target, as a camera's metering would; the background is
-not scaled) and composites the overlays; then, per scene on the host, the camera
+luminance is brought to the scene's target times (skin albedo / `REFERENCE_ALBEDO`) ^
+``exposure_albedo_power``, so darker skin stays darker as with a camera metering the whole
+scene; the background is not scaled) and composites the overlays; then, per scene on the host, the camera
 (`light_camera.apply_camera`) integrates the render-size image down to the output size and
 stores it, and every truth map is averaged over each output pixel's footprint.
 
@@ -42,13 +43,14 @@ from data.prnet import synth as prnet_synth
 from data.synth import geometry, labels as L, light_camera, scene
 
 _RENDER_KEYS = ("fmel", "fblood", "skin", "diffuse", "specular", "lit", "over", "alpha",
-                "emission", "expose", "weights", "t", "b", "luminance")
+                "emission", "expose", "weights", "t", "b", "luminance", "albedo_power")
+REFERENCE_ALBEDO = 0.1  # Skin albedo luminance exposed to exactly the scene's target.
 _LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
 @jax.jit
 def _render(spectra, lut, fmel, fblood, skin, diffuse, specular, lit, over, alpha, emission,
-            expose, weights, t, b, luminance):
+            expose, weights, t, b, luminance, albedo_power):
   sk = light_camera.render_skin(spectra, lut, fmel, fblood, diffuse, specular, weights, t, b)
   colours = light_camera.light_colours(spectra, weights, t, b)             # (B, G, 3)
   skin_rgb = jnp.where(skin[..., None], sk["linear_srgb"], 0.0)
@@ -57,7 +59,10 @@ def _render(spectra, lut, fmel, fblood, skin, diffuse, specular, lit, over, alph
   lum = jnp.einsum("bhwc,c->bhw", skin_rgb, _LUMA)
   count = jnp.sum(expose, axis=(1, 2))
   mean = jnp.sum(lum * expose, axis=(1, 2)) / jnp.maximum(count, 1.0)
-  k = jnp.where((count > 0) & (mean > 1e-8), luminance / jnp.maximum(mean, 1e-8), 1.0)
+  albedo = jnp.sum(jnp.einsum("bhwc,c->bhw", sk["albedo"], _LUMA) * expose,
+                   axis=(1, 2)) / jnp.maximum(count, 1.0)
+  target = luminance * (jnp.maximum(albedo, 1e-6) / REFERENCE_ALBEDO) ** albedo_power
+  k = jnp.where((count > 0) & (mean > 1e-8), target / jnp.maximum(mean, 1e-8), 1.0)
   a = alpha[..., None]
   linear = (k[:, None, None, None] * lit_rgb + emission) * (1.0 - a) + k[:, None, None,
                                                                           None] * over_rgb
@@ -194,7 +199,8 @@ class SceneGenerator:
                                 for sc in batch["screen"]])
     res["weights"], res["t"] = batch["weights"][:, 0], batch["t"][:, 0]
     res["sh"] = batch["sh"] * ex[:, :, 0]
-    for key in ("b", "luminance", "specular_scale", "shininess", "pose", "landmarks_visible",
+    for key in ("b", "luminance", "albedo_power", "specular_scale", "shininess", "pose",
+                "landmarks_visible",
                 "identity", "expression", "masculine", "hair_style", "glasses",
                 "edge_occluder", "other_person", "beard"):
       res[key] = batch[key]

@@ -36,8 +36,8 @@ from data.synth import geometry
 IDENTITY_MODES = (
     "face_width", "face_length", "face_depth", "jaw_width", "chin", "nose_projection",
     "nose_length", "nose_width", "nose_bridge", "brow_ridge", "cheek_fullness", "cheekbones",
-    "eye_spacing", "mouth_width", "lip_fullness", "forehead_slope", "asymmetry_tilt",
-    "asymmetry_cheek", "sagging")
+    "eye_spacing", "eye_opening", "mouth_width", "lip_fullness", "forehead_slope",
+    "asymmetry_tilt", "asymmetry_cheek", "sagging")
 IDENTITY_CLIP = 2.5
 # Eye apertures: (outer corner, upper lid points, inner corner, lower lid points) landmarks.
 EYES = ((36, (37, 38), 39, (41, 40)), (42, (43, 44), 45, (47, 46)))
@@ -130,6 +130,19 @@ def identity_basis(template: geometry.FaceTemplate) -> np.ndarray:
   eyes = _blob(template, 0.5 * (k[36] + k[39]), (16.0, 12.0)) - _blob(
       template, 0.5 * (k[42] + k[45]), (16.0, 12.0))
   out["eye_spacing"] = np.stack([-3.0 * eyes, 0 * x, 0 * x], 1)
+  # Wider or narrower eye openings: the upper lid (and the aperture above the lower lid)
+  # moves along the lid gap by 20 % of it, the lid skin above follows with a falloff.
+  opening = np.zeros_like(v)
+  for eye in (0, 1):
+    idx, aperture, weight, up, low = _closure_field(template, eye)
+    lmk = v[template.landmark_vertices]
+    along = lambda pts, j, f: ((1.0 - f)[:, None] * lmk[pts[j]]  # noqa: E731
+                               + f[:, None] * lmk[pts[j + 1]])
+    gap = along(*up) - along(*low)
+    s_frac = np.where(aperture, _aperture_fraction(template, eye, idx), 0.0)
+    opening[idx] += 0.2 * np.where(aperture[:, None], (1.0 - s_frac)[:, None],
+                                   weight[:, None]) * gap
+  out["eye_opening"] = opening
   mouth = _blob(template, 0.5 * (k[48] + k[54]), (20.0, 14.0))
   out["mouth_width"] = np.stack([0.1 * (x - lm[62, 0]) * mouth, 0 * x, 0 * x], 1)
   upper = _blob(template, 0.5 * (k[51] + k[62]), (14.0, 4.0))
@@ -251,6 +264,13 @@ def _closure_field(template: geometry.FaceTemplate, eye: int):
   up = (np.asarray(up_pts), *_polyline_weights(k[up_pts, 0], col[idx]))
   low = (np.asarray(low_pts), *_polyline_weights(k[low_pts, 0], col[idx]))
   return idx, aperture[idx], weight[idx], up, low
+
+
+def _aperture_fraction(template, eye, idx):
+  """s of vertices `idx`: 0 on the upper lid line, 1 on the lower one (UV rows)."""
+  col, row = _uv(template)
+  up_row, low_row, _, _ = lid_lines(template, eye, col[idx])
+  return np.clip((row[idx] - up_row) / np.maximum(low_row - up_row, 1e-6), 0.0, 1.0)
 
 
 def _eye_closure(template, vertices, eye, c):
