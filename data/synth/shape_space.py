@@ -191,9 +191,12 @@ def apply_identity(template: geometry.FaceTemplate, coefficients: np.ndarray,
 
 
 def sample_expression(rng: np.random.Generator) -> Expression:
-  """Draws an expression: about a third neutral, smiles, open mouths, blinks, winks, brows."""
+  """Draws an expression: about a third neutral, smiles (half of the broad ones parting the
+  lips over the teeth), open mouths, blinks, winks, raised and lowered brows."""
   smile = rng.uniform(0.2, 1.0) if rng.uniform() < 0.4 else 0.0
   mouth = rng.uniform(0.05, 1.0) ** 1.5 if rng.uniform() < 0.3 else 0.0
+  if smile > 0.5 and rng.uniform() < 0.5:  # A smile that shows the teeth.
+    mouth = max(mouth, rng.uniform(0.12, 0.35))
   u = rng.uniform()
   if u < 0.08:                        # Both eyes closed (a blink).
     close = (rng.uniform(0.85, 1.0),) * 2
