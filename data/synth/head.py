@@ -121,8 +121,15 @@ def body_hits(params: HeadParams, body: raycast.Frame, size: int, keep: np.ndarr
   r = raycast.subset(raycast.rays(body, size), keep)
   neck = raycast.cylinder_y(r, body, (0.0, 0.0), params.neck_radii,
                             (params.torso_top - 60.0, 40.0))
-  tr = params.torso_radii
-  torso = raycast.ellipsoid(r, body, [0.0, params.torso_top - tr[1], 8.0], tr)
+  # The torso: a chest whose top slopes from the neck like the trapezius, and two shoulder
+  # caps (deltoids and upper arms) lower down at its sides.
+  sw, ry, rz = params.torso_radii
+  top = params.torso_top
+  parts = [raycast.ellipsoid(r, body, [0.0, top - 1.6 * ry, 8.0], [0.8 * sw, 1.6 * ry, rz])]
+  for side in (-1.0, 1.0):
+    parts.append(raycast.ellipsoid(r, body, [side * 0.72 * sw, top - 60.0 - 1.5 * ry, 0.0],
+                                   [0.34 * sw, 1.5 * ry, 0.62 * rz]))
+  _, torso = raycast.nearest(*parts)
   x, y = torso.point[..., 0], torso.point[..., 1]
   ax = np.abs(x) / params.neck_radii[0]
   depth = params.neckline_depth

@@ -168,28 +168,48 @@ def edge_occluder(rng: np.random.Generator, size: int, front: float) -> Opaque:
       np.uint8), np.broadcast_to(albedo, (size, size, 3)).astype(np.float32), float(spec))
 
 
-def other_person(rng: np.random.Generator, head: raycast.Frame, size: int) -> list[Opaque]:
-  """A second head and shoulders at the side of the frame, behind the subject."""
+def other_person(rng: np.random.Generator, head_frame: raycast.Frame, size: int
+                 ) -> list[Opaque]:
+  """Another person at the side of the frame, behind the subject: a face mesh of its own
+  identity (eyes, brows and lips coloured by region), skull, hair cap and shoulders, in flat
+  colours (no skin truth)."""
+  from data.synth import face_parts, geometry, head, shape_space  # pylint: disable=g-import-not-at-top
+  template = geometry.load_template()
   side = 1.0 if rng.uniform() < 0.5 else -1.0
   scale = rng.uniform(0.6, 1.1)
   shift = np.array([side * rng.uniform(0.45, 0.75) * size, rng.uniform(-0.1, 0.25) * size,
-                    -rng.uniform(0.3, 0.8) * size])
-  yaw = np.deg2rad(rng.uniform(-60, 60))
-  rot = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
-  a = head.scale * scale * np.diag([1.0, -1.0, 1.0]) @ rot
-  frame = raycast.Frame(a, head.to_screen(np.zeros(3)) + shift)
-  r = raycast.rays(frame, size)
+                    -rng.uniform(0.4, 0.9) * size])
+  yaw, pitch = np.deg2rad(rng.uniform(-60, 60)), np.deg2rad(rng.uniform(-15, 15))
+  ry = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
+  rx = np.array([[1, 0, 0], [0, np.cos(pitch), -np.sin(pitch)],
+                 [0, np.sin(pitch), np.cos(pitch)]])
+  a = head_frame.scale * scale * np.diag([1.0, -1.0, 1.0]) @ rx @ ry
+  frame = raycast.Frame(a, head_frame.to_screen(np.zeros(3)) + shift)
+  vertices = shape_space.apply_identity(template, shape_space.sample_identity(rng, 0.8))
+  geo = geometry.rasterise(vertices, template, geometry.Pose(scale=0.5), size,
+                           screen=frame.to_screen(vertices))
   skin = textures.pick(rng, SKIN_TONES, np.ones(len(SKIN_TONES)), 0.1)
   hair = textures.pick(rng, textures.HAIR_COLOURS, textures.HAIR_WEIGHTS)
   cloth = rng.uniform(0.02, 0.5, 3).astype(np.float32)
-  face = raycast.ellipsoid(r, frame, [0, 0, 0], [95, 130, 110])
-  hair_hit = raycast.ellipsoid(r, frame, [0, 20, -15], [104, 135, 112])
-  el = (hair_hit.point[..., 1] - 20) / 135
-  az = np.arctan2(hair_hit.point[..., 0], hair_hit.point[..., 2])
-  hair_hit = hair_hit.where((el > 0.25) | (np.abs(az) > 1.3))
+  region = face_parts.surface_labels(template, geo["triangle"])
+  face_albedo = np.where(np.isin(region, (L.EYE_LEFT, L.EYE_RIGHT, L.MOUTH))[..., None],
+                         0.04, np.where(np.isin(region, (L.UPPER_LIP, L.LOWER_LIP))[..., None],
+                                        skin * [1.15, 0.7, 0.7], skin))
+  r = raycast.rays(frame, size)
+  free = ~geo["mask"]
+  skull = raycast.ellipsoid(r, frame, head.SKULL_CENTRE, head.SKULL_RADII).where(free)
+  cap = raycast.ellipsoid(r, frame, head.SKULL_CENTRE + [0, 4, 0], head.SKULL_RADII + 8)
+  u = (cap.point - head.SKULL_CENTRE) / head.SKULL_RADII
+  el = np.degrees(np.arcsin(np.clip(u[..., 1] / np.maximum(np.linalg.norm(u, axis=-1), 1e-9),
+                                    -1, 1)))
+  az = np.degrees(np.abs(np.arctan2(u[..., 0], u[..., 2])))
+  cap = cap.where((el > rng.uniform(20, 35)) | ((az > 80) & (el > -20)))
   body = raycast.ellipsoid(r, frame, [0, -330, -20], [220, 170, 100])
+  face = raycast.Hit(np.where(geo["mask"], geo["depth"], -np.inf), np.zeros(free.shape + (3,)),
+                     geo["normals"], np.ones(free.shape))
   out = []
-  for hit, colour, spec in ((face, skin, 0.1), (hair_hit, hair, 0.1), (body, cloth, 0.02)):
+  for hit, colour, spec in ((face, face_albedo, 0.1), (skull, skin, 0.1), (cap, hair, 0.1),
+                            (body, cloth, 0.02)):
     out.append(Opaque(hit.depth, hit.normal, np.where(hit.mask, L.OTHER_PERSON, 0).astype(
         np.uint8), np.broadcast_to(colour, (size, size, 3)).astype(np.float32), spec))
   return out
