@@ -12,6 +12,7 @@ frame edge, other people partly in frame. Each carries its own label and no skin
   side of the frame and behind the subject, opaque, with flat skin and hair colours.
 
 All shapes are closed-form per pixel (planes, ellipses, capsules, ray-cast ellipsoids).
+`composite` lays the coverage layers (these, hair, facial hair) over the opaque surfaces.
 """
 
 from __future__ import annotations
@@ -50,6 +51,51 @@ class Overlay:
   normal: np.ndarray | None = None
   specular: float = 0.0
   gloss: np.ndarray | None = None
+
+
+def composite(overlays, rig: dict, front_depth: np.ndarray, depth_filled: np.ndarray,
+              diffuse: np.ndarray, specular: np.ndarray, shininess: float, label: np.ndarray,
+              gbuf: dict[str, np.ndarray]):
+  """Composites (overlay, depth tolerance) pairs front to back over the opaque surfaces.
+
+  Returns:
+    (over (G, H, W, 3) premultiplied colour per light group, alpha (H, W), labels with each
+    overlay's label where it covers >= 1/2, `gbuf` updated as an opaque stand-in of the scene
+    for photometric stereo: the first overlay that covers a pixel at least half replaces its
+    normal, depth, albedo and specular strength; "claimed" marks those pixels).
+  """
+  from data.synth import light_camera  # pylint: disable=g-import-not-at-top
+  g = dict(gbuf, normal=gbuf["normal"].copy(), depth=gbuf["depth"].copy(),
+           skin=gbuf["skin"].copy())
+  over = np.zeros(diffuse.shape + (3,), np.float32)
+  alpha = np.zeros(front_depth.shape, np.float32)
+  claimed = np.zeros(front_depth.shape, bool)
+  for ov, tolerance in overlays:
+    a = ov.alpha * (ov.depth >= front_depth - tolerance)
+    if not a.any():
+      continue
+    if ov.normal is None:   # On the visible surface: its shading.
+      dif, spc = diffuse, specular * ov.specular
+    else:
+      sh = light_camera.shade(rig, ov.normal, depth_filled, a > 0, shininess)["groups"]
+      dif = np.stack([x["diffuse"] for x in sh])
+      spc = np.stack([x["specular"] for x in sh]) * ov.specular
+    colour = dif[..., None] * ov.albedo + spc[..., None]
+    if ov.gloss is not None:
+      colour = colour + (ov.gloss * dif.sum(0, keepdims=True))[..., None]
+    over += ((1.0 - alpha) * a)[..., None] * colour
+    alpha = alpha + (1.0 - alpha) * a
+    label = np.where(a >= 0.5, ov.label, label).astype(np.uint8)
+    take = (a >= 0.5) & ~claimed
+    claimed |= take
+    g["skin"] &= ~take
+    g["albedo"] = np.where(take[..., None], ov.albedo, g["albedo"])
+    g["spec"] = np.where(take, ov.specular, g["spec"])
+    if ov.normal is not None:
+      g["normal"] = np.where(take[..., None], ov.normal, g["normal"])
+      g["depth"] = np.where(take, ov.depth, g["depth"])
+  g["claimed"] = claimed
+  return over, alpha, label, g
 
 
 def glasses(rng: np.random.Generator, head: raycast.Frame, eye_centres: np.ndarray,

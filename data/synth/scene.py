@@ -33,7 +33,7 @@ import dataclasses
 import numpy as np
 
 from data.synth import (appearance, face_parts, faces, geometry, head, labels as L, light_camera,
-                        occluders, raycast, shape_space)
+                        occluders, raycast, shape_space, skin_detail)
 from data.prnet import synth as prnet_synth
 
 FRAMINGS = ("face", "portrait", "prnet")
@@ -198,6 +198,12 @@ def sample_scene(seed: int, index: int, options: SceneOptions = SceneOptions()
   screen = frame.to_screen(vertices)
   geo = geometry.rasterise(vertices, template, pose, size, attributes=vertices, screen=screen)
   face_mask = geo["mask"]
+  if o.parts:  # Wrinkles (with the age-like mode) and fine relief on the face's normals.
+    age = identity[shape_space.IDENTITY_MODES.index("sagging")]
+    h = np.zeros((size, size))
+    h[face_mask] = frame.scale * skin_detail.height(rng, template, geo["uv"][face_mask], age,
+                                                    rng.uniform(0.01, 0.05))
+    geo["normals"] = skin_detail.bumped_normals(geo["normals"], face_mask, h)
   skin_maps = appearance.sample_appearance(rng, template, brow_pigment=not o.parts,
                                            melanin_range=o.melanin_range,
                                            haemoglobin_range=o.haemoglobin_range)
@@ -338,38 +344,12 @@ def sample_scene(seed: int, index: int, options: SceneOptions = SceneOptions()
       lash = np.broadcast_to(np.float32(0.01), (size, size, 3))
       eye_lab = np.where(geo["uv"][..., 0] < 0.5, L.EYE_LEFT, L.EYE_RIGHT)
       overlays.append((occluders.Overlay(on_skin(a), face_depth, lash, eye_lab), np.inf))
-  over = np.zeros((len(groups), size, size, 3), np.float32)
-  alpha = np.zeros((size, size), np.float32)
-  # An opaque stand-in of the scene for photometric stereo: the first overlay (front to back)
-  # that covers a pixel at least half replaces the surface's normal, depth and albedo.
-  g_normal, g_depth, g_albedo = front_normal.copy(), depth_filled.copy(), albedo.copy()
-  g_skin = skin.copy()
-  g_spec = np.where(skin, spec_scale * strength, spec_strength).astype(np.float32)
-  claimed = np.zeros((size, size), bool)
-  for ov, tolerance in overlays:
-    a = ov.alpha * (ov.depth >= front_depth - tolerance)
-    if not a.any():
-      continue
-    if ov.normal is None:   # On the visible surface: its shading.
-      dif, spc = diffuse, specular * ov.specular
-    else:
-      sh = light_camera.shade(rig, ov.normal, depth_filled, a > 0, shininess)["groups"]
-      dif = np.stack([g["diffuse"] for g in sh])
-      spc = np.stack([g["specular"] for g in sh]) * ov.specular
-    colour = dif[..., None] * ov.albedo + spc[..., None]
-    if ov.gloss is not None:
-      colour = colour + (ov.gloss * dif.sum(0, keepdims=True))[..., None]
-    over += ((1.0 - alpha) * a)[..., None] * colour
-    alpha = alpha + (1.0 - alpha) * a
-    label = np.where(a >= 0.5, ov.label, label).astype(np.uint8)
-    take = (a >= 0.5) & ~claimed
-    claimed |= take
-    g_skin &= ~take
-    g_albedo = np.where(take[..., None], ov.albedo, g_albedo)
-    g_spec = np.where(take, ov.specular, g_spec)
-    if ov.normal is not None:
-      g_normal = np.where(take[..., None], ov.normal, g_normal)
-      g_depth = np.where(take, ov.depth, g_depth)
+  gbuf = dict(normal=front_normal, depth=depth_filled, albedo=albedo, skin=skin,
+              spec=np.where(skin, spec_scale * strength, spec_strength).astype(np.float32))
+  over, alpha, label, gbuf = occluders.composite(overlays, rig, front_depth, depth_filled,
+                                                 diffuse, specular, shininess, label, gbuf)
+  g_normal, g_depth, g_albedo, g_skin, g_spec, claimed = (
+      gbuf[k] for k in ("normal", "depth", "albedo", "skin", "spec", "claimed"))
 
   # Pad the light groups to the batch's fixed count (dark groups with the main illuminant).
   pad = light_camera.MAX_GROUPS[o.light] - len(groups)
