@@ -41,6 +41,7 @@ class HeadParams:
   long_azimuth_deg: float   # Long hair: azimuth beyond which it hangs beside the face.
   hair_length: float        # Long hair: head-frame y of the hem.
   hair_shine: float
+  parting_deg: float        # Sideways tilt of the strands' pole (0 = crown / middle parting).
   neck_radii: np.ndarray
   torso_radii: np.ndarray
   torso_top: float          # Body-frame y of the top of the shoulders at the neck.
@@ -73,6 +74,7 @@ def sample_head(rng: np.random.Generator, masculine: bool, width_scale: float = 
       hairline_deg=float(hairline), sideburn_deg=float(rng.uniform(72, 86)),
       long_azimuth_deg=float(rng.uniform(62, 82)),
       hair_length=float(rng.uniform(-420, -160)), hair_shine=float(rng.uniform(0.05, 0.35)),
+      parting_deg=float(rng.choice([-1.0, 0.0, 1.0]) * rng.uniform(12.0, 35.0)),
       neck_radii=np.array([rng.uniform(70, 82) if masculine else rng.uniform(62, 72),
                            rng.uniform(52, 62)]),
       torso_radii=np.array([shoulders, rng.uniform(110, 145), rng.uniform(95, 120)]),
@@ -272,7 +274,10 @@ def hair_layer(rng: np.random.Generator, params: HeadParams, head: raycast.Frame
   for i, a in enumerate(alphas):
     alpha = np.where(idx == i, a, alpha)
   alpha *= textures.smoothstep(0.0, 0.08, hit.margin)  # Thin strands at the silhouette.
-  el, az = _direction(hit.point, radii)
+  # Strands flow from a parting: meridians around a pole tilted sideways by parting_deg.
+  c, s_ = np.cos(np.deg2rad(params.parting_deg)), np.sin(np.deg2rad(params.parting_deg))
+  part = np.array([[c, s_, 0.0], [-s_, c, 0.0], [0.0, 0.0, 1.0]])  # Rz(-parting).
+  el, az = _direction(SKULL_CENTRE + (hit.point - SKULL_CENTRE) @ part.T, radii)
   afro = params.style == "afro"
   strand = textures.strands(rng, az * (6.0 if afro else 2.0), el, 1.0,
                             wobble=1.5 if afro else 0.4)
@@ -286,7 +291,7 @@ def hair_layer(rng: np.random.Generator, params: HeadParams, head: raycast.Frame
   tan_model = np.stack([np.sin(e) * np.sin(a_), -np.cos(e), np.sin(e) * np.cos(a_)], -1)
   out.alpha[bound] = np.where(idx >= 0, alpha, 0.0)
   out.depth[bound] = hit.depth
-  tangent = tan_model @ head.rotation.T
+  tangent = tan_model @ part @ head.rotation.T
   # Strands are little cylinders: tilt the shell normal across the strand with the texture,
   # so the shading has the fine relief of hair instead of a smooth helmet.
   across = np.cross(hit.normal, tangent)
