@@ -181,7 +181,7 @@ def test_skin_truth_reproduces_the_skin_pixels(rendered):
   for key in ("fmel", "fblood", "diffuse", "specular", "melanin"):  # Nothing off the mask.
     assert not out[key][~mask].any(), key
   assert np.isin(out["labels"][mask], L.SKIN_LABELS).all()
-  assert (out["face"][mask] == 1).all()
+  assert (mask & (out["face"] == 0)).any()  # Neck and scalp skin carry truth too.
   # The face VAE's mask is the share of its classes: 0 / 1 at supersample 1.
   np.testing.assert_array_equal(out["vae_mask"], L.vae_mask(out["labels"]))
 

@@ -22,8 +22,9 @@ A scene, back to front (every part optional through `SceneOptions`):
 Light (`light_camera`): a rig of light groups gives grey diffuse and specular shading of every
 surface; skin goes through `physics.render` per group, other materials are albedo x light
 colour. Truth (`scene_render`) is exact per pixel at the render size and averaged over each
-output pixel's footprint: ``mask`` is where the output pixel is entirely subject skin with no
-overlay, the only place skin truth (pigments, shading, albedo) is claimed.
+output pixel's footprint: ``mask`` is where the output pixel is entirely the subject's bare
+skin (face, ears, scalp, neck, chest; no overlay), the only place skin truth (pigments,
+shading, albedo) is claimed; ``face`` tells the face mesh's share.
 """
 
 from __future__ import annotations
@@ -250,7 +251,9 @@ def sample_scene(seed: int, index: int, options: SceneOptions = SceneOptions()
   diffuse, specular, skin_spec, lit, over = (grow(a) for a in (diffuse, specular, skin_spec,
                                                                   lit, over))
   camera = light_camera.sample_camera(rng, o.face, o.camera)
-  truth = skin & on_face & (alpha == 0) & np.isin(label, L.SKIN_LABELS)
+  # Skin truth: all of the subject's bare skin (face, ears, scalp, neck, chest) under no
+  # overlay; the exposure meters on the face's.
+  truth = skin & (alpha == 0) & np.isin(label, L.SKIN_LABELS)
   emission = background(rng, o, size)
   emission = np.where(surface[..., None], 0.0, emission).astype(np.float32)
   lmk3 = screen[template.landmark_vertices] - np.array([0.5, 0.5, 0.0])
@@ -259,7 +262,7 @@ def sample_scene(seed: int, index: int, options: SceneOptions = SceneOptions()
       index=np.int64(index), fmel=np.where(skin, np.clip(fmel, -0.99, 0.99), 0.0),
       fblood=np.where(skin, np.clip(fblood, -0.99, 0.99), 0.0), skin=skin,
       diffuse=np.where(skin, diffuse, 0.0), specular=np.where(skin, skin_spec, 0.0),
-      lit=lit, over=over, alpha=alpha, emission=emission, expose=truth,
+      lit=lit, over=over, alpha=alpha, emission=emission, expose=truth & on_face,
       g_normal=g_normal, g_depth=np.where(surface | claimed, g_depth, 0.0), g_albedo=g_albedo,
       g_skin=g_skin, g_mask=surface | claimed, g_spec=g_spec,
       labels=label, truth=truth, normals=front_normal, depth=np.where(surface, front_depth, 0.0),
