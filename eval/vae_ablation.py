@@ -29,9 +29,10 @@ import time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
+
+from train import absl_app  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("preset", "ablation", "Config preset for every run (ablation, cpu, smoke).")
@@ -272,4 +273,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(lambda argv: sys.exit(main(argv)))
+  absl_app.run(main)

@@ -65,10 +65,10 @@ def test_collect_folders_recursively_and_globs(tmp_path):
   (tmp_path / "a" / "b").mkdir(parents=True)
   for name in ("a/x.jpg", "a/b/y.PNG", "a/notes.txt", "z.ppm"):
     (tmp_path / name).write_bytes(b"")
-  assert [p.name for p in photo_rmse.collect([tmp_path / "a"])] == ["y.PNG", "x.jpg"]  # by path
-  assert [p.name for p in photo_rmse.collect([str(tmp_path / "*.ppm")])] == ["z.ppm"]
-  with pytest.raises(FileNotFoundError, match="nothing_here"):
-    photo_rmse.collect([str(tmp_path / "nothing_here*.jpg")])
+  assert [p.name for p in photo_rmse.collect([tmp_path / "a"])[0]] == ["y.PNG", "x.jpg"]  # path
+  assert [p.name for p in photo_rmse.collect([str(tmp_path / "*.ppm")])[0]] == ["z.ppm"]
+  assert photo_rmse.collect([str(tmp_path / "nothing_here*.jpg"), tmp_path / "z.ppm"]) == (
+      [tmp_path / "z.ppm"], 1)                     # reported and skipped, the rest kept
 
 
 # ----------------------------------------------------------------------------- face crops
@@ -88,28 +88,27 @@ def test_training_frame_hand_values():
 
 
 def test_crop_falls_back_to_the_central_square_without_opencv(monkeypatch):
+  from bioface_jax.photo import framing
   monkeypatch.setitem(sys.modules, "cv2", None)  # "import cv2" now raises ImportError
   image = np.zeros((30, 40, 3), np.uint8)
   with pytest.raises(face_detect.DetectorUnavailable, match="opencv-python-headless"):
     face_detect.detect_faces(image)
-  messages = []
-  assert predict.crop_boxes("p.jpg", image, "auto", log=messages.append) == [None]
-  assert "p.jpg" in messages[0] and "central square" in messages[0]
-  with pytest.raises(ValueError, match="p.jpg.*OpenCV"):
-    predict.crop_boxes("p.jpg", image, "face")
-  assert predict.crop_boxes("p.jpg", image, "center") == [None]
+  faces, note = framing.find_faces(image, "auto")
+  assert faces == [] and "central square" in note and "OpenCV" in note
+  with pytest.raises(ValueError, match="OpenCV"):
+    framing.find_faces(image, "face")
+  assert framing.find_faces(image, "center") == ([], None)
   with pytest.raises(ValueError, match="crop must be"):
-    predict.crop_boxes("p.jpg", image, "middle")
+    framing.find_faces(image, "middle")
 
 
 def test_crop_without_a_face_found(monkeypatch):
-  monkeypatch.setattr(face_detect, "face_crops", lambda image, n: [])
-  messages = []
-  assert predict.crop_boxes("q.png", np.zeros((8, 8, 3), np.uint8), log=messages.append) == [
-      None]
-  assert "no frontal face" in messages[0]
-  monkeypatch.setattr(face_detect, "face_crops", lambda image, n: [(1, 2, 5, 6)])
-  assert predict.crop_boxes("q.png", np.zeros((8, 8, 3), np.uint8)) == [(1, 2, 5, 6)]
+  from bioface_jax.photo import detect, framing
+  monkeypatch.setattr(detect, "detect_faces", lambda image: [])
+  faces, note = framing.find_faces(np.zeros((8, 8, 3), np.uint8))
+  assert faces == [] and "no face found" in note
+  monkeypatch.setattr(detect, "detect_faces", lambda image: [(1, 2, 5, 6)])
+  assert framing.find_faces(np.zeros((8, 8, 3), np.uint8)) == ([(1, 2, 5, 6)], None)
 
 
 def test_haar_detector_finds_the_astronaut_face():
@@ -188,16 +187,18 @@ def test_summarise_signs():
 
 
 def test_photo_rmse_skips_faceless_photos_under_crop_face(tmp_path, monkeypatch):
-  Image.fromarray(np.zeros((12, 10, 3), np.uint8)).save(tmp_path / "flat.png")
-  monkeypatch.setattr(face_detect, "face_crops", lambda image, n: [])
+  from bioface_jax.photo import detect
+  Image.fromarray(np.zeros((20, 18, 3), np.uint8)).save(tmp_path / "flat.png")
+  (tmp_path / "broken.png").write_bytes(b"not a png")
+  monkeypatch.setattr(detect, "detect_faces", lambda image: [])
   args = photo_rmse.build_parser().parse_args([str(tmp_path), "--workdir", "w", "--crop",
                                                 "face"])
   messages = []
-  assert photo_rmse.photo_jobs(args, log=messages.append) == []
+  assert photo_rmse.photo_jobs(args, log=messages.append) == ([], 1)  # broken.png: unreadable
   assert "skipped" in messages[0] and "flat.png" in messages[0]
-  monkeypatch.setattr(face_detect, "face_crops", lambda image, n: [(0, 0, 4, 4), (4, 4, 8, 8)])
+  monkeypatch.setattr(detect, "detect_faces", lambda image: [(0, 0, 4, 4), (4, 4, 8, 8)])
   args = photo_rmse.build_parser().parse_args([str(tmp_path), "--workdir", "w", "--faces",
                                                 "all"])
-  jobs = photo_rmse.photo_jobs(args)
-  assert [j[0] for j in jobs] == ["flat.png (face 1)", "flat.png (face 2)"]
-  assert jobs[1][2] == (4, 4, 8, 8)
+  jobs, unreadable = photo_rmse.photo_jobs(args)
+  assert [j[0] for j in jobs] == ["flat.png (face 1)", "flat.png (face 2)"] and unreadable == 1
+  assert jobs[1][2] == face_detect.training_frame((4, 4, 8, 8), 18, 20)

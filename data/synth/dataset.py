@@ -13,16 +13,17 @@ index order):
 plus ``synth_meta.json`` (seed, size, options, generator version, timing), written last: a
 directory without it is incomplete. Every file is written under a temporary name and renamed.
 
-Two worlds write this layout: ``world="scenes"`` (the default: `data.synth.scene`, faces with
-parts, hair, body, occluders and context, framed as BioFaceNet's face crop; its truth adds
-`SCENE_TRUTH_KEYS`, and its readers serve the exact diffuse shading as the shading target) and
-``world="faces"`` (the previous skin-only faces of `data.synth.faces`, kept for comparison).
+Two worlds write this layout: ``world="scenes"`` (BioFaceNet's default: `data.synth.scene`,
+faces with parts, hair, body, occluders and context, framed as its face crop; its truth adds
+`SCENE_TRUTH_KEYS`, and its readers serve the exact diffuse shading as the shading target)
+and ``world="faces"`` (the previous skin-only faces of `data.synth.faces`, for comparison).
 
 `synthetic_dataset` is the cached default training set: generated on first use into
-``<cache>/synth_<size>_<n>_<seed>_<hash of world and options>/`` (built in a temporary directory that is
-renamed when complete, so an interrupted generation is redone, never half-used), then just
-opened. The last `holdout_fraction` of the faces are held out; their truth is available through
-`SynthSubset.truth` for the recovery evaluation.
+``<cache>/synth_<size>_<n>_<seed>_<hash of world and options>/`` (built in a temporary
+directory that is renamed when complete, so an interrupted generation is redone, never
+half-used), then just opened (or, with ``lazy``, generated face by face in memory by
+`data.synth.generated.GeneratedSubset`). The last `holdout_fraction` of the faces are held out;
+their truth is available through `SynthSubset.truth` for the recovery evaluation.
 """
 
 from __future__ import annotations
@@ -314,7 +315,8 @@ def _remove_stale_partials(cache: pathlib.Path, name: str) -> None:
 def synthetic_dataset(cache_dir: str | os.PathLike | None, n: int, size: int = 64,
                       seed: int = 0, *, holdout_fraction: float = 0.1, shard_size: int = 4096,
                       batch_size: int = 32, workers: int = 0, progress: bool | TextIO = True,
-                      world: str = "faces", **options) -> tuple[SynthSubset, SynthSubset]:
+                      world: str = "faces", lazy: bool = False, **options
+                      ) -> tuple[SynthSubset, SynthSubset]:
   """The cached synthetic training set: (train, holdout) views of faces 0..n-1 of `seed`.
 
   Args:
@@ -328,12 +330,16 @@ def synthetic_dataset(cache_dir: str | os.PathLike | None, n: int, size: int = 6
     progress: True for stdout, a stream, or False (messages and the progress bar).
     world: "faces" (skin-only faces, `data.synth.faces`) or "scenes" (`data.synth.scene`,
       framing "face").
+    lazy: when the dataset is not cached yet, return `GeneratedSubset`s that generate only the
+      faces asked for (in memory, nothing written) instead of generating all n faces: for
+      evaluations that need a few held-out faces. A cached dataset is read as usual.
     **options: `FaceOptions` fields (e.g. noise=0.01, jpeg_quality=90) and, for scenes, also
       `scene.SceneOptions` fields (e.g. context=False).
 
   Returns:
     (train, holdout) `SynthSubset`s of one `NFEDataset` (the `data.pipeline.Dataset` protocol);
-    each has `.directory` and `.truth(indices)`.
+    each has `.directory` and `.truth(indices)` (`generated.GeneratedSubset`s, with the same
+    `get` and `truth`, when `lazy` and not cached).
   """
   face_fields = {f.name for f in dataclasses.fields(synth_faces.FaceOptions)}
   scene_fields = ({f.name for f in dataclasses.fields(synth_scene.SceneOptions)}
@@ -361,6 +367,16 @@ def synthetic_dataset(cache_dir: str | os.PathLike | None, n: int, size: int = 6
   if final.exists() and not (final / META_NAME).exists():
     raise RuntimeError(f"{final} exists but holds no {META_NAME}: it is incomplete or not a "
                        "synthetic dataset; delete it to regenerate")
+  n_hold = int(round(n * holdout_fraction))
+  if n_hold >= n:
+    raise ValueError(f"holdout_fraction {holdout_fraction} of {n} faces leaves no training data")
+  all_idx = np.arange(n, dtype=np.int64)
+  if lazy and not final.exists():
+    from data.synth.generated import GeneratedSubset  # pylint: disable=g-import-not-at-top
+    say(f"{final} is not cached: generating only the faces used")
+    views = (all_idx[:n - n_hold], all_idx[n - n_hold:])
+    return tuple(GeneratedSubset(v, size, seed, face_options, batch_size=batch_size,
+                                 progress=stream, world=world) for v in views)
   if not final.exists():
     cache.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(cache, name)
@@ -384,10 +400,14 @@ def synthetic_dataset(cache_dir: str | os.PathLike | None, n: int, size: int = 6
   full = nfe.NFEDataset(final)
   if len(full) != n:
     raise RuntimeError(f"{final}: expected {n} faces, found {len(full)}; delete it to regenerate")
-  n_hold = int(round(n * holdout_fraction))
-  if n_hold >= n:
-    raise ValueError(f"holdout_fraction {holdout_fraction} of {n} faces leaves no training data")
-  all_idx = np.arange(n, dtype=np.int64)
   exact = world == "scenes"
   return (SynthSubset(full, all_idx[:n - n_hold], final, exact),
           SynthSubset(full, all_idx[n - n_hold:], final, exact))
+
+
+def __getattr__(name: str):
+  """`GeneratedSubset` lives in `data.synth.generated` (imported on first use)."""
+  if name == "GeneratedSubset":
+    from data.synth.generated import GeneratedSubset  # pylint: disable=g-import-not-at-top
+    return GeneratedSubset
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -78,7 +78,11 @@ def parse_arg(arg: str | None) -> tuple[str, str, bool]:
     else:
       if configuration:
         raise ValueError(f"more than one configuration in {arg!r}")
-      parse_configuration(token)
+      if ALIASES.get(token, token) not in CONFIGURATIONS:
+        raise ValueError(f"unknown face VAE configuration or preset {token!r}; presets: "
+                         f"{', '.join(PRESETS)}; configurations: {', '.join(CONFIGURATIONS)} "
+                         f"or the aliases {', '.join(ALIASES)} (only H1, H5, H6 and H9 are "
+                         "known from the paper); 'authors' for the authors' sampling")
       configuration = ALIASES.get(token, token)
   return configuration or "ssim_l2_mask", preset or "cpu", authors
 
