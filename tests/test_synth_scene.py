@@ -220,6 +220,17 @@ def test_scene_dataset_cache_round_trip(tmp_path):
   np.testing.assert_array_equal(batch["shading"], truth["diffuse"])
   np.testing.assert_array_equal(batch["mask"] > 0.5, truth["mask"])
   assert truth["labels"].dtype == np.uint8 and truth["identity"].shape == (4, len(ss.IDENTITY_MODES))
+  # Lazy views of an uncached set generate the same rows in memory.
+  lazy_train, _ = sd.synthetic_dataset(tmp_path / "lazy", 6, 32, 1, holdout_fraction=1 / 3,
+                                       world="scenes", batch_size=4, progress=False,
+                                       supersample=1, lazy=True)
+  assert isinstance(lazy_train, sd.GeneratedSubset)
+  got = lazy_train.get(np.array([3, 1]))
+  want = train.get(np.array([3, 1]))
+  for key in ("image", "mask", "shading"):
+    np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+  np.testing.assert_array_equal(lazy_train.truth([1], ("labels",))["labels"],
+                                train.truth([1], ("labels",))["labels"])
   faces_name = sd.cache_name(6, 32, 1, sd.synth_faces.FaceOptions(), 4096)
   scenes_name = sd.cache_name(6, 32, 1, scene.SceneOptions(size=32), 4096, "scenes")
   assert faces_name != scenes_name
