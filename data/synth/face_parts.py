@@ -203,8 +203,10 @@ def mouth_albedo(rng: np.random.Generator, uv: np.ndarray, label: np.ndarray, dr
   lower = ((1.0 - frac) * gap < rng.uniform(3.0, 7.0) * (rng.uniform() < 0.5)
            * np.sqrt(np.maximum(1 - (t / (0.8 * teeth_width)) ** 2, 0.0)))
   teeth = (upper | lower) & (drop > 0.5)
-  tooth_w = rng.uniform(0.18, 0.24) * teeth_width
-  edge = np.abs((t / tooth_w + 0.5) % 1.0 - 0.5) < 0.07 * (1 + 2 * np.abs(t))
+  # Teeth about 8 units (7 mm) wide, the central incisors centred: t spans the mouth's
+  # ~55 units, so a tooth is ~0.3 of t; the gaps are thin dark lines.
+  tooth_w = rng.uniform(0.26, 0.34)
+  edge = np.abs((t / tooth_w) % 1.0 - 0.5) > 0.46
   enamel = np.array([0.55, 0.50, 0.40], np.float32) * rng.uniform(0.6, 1.0)
   tooth = enamel * np.where(edge, 0.45, 1.0)[:, None] * (1.0 - 0.5 * np.abs(t))[:, None]
   tongue = np.array([0.20, 0.04, 0.04], np.float32) * rng.uniform(0.5, 1.2)

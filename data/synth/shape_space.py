@@ -69,6 +69,10 @@ class Expression:
 
 
 MAX_JAW_DROP = 0.17   # Face heights (ref_size) at mouth_open = 1.
+# The mean face's eye openings are ~8 units (7 mm) high, narrower than in the portraits of
+# `data.portraits`: sampled shapes open them by this many `eye_opening` coefficients (the
+# identity modes stay zero-mean about the widened face).
+EYE_OPENING_BIAS = 1.0
 
 
 def _uv(template):
@@ -203,7 +207,7 @@ def sample_expression(rng: np.random.Generator) -> Expression:
   elif u < 0.12:                      # A wink.
     close = (1.0, 0.0) if rng.uniform() < 0.5 else (0.0, 1.0)
   else:                               # Open, sometimes squinting (more with a smile).
-    s = rng.uniform(0.0, 0.25 + 0.3 * smile)
+    s = rng.uniform(0.0, 0.12 + 0.25 * smile)
     close = (s, s)
   raise_ = rng.uniform(0.2, 1.0) if rng.uniform() < 0.25 else 0.0
   lower = rng.uniform(0.2, 1.0) if rng.uniform() < 0.15 and raise_ == 0 else 0.0
@@ -375,14 +379,16 @@ def sample_shape(rng: np.random.Generator, template: geometry.FaceTemplate, *,
                  identity_scale: float = 1.0, residual: float = 0.012,
                  expression: Expression | None = None
                  ) -> tuple[np.ndarray, np.ndarray, Expression, np.ndarray]:
-  """Draws a face shape: identity modes + residual warp + expression.
+  """Draws a face shape: identity modes + residual warp + expression (eyes opened by
+  `EYE_OPENING_BIAS`).
 
   Returns:
     (vertices (N, 3) model frame, identity coefficients (K,), expression, the same face's
     neutral vertices (N, 3) before the expression).
   """
   coeffs = sample_identity(rng, identity_scale)
-  vertices = apply_identity(template, coeffs)
+  vertices = apply_identity(template, coeffs) + EYE_OPENING_BIAS * identity_basis(template)[
+      IDENTITY_MODES.index("eye_opening")]
   if residual > 0:
     vertices = vertices + (geometry.sample_shape(rng, template, residual) - template.vertices)
   expression = sample_expression(rng) if expression is None else expression
