@@ -3,7 +3,7 @@
     python -m eval.bench_synth [--count 64] [--workers 0 2] [--skip-old]
 
 Times `data.synth.scene_render.SceneGenerator` end to end (layout on the host, the jitted
-spectral render, the camera, the truth reduction) after a warm-up batch (compilation excluded)
+spectral render, the camera, the truth reduction) after a warm-up batch (compilation and worker start-up excluded)
 for the framings the systems use: BioFaceNet's 64x64 face crop (rendered at 128 px), the face
 VAE's 48x48 portrait (at 96 px) and 256x256 portraits (the PRNet / large-scale size, rendered
 at 256 px). With ``--workers 2`` the layout runs in two spawned processes (the machine's two
@@ -68,9 +68,9 @@ def main(argv=None) -> int:
     if name not in args.cases:
       continue
     for workers in args.workers:
-      gen = scene_render.SceneGenerator(scene.SceneOptions(framing=framing, size=size), 0,
-                                        args.batch, workers)
-      rate = _rate(gen.batches, args.count, args.batch)
+      with scene_render.SceneGenerator(scene.SceneOptions(framing=framing, size=size), 0,
+                                       args.batch, workers) as gen:
+        rate = _rate(gen.batches, args.count, args.batch)
       rows.append((f"scenes: {name}", size, gen.options.render_size, workers, rate))
       print(f"  {rows[-1][0]} {size}px workers={workers}: {rate:.2f}/s", file=sys.stderr,
             flush=True)

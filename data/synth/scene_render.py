@@ -129,21 +129,39 @@ class SceneGenerator:
     self.seed, self.batch_size, self.workers = int(seed), int(batch_size), int(workers)
     self.spectra = physics.load_spectra()
     self.lut = physics.skin_lut(self.spectra)
+    self._pool = None
 
   def _samples(self, indices: Sequence[int]) -> Iterator[dict]:
     tasks = ((self.seed, int(i), self.options) for i in indices)
     if not self.workers:
       yield from map(_sample_task, tasks)
       return
-    context = multiprocessing.get_context("spawn")  # Never fork a process that runs JAX.
-    with concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context) as pool:
-      pending = collections.deque()
+    if self._pool is None:  # Kept for later calls: workers start (import JAX) only once.
+      context = multiprocessing.get_context("spawn")  # Never fork a process that runs JAX.
+      self._pool = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context)
+    pending = collections.deque()
+    try:
       for task in tasks:
-        pending.append(pool.submit(_sample_task, task))
+        pending.append(self._pool.submit(_sample_task, task))
         if len(pending) >= 2 * self.batch_size + 2 * self.workers:
           yield pending.popleft().result()
       while pending:
         yield pending.popleft().result()
+    finally:
+      for future in pending:
+        future.cancel()
+
+  def close(self) -> None:
+    """Stops the worker processes (if any); the generator can still be used (restarts them)."""
+    if self._pool is not None:
+      self._pool.shutdown(cancel_futures=True)
+      self._pool = None
+
+  def __enter__(self) -> SceneGenerator:
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
 
   def render(self, samples: Sequence[dict]) -> dict[str, np.ndarray]:
     """Renders laid-out scenes (`scene.sample_scene`) into output-size images and truth."""
