@@ -123,6 +123,7 @@ def _generate_scenes(indices, size, seed, batch_size, progress, workers, options
       bar.update(step, {"scenes": row})
   finally:
     bar.close()
+    gen.close()
   return images, masks
 
 

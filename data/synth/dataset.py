@@ -193,6 +193,8 @@ def write_dataset(directory: str | os.PathLike, n: int, size: int = 64, seed: in
     raise
   finally:
     bar.close()
+    if hasattr(gen, "close"):  # Stop the scene generator's worker processes.
+      gen.close()
   elapsed = time.perf_counter() - start
   meta = dict(n=int(n), size=int(size), seed=int(seed), shard_size=int(shard_size),
               shards=ids, world=world, options=_options_dict(options),
