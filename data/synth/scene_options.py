@@ -108,13 +108,18 @@ def framing_pose(rng, options: SceneOptions, vertices, template, angles) -> geom
   side and their row 0.41 of it; the mean face's eye centres are 0.36 face heights apart and
   0.17 above the face's centre, so scale U(0.5, 0.72) gives 0.18-0.26 and rows ~0.40. (The
   skin-only faces of `data.synth.faces` use 0.6-0.85: eyes 0.22-0.31 apart.)
+
+  The portrait matches the face VAE's crop of a photo (`bioface_jax.photo.framing`: the
+  BioFaceNet square grown by 1 / 0.72, its top 0.09 higher), where those eyes are 0.21 x 0.72
+  = 0.15 of the frame apart on row 0.09 + 0.72 x 0.41 = 0.38: scale U(0.38, 0.52) gives
+  0.14-0.19, and the face's centre 0.42-0.5 down puts the eyes near row 0.38.
   """
   yaw, pitch, roll = (float(a) for a in angles)
   size = options.render_size
   if options.framing == "prnet":
     return prnet_synth.framing_pose(vertices, template, yaw, pitch, roll, size, rng)
   if options.framing == "portrait":
-    scale, tx, ty = rng.uniform(0.40, 0.56), rng.uniform(-0.06, 0.06), rng.uniform(-0.11, -0.02)
+    scale, tx, ty = rng.uniform(0.38, 0.52), rng.uniform(-0.06, 0.06), rng.uniform(-0.08, 0.0)
   else:  # Eye-centre distance 0.36 x scale = 0.18-0.26 of the crop, as on real portraits.
     scale, (tx, ty) = rng.uniform(0.5, 0.72), rng.uniform(-0.04, 0.04, 2)
   return geometry.Pose(yaw, pitch, roll, float(scale), float(tx), float(ty))
