@@ -83,7 +83,7 @@ def main(argv=None) -> int:
            ("depth", grey(np.where(p["labels"] > 0, p["depth"], np.nan),
                           np.nanmin(np.where(p["labels"] > 0, p["depth"], np.nan)),
                           np.nanmax(p["depth"]))),
-           ("melanin", grey(np.where(mask, p["melanin"], 0), 0, 0.3)),
+           ("melanin", grey(np.where(mask, p["melanin"], 0), 0, 0.12)),
            ("haemoglobin", grey(np.where(mask, p["haemoglobin"], 0), 0, 0.04)),
            ("diffuse shading", grey(p["diffuse"], 0, max(float(p["diffuse"].max()), 1e-6)))]
   rows = [("synthetic face crops (BioFaceNet, 64 px)", list(faces["image"])),

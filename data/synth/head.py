@@ -78,7 +78,7 @@ def sample_head(rng: np.random.Generator, masculine: bool, width_scale: float = 
       neck_radii=np.array([rng.uniform(70, 82) if masculine else rng.uniform(62, 72),
                            rng.uniform(52, 62)]),
       torso_radii=np.array([shoulders, rng.uniform(110, 145), rng.uniform(95, 120)]),
-      torso_top=float(rng.uniform(-85, -55)), body_turn=float(rng.uniform(0.1, 0.5)),
+      torso_top=float(rng.uniform(-60, -35)), body_turn=float(rng.uniform(0.1, 0.5)),
       cloth_colour=_cloth_colour(rng), cloth_colour2=_cloth_colour(rng),
       cloth_pattern=str(rng.choice(["solid", "stripes", "checks", "print", "two_tone"],
                                    p=[0.45, 0.15, 0.1, 0.15, 0.15])),
