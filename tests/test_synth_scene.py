@@ -274,3 +274,14 @@ def test_prnet_pairs_and_photometric_scenes_one_call_each():
   assert (objects["normals"][..., 2][mask] >= -1e-6).mean() > 0.99  # Facing the camera.
   assert (objects["depth"][mask] >= 0).all() and not objects["depth"][~mask].any()
   assert (objects["albedo"][mask] >= 0).all() and objects["albedo"][mask].max() <= 1.5
+
+
+def test_value_noise_is_periodic_bilinear_interpolation():
+  from scipy import ndimage
+  from data.synth import textures
+  rng = np.random.default_rng(0)
+  table = rng.standard_normal((16, 24)).astype(np.float32)
+  x, y = rng.uniform(-50, 50, (2, 4000)).astype(np.float32)
+  ref = ndimage.map_coordinates(table, np.stack([y, x]), order=1, mode="grid-wrap",
+                                prefilter=False)
+  np.testing.assert_allclose(textures.value_noise(table, x, y), ref, atol=1e-5)

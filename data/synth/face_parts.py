@@ -153,7 +153,7 @@ def eye_albedo(rng: np.random.Generator, params: EyeParams, position: np.ndarray
     ref = np.cross(gaze, [0.0, 1.0, 0.0])
     ref /= np.linalg.norm(ref)
     az = np.arctan2(q @ np.cross(gaze, ref), q @ ref)
-    fib = 0.75 + 0.25 * textures.value_noise(fibres, (az / np.pi + 1) * 16, ang / 4.0, 1)
+    fib = 0.75 + 0.25 * textures.value_noise(fibres, (az / np.pi + 1) * 16, ang / 4.0)
     r = ang / params.iris_deg
     iris = params.iris * fib[:, None] * (1.0 - 0.55 * textures.smoothstep(0.75, 1.0, r))[:, None]
     a = np.where((r < 1.0)[:, None], iris, params.sclera)
@@ -343,7 +343,7 @@ def beard_alpha(rng: np.random.Generator, p: HairOverlays, uv: np.ndarray, mask:
   region = {"stubble": jaw | mous | chin, "moustache": mous, "goatee": mous | chin,
             "chinstrap": strap, "full": jaw | mous | chin}[p.beard]
   region &= ~lips
-  fine = textures.value_noise(textures.lattice(rng, 128), col * 1.3, row * 1.3, 1)
+  fine = textures.value_noise(textures.lattice(rng, 128), col * 1.3, row * 1.3)
   if p.beard == "stubble":
     a = 0.55 * p.beard_density * (fine > 0.3)
   else:

@@ -174,8 +174,8 @@ def cloth_albedo(rng: np.random.Generator, params: HeadParams, hit: raycast.Hit)
 
 def _direction(point: np.ndarray, radii: np.ndarray):
   u = (point - SKULL_CENTRE) / radii
-  u /= np.maximum(np.linalg.norm(u, axis=-1, keepdims=True), 1e-9)
-  el = np.degrees(np.arcsin(np.clip(u[..., 1], -1, 1)))
+  norm = np.sqrt(np.einsum("...i,...i->...", u, u))
+  el = np.degrees(np.arcsin(np.clip(u[..., 1] / np.maximum(norm, 1e-9), -1, 1)))
   az = np.degrees(np.arctan2(u[..., 0], u[..., 2]))
   return el, az
 

@@ -94,7 +94,7 @@ def _finish(z, ok, r: Rays, frame: Frame, grad_fn, margin, normals: bool = True)
   if ok.any():
     p[ok] = r.origin[ok] + z[ok][:, None] * r.direction
     g = grad_fn(p[ok], ok)
-    g = g / np.maximum(np.sqrt((g * g).sum(-1, keepdims=True)), 1e-12)
+    g = g / np.maximum(np.sqrt(np.einsum("...i,...i->...", g, g))[..., None], 1e-12)
     n[ok] = g @ frame.rotation.T
   return Hit(np.where(ok, z, -np.inf), p, n, np.where(ok, margin, 0.0))
 
@@ -120,9 +120,10 @@ def ellipsoid(r: Rays, frame: Frame, centre, radii, back: bool = False,
   rad = np.asarray(radii, np.float64)
   o = (r.origin - c) / rad
   d = r.direction / rad
-  a = (d * d).sum(-1)
-  b = (o * d).sum(-1)
-  cc = (o * o).sum(-1) - 1.0
+  dot = lambda u, v: np.einsum("...i,...i->...", u, v)  # noqa: E731
+  a = dot(d, d)
+  b = dot(o, d)
+  cc = dot(o, o) - 1.0
   disc = b * b - a * cc
   ok = disc >= 0
   root = np.sqrt(np.maximum(disc, 0.0))

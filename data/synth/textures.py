@@ -31,15 +31,20 @@ def lattice(rng: np.random.Generator, cells: int) -> np.ndarray:
   return rng.standard_normal((cells, cells)).astype(np.float32)
 
 
-def value_noise(table: np.ndarray, x: np.ndarray, y: np.ndarray, order: int = 3) -> np.ndarray:
-  """Smooth periodic noise: the table spline-interpolated at (x, y) in table cells (wraps).
-
-  Output has roughly unit standard deviation for order 1, a little less for order 3.
-  """
+def value_noise(table: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+  """Smooth periodic noise: the table bilinearly interpolated at (x, y) in table cells (wraps;
+  `scipy.ndimage.map_coordinates(order=1, mode="grid-wrap")`, in plain NumPy for speed)."""
+  h, w = table.shape
   x = np.asarray(x, np.float32)
-  coords = np.stack([np.asarray(y, np.float32).ravel(), x.ravel()])
-  out = ndimage.map_coordinates(table, coords, order=order, mode="grid-wrap", prefilter=False)
-  return out.reshape(x.shape)
+  y = np.asarray(y, np.float32)
+  x0, y0 = np.floor(x), np.floor(y)
+  fx, fy = x - x0, y - y0
+  c0 = x0.astype(np.int64) % w
+  r0 = y0.astype(np.int64) % h
+  c1, r1 = (c0 + 1) % w, (r0 + 1) % h
+  top = table[r0, c0] * (1.0 - fx) + table[r0, c1] * fx
+  bottom = table[r1, c0] * (1.0 - fx) + table[r1, c1] * fx
+  return (top * (1.0 - fy) + bottom * fy).astype(np.float32)
 
 
 _BANK = 256            # Side of each fixed noise texture, in texels.
@@ -76,7 +81,7 @@ def fbm(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, octaves: int = 4
   y = np.asarray(y, np.float32)
   u = (c * x - s_ * y) * _TEXELS_PER_UNIT + ox
   v = (s_ * x + c * y) * _TEXELS_PER_UNIT + oy
-  return value_noise(_bank(int(octaves), float(gain)), u, v, 1)
+  return value_noise(_bank(int(octaves), float(gain)), u, v)
 
 
 def strands(rng: np.random.Generator, across: np.ndarray, along: np.ndarray,
@@ -84,7 +89,7 @@ def strands(rng: np.random.Generator, across: np.ndarray, along: np.ndarray,
   """Hair-strand texture in [0, 1]: thin stripes across `across` (units of `width`) that
   wander slowly along `along`, with random per-strand brightness."""
   table = lattice(rng, 64)
-  phase = across / width + wobble * value_noise(table, across / (8 * width), along / 20.0, 1)
+  phase = across / width + wobble * value_noise(table, across / (8 * width), along / 20.0)
   strand = np.floor(phase)
   frac = phase - strand
   brightness = 0.5 + 0.5 * np.sin(strand * 12.9898 + 78.233 * np.sin(strand * 4.1414))
