@@ -136,8 +136,11 @@ def evaluate_synthetic(workdir: pathlib.Path, num: int, batch: int) -> dict:
   from train import prnet_task  # pylint: disable=g-import-not-at-top
   params, stats, model, config, step = prnet_task.restore_for_inference(workdir)
   d = config.data
-  held = synth_set.synthetic_set(d.cache_dir or None, d.num_eval, d.size, d.eval_seed, stream=None)
-  train = synth_set.synthetic_set(d.cache_dir or None, d.num_train, d.size, d.seed, stream=None)
+  ctx = bool(d.get("context", False))
+  held = synth_set.synthetic_set(d.cache_dir or None, d.num_eval, d.size, d.eval_seed, stream=None,
+                                 context=ctx)
+  train = synth_set.synthetic_set(d.cache_dir or None, d.num_train, d.size, d.seed, stream=None,
+                                  context=ctx)
   n = len(held) if not num else min(num, len(held))
   predict = _predict_fn(params, stats, model)
   lmk, gt, yaw, dense, base_dense = [], [], [], [], []

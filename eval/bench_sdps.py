@@ -23,9 +23,14 @@ from absl import logging
 from train import absl_app
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("sizes", ["cpu", "full"], "cpu and/or full.")
-flags.DEFINE_integer("steps", 3, "timed steps per measurement (after one warm-up).")
-flags.DEFINE_string("out", "", "write the results as JSON here.")
+
+
+def define_flags():
+  """Defines the command-line flags (only when run as a program, so the module imports cleanly)."""
+  flags.DEFINE_list("sizes", ["cpu", "full"], "cpu and/or full.")
+  flags.DEFINE_integer("steps", 3, "timed steps per measurement (after one warm-up).")
+  flags.DEFINE_string("out", "", "write the results as JSON here.")
+
 
 SIZES = {  # alpha, lcnet (S, N, B), nenet (H, N, B)
     "cpu": (0.25, (64, 16, 8), (32, 16, 8)),
@@ -149,4 +154,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   absl_app.run(main)

@@ -33,11 +33,16 @@ from absl import flags  # noqa: E402
 from train import absl_app  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("presets", ["cpu"], "Presets to measure: cpu, cpu72, paper.")
-flags.DEFINE_integer("steps", 20, "Timed warm calls per measurement (the median is reported).")
-flags.DEFINE_integer("warmup", 2, "Untimed calls after compilation.")
-flags.DEFINE_integer("batch", 32, "Batch size.")
-flags.DEFINE_bool("keras_jit", True, "Also time Keras with jit_compile=True.")
+
+
+def define_flags():
+  """Defines the command-line flags (only when run as a program, so the module imports cleanly)."""
+  flags.DEFINE_list("presets", ["cpu"], "Presets to measure: cpu, cpu72, paper.")
+  flags.DEFINE_integer("steps", 20, "Timed warm calls per measurement (the median is reported).")
+  flags.DEFINE_integer("warmup", 2, "Untimed calls after compilation.")
+  flags.DEFINE_integer("batch", 32, "Batch size.")
+  flags.DEFINE_bool("keras_jit", True, "Also time Keras with jit_compile=True.")
+
 
 PRESETS = {"cpu": dict(input_size=48, latent_dim=128, width_multiplier=0.25),
            "cpu72": dict(input_size=72, latent_dim=128, width_multiplier=0.25),
@@ -167,4 +172,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   absl_app.run(main)

@@ -32,18 +32,23 @@ from absl import logging
 from train import absl_app
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("runs", [], "label=WORKDIR of train.sdps runs (lcnet, nenet, fused, psfcn); "
-                  "label=NENET_WORKDIR+LCNET_WORKDIR runs that NENet on another LCNet's "
-                  "lights, label=NENET_WORKDIR+true on the true lights.")
-flags.DEFINE_list("sets", ["objects", "faces"], "objects, lambertian, faces, diligent.")
-flags.DEFINE_list("counts", ["1", "2", "4", "8", "16", "32", "64"], "numbers of input images.")
-flags.DEFINE_integer("scenes", 16, "held-out scenes per synthetic set.")
-flags.DEFINE_integer("size", 64, "synthetic scene size (pixels).")
-flags.DEFINE_integer("draws", 0, "subset draws (0 = 1 synthetic, 3 DiLiGenT).")
-flags.DEFINE_integer("seed", 0, "test-set and subset seed.")
-flags.DEFINE_string("data.dir", "", "DiLiGenT root (adds the diligent set).")
-flags.DEFINE_string("out", "", "write all numbers as JSON here.")
-flags.DEFINE_string("markdown", "", "also write the tables (markdown) to this file.")
+
+
+def define_flags():
+  """Defines the command-line flags (only when run as a program, so the module imports cleanly)."""
+  flags.DEFINE_list("runs", [], "label=WORKDIR of train.sdps runs (lcnet, nenet, fused, psfcn) or "
+                    "exports (train.export, train.import_weights sdps_torch); "
+                    "label=NENET_WORKDIR+LCNET_WORKDIR runs that NENet on another LCNet's "
+                    "lights, label=NENET_WORKDIR+true on the true lights.")
+  flags.DEFINE_list("sets", ["objects", "faces"], "objects, lambertian, faces, diligent.")
+  flags.DEFINE_list("counts", ["1", "2", "4", "8", "16", "32", "64"], "numbers of input images.")
+  flags.DEFINE_integer("scenes", 16, "held-out scenes per synthetic set.")
+  flags.DEFINE_integer("size", 64, "synthetic scene size (pixels).")
+  flags.DEFINE_integer("draws", 0, "subset draws (0 = 1 synthetic, 3 DiLiGenT).")
+  flags.DEFINE_integer("seed", 0, "test-set and subset seed.")
+  flags.DEFINE_string("data.dir", "", "DiLiGenT root (adds the diligent set).")
+  flags.DEFINE_string("out", "", "write all numbers as JSON here.")
+  flags.DEFINE_string("markdown", "", "also write the tables (markdown) to this file.")
 
 
 from eval.ps_methods import Method  # noqa: E402
@@ -172,7 +177,7 @@ def parse_runs(specs: list[str]) -> list[tuple[str, str, str]]:
 
   Raises:
     app.UsageError: an entry without ``=``. FileNotFoundError: naming every run directory
-      without checkpoints (checked before any run is loaded).
+      without checkpoints or export (checked before any run is loaded).
   """
   runs, missing = [], []
   for spec in specs:
@@ -181,12 +186,13 @@ def parse_runs(specs: list[str]) -> list[tuple[str, str, str]]:
       raise app.UsageError(f"--runs entries are label=WORKDIR, got {spec!r}")
     workdir, _, lights = workdir.partition("+")
     for d in (workdir, lights):
-      if d and d != "true" and not (pathlib.Path(d) / "checkpoints").is_dir():
-        missing.append(d)
+      if d and d != "true" and not ((pathlib.Path(d) / "checkpoints").is_dir()
+                                    or (pathlib.Path(d) / "variables.msgpack").is_file()):
+        missing.append(d)  # neither a run nor an export / imported authors' weights
     runs.append((label, workdir, lights))
   if missing:
-    raise FileNotFoundError(f"no train.sdps run (checkpoints/) in {', '.join(missing)}; train "
-                            "one with python -m train.sdps --workdir DIR")
+    raise FileNotFoundError(f"no train.sdps run (checkpoints/) or export in {', '.join(missing)}"
+                            "; train one with python -m train.sdps --workdir DIR")
   from train import launch  # pylint: disable=g-import-not-at-top
   for _, workdir, lights in runs:
     for d in (workdir, lights):
@@ -250,4 +256,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   absl_app.run(main)

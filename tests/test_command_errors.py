@@ -151,7 +151,7 @@ def test_aflw2000_and_ps_benchmark_name_every_missing_run_first(tmp_path):
 def test_ps_benchmark_missing_run_is_one_line(tmp_path):
   proc = _command("eval.ps_benchmark", f"--runs=sdps={tmp_path}/missing")
   assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-  assert f"no train.sdps run (checkpoints/) in {tmp_path}/missing" in proc.stderr
+  assert f"no train.sdps run (checkpoints/) or export in {tmp_path}/missing" in proc.stderr
 
 
 def test_evaluations_of_the_shipped_model_are_written_outside_the_package(tmp_path, monkeypatch):

@@ -16,10 +16,11 @@ crop is a square of the photo, resized.
   sides higher: side ``w / (BOX_TO_CROP * 0.72)``, the box centre at
   ``0.09 + 0.72 * BOX_CENTRE_Y`` of it. Kept inside the photo like BioFaceNet's. (For a VAE
   trained on CelebA's aligned crops this framing is only approximate.)
-* **PRNet** (`prnet_transform`): PRNet's own similarity transform of a face-detector box
-  (`face3d.crop_transform(..., detector=True)`: 1.58 x the box, centre moved down 0.14 box
-  sides, as the authors' code does for detector boxes); the crop may leave the photo and is
-  then padded with zeros, as in PRNet's training and the authors' code (`prnet_crop`).
+* **PRNet** (`prnet_transform`): the framing of our synthetic training faces
+  (`face3d.face_box_transform`: the 68-landmark box estimated from the face box by the relation
+  measured for the detector, then a square of 1.5 x its side, as `data.prnet.synth` crops; the
+  authors' 1.58 x with a 0.14 shift was for their detector's boxes, not ours); the crop may
+  leave the photo and is then padded with zeros, as in PRNet's training (`prnet_crop`).
 * **central square** (`central_square`): the fallback without a face (``--crop center``, or
   no face found under ``--crop auto``).
 
@@ -142,8 +143,7 @@ def prnet_transform(face, size: int) -> np.ndarray:
   The one place where PRNet's photo framing is decided (module docstring).
   """
   from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
-  x, y, w, h = (float(v) for v in face)
-  return face3d.crop_transform((x, y, x + w, y + h), size, detector=True)
+  return face3d.face_box_transform(tuple(float(v) for v in face), size)
 
 
 def prnet_central_transform(width: int, height: int, size: int) -> np.ndarray:

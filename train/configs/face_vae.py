@@ -42,6 +42,13 @@
     Days on a GPU.
 
 Any field can be overridden, e.g. ``--config.num_train_steps=50 --config.batch_size=16``.
+``--config.init_workdir=DIR`` starts from the network variables of DIR (a run, an export, or an
+authors' hypothesis imported by ``python -m train.import_weights face_vae_keras ...``;
+docs/weights.md) with a fresh optimiser; the config must build the same network (``paper``,
+with ``authors`` sampling for the authors' weights and the mask setting of their file)::
+
+    python -m train.face_vae --config train/configs/face_vae.py:ssim_l2_mask,paper,authors \
+        --config.init_workdir=weights/vae_h9 --workdir runs/vae_h9_finetune
 """
 
 from __future__ import annotations
@@ -106,6 +113,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval_examples = 128
   c.max_to_keep = 2
   c.async_checkpointing = True
+  c.init_workdir = ""             # warm start from this run / export / imported weights
 
   c.model = ml_collections.ConfigDict()
   c.model.input_size = 48
