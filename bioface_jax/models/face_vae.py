@@ -42,6 +42,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from bioface_jax.models import subpixel
+
 ENCODER_STAGES = ((32, 2), (64, 2), (128, 2), (256, 2), (256, 1), (256, 1), (512, 1))
 IMAGE_DECODER = (256, 256, 256, 128, 64, 32, 32)
 MASK_DECODER = (32,) * 7
@@ -164,8 +166,8 @@ class UpBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool):
-    x = nn.ConvTranspose(self.features, (3, 3), strides=(2, 2), padding=self.padding,
-                         transpose_kernel=True, kernel_init=_glorot)(x)
+    x = subpixel.ConvTranspose(self.features, (3, 3), strides=(2, 2), padding=self.padding,
+                               transpose_kernel=True, kernel_init=_glorot)(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=self.momentum, epsilon=1e-3)(x)
     return nn.elu(x)
 
