@@ -10,8 +10,10 @@ the kernel taps k with p + k - pad_lo even, at input rows q + d with d = (r + k 
 So all four output phases (r_y, r_x) are one ordinary stride-1 convolution of the (padded)
 input with a kernel of T = d_max - d_min + 1 taps per axis and 4 x C_out output channels (the
 taps a phase does not use are zeros), followed by a depth-to-space interleave and a crop.
-Forward, input gradient and kernel gradient are then plain convolutions that every backend
-runs on its fast path, on GPUs as well.
+The forward pass and the kernel gradient are then plain convolutions that every backend runs
+on its fast path, on GPUs as well. The input gradient is taken from lax's formulation through
+a custom VJP: it is a strided convolution of the output gradient, which XLA already runs fast,
+where the sub-pixel form's would multiply the phases' zero taps.
 
 It is the same linear map: every output is the same sum of the same products x[m] w[k]; only
 the summation order (and added exact zeros) differ, so results agree with `lax.conv_transpose`
@@ -25,13 +27,17 @@ initialisation and auto-name), used by the face VAE, NENet and PRNet decoders.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from bioface_jax.models import small_conv
 
 _DN = ("NHWC", "HWIO", "NHWC")
 
@@ -50,33 +56,49 @@ def transpose_padding(kernel: int, stride: int, padding: str) -> tuple[int, int]
 
 
 def _axis_plan(size: int, kernel: int, lo: int, hi: int):
-  """Per-axis plan: output length, phase count Q, first offset d0, taps T, input padding and
-  for each (phase r, tap t) the kernel index k it takes (or -1)."""
+  """One axis of the sub-pixel form.
+
+  Output p = 2q + r meets kernel taps k with r + k - lo even, at input q + d, d = (r+k-lo)/2.
+  Each phase r gets its own first offset d0[r], so both phases share T taps without padding
+  the kernel (a 4-tap kernel: 2 taps per phase, none wasted). The convolution computes
+  z[j] = sum_t S[t] x[j + dmin + t] for j < Q + max(shift); phase r of the output is
+  z_r[q + shift[r]] with shift[r] = d0[r] - dmin.
+
+  Returns:
+    (output length, Q = phases' length, T, (pad_lo, pad_hi) of x, start of the window in the
+    padded x, length J of z, shift (2,), index (2, T) of the kernel tap of (phase, t) or -1).
+  """
   out = 2 * (size - 1) + 1 + lo + hi - kernel + 1
   if out <= 0:
     raise ValueError(f"transposed convolution of a side-{size} input with kernel {kernel} and "
                      f"padding ({lo}, {hi}) has no output")
   q = -(-out // 2)
-  offsets = {(r, k): (r + k - lo) // 2 for r in (0, 1) for k in range(kernel)
-             if (r + k - lo) % 2 == 0}
-  d0, d1 = min(offsets.values()), max(offsets.values())
-  taps = d1 - d0 + 1
+  taps_of = {r: {(r + k - lo) // 2: k for k in range(kernel) if (r + k - lo) % 2 == 0}
+             for r in (0, 1)}
+  d0 = [min(taps_of[r]) if taps_of[r] else 0 for r in (0, 1)]
+  taps = max(max(taps_of[r]) - d0[r] + 1 if taps_of[r] else 1 for r in (0, 1))
   index = -np.ones((2, taps), np.int64)
-  for (r, k), d in offsets.items():
-    index[r, d - d0] = k
-  # z[q] = sum_t S[t] x[q + d0 + t] for q in [0, Q): pad so that every read is in range.
-  pad_lo = max(0, -d0)
-  pad_hi = max(0, q - 1 + d1 - (size - 1))
-  start = d0 + pad_lo  # where the first window begins in the padded input (>= 0)
-  return out, q, taps, (pad_lo, pad_hi), start, index
+  for r in (0, 1):
+    for d, k in taps_of[r].items():
+      index[r, d - d0[r]] = k
+  dmin = min(d0)
+  shift = [d - dmin for d in d0]
+  length = q + max(shift)
+  # Reads x[j + dmin + t] for j < length, t < T: pad so that every read is in range.
+  pad_lo = max(0, -dmin)
+  pad_hi = max(0, length - 1 + dmin + taps - 1 - (size - 1))
+  start = dmin + pad_lo  # where the first window begins in the padded x (>= 0)
+  return out, q, taps, (pad_lo, pad_hi), start, length, shift, index
 
 
 def conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (2, 2),
                    padding: str | Sequence[tuple[int, int]] = "SAME",
                    transpose_kernel: bool = False) -> jax.Array:
   """``lax.conv_transpose(x, kernel, strides, padding, dimension_numbers=NHWC/HWIO,
-  transpose_kernel=...)`` for 2-D stride-2 transposed convolutions, computed as a sub-pixel
-  convolution (module docstring). Other strides fall back to ``lax.conv_transpose``.
+  transpose_kernel=...)`` for 2-D stride-2 transposed convolutions: the forward pass and the
+  kernel gradient as a sub-pixel convolution (module docstring), the input gradient as lax's
+  (a strided convolution, which XLA runs fast; the sub-pixel form's would multiply zeros).
+  Other strides fall back to ``lax.conv_transpose``.
 
   Args:
     x: (B, H, W, C_in).
@@ -89,6 +111,42 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (2,
   if tuple(strides) != (2, 2) or x.ndim != 4:
     return lax.conv_transpose(x, kernel, tuple(strides), padding, dimension_numbers=_DN,
                               transpose_kernel=transpose_kernel)
+  padding = padding if isinstance(padding, str) else tuple(
+      (int(a), int(b)) for a, b in padding)
+  return _conv_transpose2(x, kernel, padding, transpose_kernel)
+
+
+def _lax_conv_transpose2(x, kernel, padding, transpose_kernel):
+  return lax.conv_transpose(x, kernel, (2, 2), padding, dimension_numbers=_DN,
+                            transpose_kernel=transpose_kernel)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_transpose2(x, kernel, padding, transpose_kernel):
+  return subpixel_conv_transpose(x, kernel, padding, transpose_kernel)
+
+
+def _conv_transpose2_fwd(x, kernel, padding, transpose_kernel):
+  return subpixel_conv_transpose(x, kernel, padding, transpose_kernel), (x, kernel)
+
+
+def _conv_transpose2_bwd(padding, transpose_kernel, residuals, g):
+  x, kernel = residuals
+  # Both are linear maps; their transposes are the exact gradients.
+  (dx,) = jax.linear_transpose(
+      lambda a: _lax_conv_transpose2(a, kernel, padding, transpose_kernel), x)(g)
+  (dk,) = jax.linear_transpose(
+      lambda k: subpixel_conv_transpose(x, k, padding, transpose_kernel), kernel)(g)
+  return dx, dk
+
+
+_conv_transpose2.defvjp(_conv_transpose2_fwd, _conv_transpose2_bwd)
+
+
+def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array,
+                            padding: str | tuple[tuple[int, int], ...],
+                            transpose_kernel: bool) -> jax.Array:
+  """The stride-2 transposed convolution as one sub-pixel convolution (its own autodiff)."""
   if transpose_kernel:
     kernel = jnp.swapaxes(jnp.flip(kernel, (0, 1)), 2, 3)
   kh, kw, c_in, c_out = kernel.shape
@@ -98,10 +156,8 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (2,
     pads = (transpose_padding(kh, 2, padding), transpose_padding(kw, 2, padding))
   else:
     pads = tuple((int(a), int(b)) for a, b in padding)
-  plan_y = _axis_plan(x.shape[1], kh, *pads[0])
-  plan_x = _axis_plan(x.shape[2], kw, *pads[1])
-  (out_h, qh, th, pad_y, start_y, idx_y) = plan_y
-  (out_w, qw, tw, pad_x, start_x, idx_x) = plan_x
+  out_h, qh, th, pad_y, start_y, jh, shift_y, idx_y = _axis_plan(x.shape[1], kh, *pads[0])
+  out_w, qw, tw, pad_x, start_x, jw, shift_x, idx_x = _axis_plan(x.shape[2], kw, *pads[1])
   # Sub-pixel kernel S[ty, tx, i, (ry, rx, o)]: zeros where a phase has no tap. Built from
   # static slices (pure data movement: exact, cheap to compile, no matmul precision modes).
   zero = jnp.zeros((c_in, c_out), kernel.dtype)
@@ -112,11 +168,14 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (2,
           for tx in range(tw)]) for ty in range(th)])  # (th, tw, Ci, 4, Co)
   sub = sub.reshape(th, tw, c_in, 4 * c_out)
   xp = jnp.pad(x, ((0, 0), pad_y, pad_x, (0, 0)))
-  xp = xp[:, start_y:start_y + qh + th - 1, start_x:start_x + qw + tw - 1]
-  z = lax.conv_general_dilated(xp, sub, (1, 1), "VALID", dimension_numbers=_DN)
-  b = x.shape[0]
-  y = z.reshape(b, qh, qw, 2, 2, c_out).transpose(0, 1, 3, 2, 4, 5)
-  return y.reshape(b, 2 * qh, 2 * qw, c_out)[:, :out_h, :out_w]
+  xp = xp[:, start_y:start_y + jh + th - 1, start_x:start_x + jw + tw - 1]
+  z = small_conv.conv_general_dilated(xp, sub, (1, 1), "VALID", dimension_numbers=_DN)
+  z = z.reshape(x.shape[0], jh, jw, 2, 2, c_out)
+  phases = jnp.stack([
+      jnp.stack([z[:, shift_y[ry]:shift_y[ry] + qh, shift_x[rx]:shift_x[rx] + qw, ry, rx]
+                 for rx in (0, 1)], axis=3) for ry in (0, 1)], axis=2)  # (B, Qh, 2, Qw, 2, Co)
+  y = phases.reshape(x.shape[0], 2 * qh, 2 * qw, c_out)
+  return y[:, :out_h, :out_w]
 
 
 class ConvTranspose(nn.ConvTranspose):
