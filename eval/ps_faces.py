@@ -17,18 +17,23 @@ from __future__ import annotations
 
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 
+from train import absl_app
+
 FLAGS = flags.FLAGS
-flags.DEFINE_list("runs", [], "label=WORKDIR of train.sdps runs with a normal output "
-                  "(label=NENET_WORKDIR+LCNET_WORKDIR or +true swaps NENet's lights, as in "
-                  "eval.ps_benchmark).")
-flags.DEFINE_integer("dpi", 80, "figure resolution (keep the PNG under 300 KB).")
-flags.DEFINE_integer("images", 16, "number of input images.")
-flags.DEFINE_integer("size", 64, "image size.")
-flags.DEFINE_string("out", "docs/sdps_faces.png", "figure path.")
+
+
+def define_flags():
+  """Defines the command-line flags (only when run as a program, so the module imports cleanly)."""
+  flags.DEFINE_list("runs", [], "label=WORKDIR of train.sdps runs with a normal output "
+                    "(label=NENET_WORKDIR+LCNET_WORKDIR or +true swaps NENet's lights, as in "
+                    "eval.ps_benchmark).")
+  flags.DEFINE_integer("dpi", 80, "figure resolution (keep the PNG under 300 KB).")
+  flags.DEFINE_integer("images", 16, "number of input images.")
+  flags.DEFINE_integer("size", 64, "image size.")
+  flags.DEFINE_string("out", "docs/sdps_faces.png", "figure path.")
 
 
 def sh_delta_light(direction, intensity):
@@ -123,4 +128,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(lambda argv: sys.exit(main(argv)))
+  define_flags()
+  absl_app.run(main)

@@ -3,7 +3,8 @@
 `make_task(config)` returns a `bioface_jax.train_lib.Task`:
 
 * data: the cached physics-based synthetic faces (``config.data.source = "synthetic"``, the
-  default, generated on first use) or the Neural Face Editing HDF5 shards
+  default, generated on first use; ``config.data.world`` = "scenes", the face-scene world of
+  `data.synth.scene`, or "faces", the previous skin-only faces) or the Neural Face Editing HDF5 shards
   (``"nfe"``, ``config.data.dir``), both read by `data.nfe.NFEDataset`, batched by the
   deterministic `data.pipeline.iterate_batches` (batch s is a pure function of seed and s);
 * state: ``{"params", "batch_stats", "opt_state"}``;
@@ -31,6 +32,7 @@ import optax
 
 from bioface_jax import figures, physics
 from bioface_jax.models import biofacenet
+from bioface_jax.pretrained import systems
 from bioface_jax.train_lib import Task
 from data import nfe, pipeline
 
@@ -38,29 +40,27 @@ BATCH_KEYS = ("image", "mask", "shading")
 
 
 def model_config(config: ml_collections.ConfigDict) -> biofacenet.BioFaceNetConfig:
-  """The model's frozen config from the run config.
+  """The model's frozen config from the run config (the one rule, shared with inference:
+  `bioface_jax.pretrained.systems.biofacenet_config`)."""
+  return systems.biofacenet_config(config)
 
-  The top-level ``learning_rate`` wins, and ``model.lr_schedule_steps = 0`` becomes
-  ``num_train_steps`` (a learning-rate schedule spans the run unless told otherwise).
+
+def load_datasets(config: ml_collections.ConfigDict, lazy: bool = False):
+  """(train, holdout) datasets following ``config.data``.
+
+  ``lazy``: synthetic data that is not cached yet is generated face by face as it is read
+  (`data.synth.dataset.synthetic_dataset`), for evaluations that read a few faces.
   """
-  fields = dict(config.model)
-  fields["learning_rate"] = float(config.learning_rate)
-  if not fields.get("lr_schedule_steps"):  # 0 / absent: the schedule spans the whole run
-    fields["lr_schedule_steps"] = int(config.num_train_steps)
-  for key in ("loss_weights", "truth_weights"):
-    if key in fields:
-      fields[key] = tuple(fields[key])
-  return biofacenet.BioFaceNetConfig.from_mapping(fields)
-
-
-def load_datasets(config: ml_collections.ConfigDict):
-  """(train, holdout) datasets following ``config.data``."""
   data = config.data
   if data.source == "synthetic":
     from data.synth import dataset as synth_dataset  # pylint: disable=g-import-not-at-top
     options = dict(data.get("synth_options", {}) or {})
+    if data.get("world", "faces") == "scenes":
+      options.update(dict(data.get("scene", {}) or {}))
     return synth_dataset.synthetic_dataset(data.cache_dir or None, data.num_faces, data.size,
                                            data.seed, holdout_fraction=data.holdout_fraction,
+                                           world=data.get("world", "faces"),
+                                           workers=int(data.get("workers", 0)), lazy=lazy,
                                            **options)
   if data.source == "nfe":
     if not data.dir:

@@ -3,7 +3,9 @@
 Data-parallel over every visible device (a ``('data',)`` mesh; multi-host runs call
 ``jax.distributed.initialize()`` when launched by SLURM/MPI or with JAX_COORDINATOR_ADDRESS).
 Checkpoints, metrics (metrics.jsonl, TensorBoard in tb/) and figures go to ``--workdir``;
-rerunning the same command resumes from the latest checkpoint. Ctrl-C saves and exits.
+rerunning the same command resumes from the latest sound checkpoint (damaged ones are set
+aside, never deleted). Ctrl-C saves and exits. `--help` lists the flags; mistakes (a config key
+typo, a missing config file, an unusable --workdir) end in one line naming them.
 See train/configs/face_vae.py for ARG (configuration + preset) and what each does; figures
 show input | label mask | predicted mask | decoder output | composite.
 """
@@ -14,8 +16,6 @@ from absl import flags
 
 from train import launch
 
-launch.define_flags("face_vae", "train/configs/face_vae.py:ssim_l2_mask,smoke")
-flags.adopt_module_key_flags(launch)  # --help lists --config and --workdir.
 
 
 def make_task(config):
@@ -25,4 +25,6 @@ def make_task(config):
 
 
 if __name__ == "__main__":
+  launch.define_flags("face_vae", "train/configs/face_vae.py:ssim_l2_mask,smoke")
+  flags.adopt_module_key_flags(launch)  # --help lists --config and --workdir.
   launch.run("face_vae", make_task)

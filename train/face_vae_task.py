@@ -3,7 +3,8 @@
 `make_task(config)` returns a `bioface_jax.train_lib.Task`:
 
 * data: cached synthetic portrait scenes (``config.data.source = "synthetic"``, default,
-  `data.synth_vae`) or CelebA + face-parsing masks through TFDS (``"celeba"``,
+  `data.synth_vae`; ``config.data.world`` "scenes" = the face-scene world, "faces" = the
+  previous portraits) or CelebA + face-parsing masks through TFDS (``"celeba"``,
   `data.celeba_faceparsing`), batched by the deterministic `data.pipeline.iterate_batches`;
 * state: ``{"params", "batch_stats", "opt_state"}``; step: `face_vae.compute_loss` (training
   BatchNorm, sampled z, label-mask compositing) + per-tensor clip + Keras Adam;
@@ -26,15 +27,15 @@ import optax
 
 from bioface_jax import image_metrics
 from bioface_jax.models import face_vae
+from bioface_jax.pretrained import systems, warm_start
 from bioface_jax.train_lib import Task
 from data import pipeline
 
 
 def model_config(config: ml_collections.ConfigDict) -> face_vae.FaceVAEConfig:
-  """The frozen model config from the run config (top-level ``learning_rate`` wins)."""
-  fields = dict(config.model)
-  fields["learning_rate"] = float(config.learning_rate)
-  return face_vae.FaceVAEConfig.from_mapping(fields)
+  """The frozen model config from the run config (shared with inference:
+  `bioface_jax.pretrained.systems.face_vae_config`)."""
+  return systems.face_vae_config(config)
 
 
 def load_datasets(config: ml_collections.ConfigDict):
@@ -44,7 +45,10 @@ def load_datasets(config: ml_collections.ConfigDict):
   if data.source == "synthetic":
     from data import synth_vae  # pylint: disable=g-import-not-at-top
     return synth_vae.vae_datasets(data.cache_dir or None, data.num_faces, size, data.seed,
-                                  holdout_fraction=data.holdout_fraction, n_test=data.n_test)
+                                  holdout_fraction=data.holdout_fraction, n_test=data.n_test,
+                                  world=data.get("world", "faces"),
+                                  workers=int(data.get("workers", 0)),
+                                  options=dict(data.get("scene", {}) or {}))
   if data.source == "celeba":
     from data import celeba_faceparsing  # pylint: disable=g-import-not-at-top
     return celeba_faceparsing.load_splits(size, data_dir=data.tfds_data_dir or None)
@@ -76,6 +80,7 @@ class FaceVAETask:
   train_set: Any
   holdout_set: Any
   test_set: Any
+  init_variables: Any = None  # warm start: the variables of config.init_workdir
 
   @classmethod
   def create(cls, config: ml_collections.ConfigDict) -> FaceVAETask:
@@ -84,10 +89,17 @@ class FaceVAETask:
     if len(train_set) < config.batch_size:
       raise ValueError(f"the training set has {len(train_set)} images, fewer than "
                        f"batch_size={config.batch_size}.")
-    return cls(config, model, train_set, holdout_set, test_set)
+    init_variables = None
+    if config.get("init_workdir"):  # a run, an export or the authors' imported weights
+      init_variables = warm_start.read("face_vae", config.init_workdir).variables
+    return cls(config, model, train_set, holdout_set, test_set, init_variables)
 
   def init(self, rng: jax.Array, example_batch) -> dict[str, Any]:
     params, batch_stats = face_vae.init(rng, example_batch["image"].shape, self.model)
+    if self.init_variables is not None:  # warm start: same network, fresh optimiser
+      v = warm_start.like({"params": params, "batch_stats": batch_stats}, self.init_variables,
+                          self.config.init_workdir)
+      params, batch_stats = v["params"], v["batch_stats"]
     return dict(params=params, batch_stats=batch_stats,
                 opt_state=face_vae.optimizer(self.model).init(params))
 
@@ -159,8 +171,20 @@ def make_task(config: ml_collections.ConfigDict) -> Task:
 
 
 def restore_for_inference(workdir: str | pathlib.Path):
-  """(params, batch_stats, model config, run config, step) of the latest checkpoint."""
+  """(params, batch_stats, model config, run config, step) of the latest checkpoint of a run,
+  or of an export / imported authors' weights (their run config, or for imported weights the
+  ``ssim_l2_mask,paper,authors`` config with the export's mask setting)."""
   from bioface_jax.train_lib import export  # pylint: disable=g-import-not-at-top
+  if export.has_export(workdir):
+    source = warm_start.read("face_vae", workdir)
+    config = source.run_config
+    if config is None:  # imported weights: the authors' settings
+      from train.configs import face_vae as configs  # pylint: disable=g-import-not-at-top
+      config = configs.get_config("ssim_l2_mask,paper,authors")
+      config.model.mask_branch = source.model_config.mask_branch
+    config = ml_collections.ConfigDict(config)
+    return (source.variables["params"], source.variables["batch_stats"], source.model_config,
+            config, source.step)
 
   def abstract_state(config):
     model = model_config(config)

@@ -1,0 +1,278 @@
+"""`bioface_jax.pretrained`: one way to load and run any of the four systems (the contract).
+
+Runs are written directly with the trainer's `Checkpointer` from freshly initialised
+smoke-size models (no training needed), so each check is about loading, storing and the
+contract's keys, shapes, frames and errors.
+"""
+
+import json
+import pathlib
+import warnings
+
+import jax
+import numpy as np
+import pytest
+
+from bioface_jax import pretrained
+from bioface_jax.models import biofacenet, face_vae, prnet, sdps
+from bioface_jax.pretrained import systems
+from bioface_jax.train_lib import checkpoint as ckpt_lib
+from train import export as export_command
+from train.configs import biofacenet as biofacenet_configs
+from train.configs import face_vae as face_vae_configs
+from train.configs import prnet as prnet_configs
+from train.configs import sdps as sdps_configs
+
+
+def _random_like(tree, rng, positive=False):
+  """Random arrays with the structure, shapes and dtypes of `tree` (ShapeDtypeStructs)."""
+  def draw(path, leaf):
+    fan_in = int(np.prod(leaf.shape[:-1])) or 1
+    if positive:
+      return rng.uniform(0.1, 0.5, leaf.shape).astype(leaf.dtype)
+    return (rng.normal(0, 1, leaf.shape) / np.sqrt(fan_in)).astype(leaf.dtype)
+  return jax.tree_util.tree_map_with_path(draw, tree)
+
+
+def _state(name, run):
+  """A train state of the smoke-size model with random variables (shapes from eval_shape: no
+  initialiser is compiled, which takes minutes on a busy 2-core machine)."""
+  rng = np.random.default_rng(0)
+  key = jax.random.key(0)
+  config = systems.SYSTEMS[name].model_config(run)
+  if name == "sdps":
+    shape = (1, 2, 16, 16, 3)
+    abstract = {part: jax.eval_shape(lambda: sdps.init(key, shape, config[part])[0])
+                for part in ("nenet", "lcnet")}
+    return {"params": _random_like(abstract["nenet"], rng),
+            "lcnet_params": _random_like(abstract["lcnet"], rng)}
+  size = systems.SYSTEMS[name].input_size(run)
+  init = {"biofacenet": biofacenet.init, "face_vae": face_vae.init, "prnet": prnet.init}[name]
+  params, batch_stats = jax.eval_shape(lambda: init(key, (1, size, size, 3), config))
+  # Positive, non-trivial BatchNorm statistics, so that a mix-up of mean and variance shows.
+  return {"params": _random_like(params, rng),
+          "batch_stats": _random_like(batch_stats, rng, positive=True)}
+
+
+def _run_config(name):
+  if name == "biofacenet":
+    return biofacenet_configs.get_config("smoke")
+  if name == "face_vae":
+    return face_vae_configs.get_config("smoke")
+  if name == "prnet":
+    return prnet_configs.get_config("smoke")
+  config = sdps_configs.get_config("smoke,nenet")
+  config.lcnet_model = dict(config.model)
+  return config
+
+
+def write_run(directory, name, steps=(1,)):
+  """A training-run directory holding checkpoints of a smoke-size `name` model."""
+  run = _run_config(name)
+  state = _state(name, run)
+  with ckpt_lib.Checkpointer(pathlib.Path(directory) / "checkpoints", async_save=False) as ckpt:
+    for step in steps:
+      ckpt.save(step, state, {"config": run.to_dict(), "step": step})
+  return run, state
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  root = tmp_path_factory.mktemp("runs")
+  return {name: (root / name, *write_run(root / name, name)) for name in systems.NAMES}
+
+
+def _inputs(model, rng=np.random.default_rng(1)):
+  s = model.input_size
+  if model.name == "sdps":
+    return rng.uniform(0, 1, (2, 3, 20, 24, 3)).astype(np.float32)
+  return rng.uniform(0, 1, (2, s, s, 3)).astype(np.float32)
+
+
+CONTRACT = {
+    "biofacenet": {"fmel": "BSS", "fblood": "BSS", "shading": "BSS", "specular": "BSS",
+                   "weights": ("B", 14), "t": ("B",), "b": ("B", 2), "linear_srgb": "BSS3"},
+    "face_vae": {"image": "BSS3", "mask": "BSS", "composite": "BSS3"},
+    "prnet": {"position_map": "BSS3"},
+    "sdps": {"light_directions": ("B", "N", 3), "light_intensities": ("B", "N"),
+             "normals": ("B", "H", "W", 3)},
+}
+
+
+def _expected_shape(spec, x):
+  b = x.shape[0]
+  if spec == "BSS":
+    return (b, x.shape[1], x.shape[2])
+  if spec == "BSS3":
+    return (b, x.shape[1], x.shape[2], 3)
+  sizes = {"B": b, "N": x.shape[1] if x.ndim == 5 else None,
+           "H": x.shape[-3], "W": x.shape[-2]}
+  return tuple(sizes.get(d, d) for d in spec)
+
+
+@pytest.mark.parametrize("name", systems.NAMES)
+def test_run_loads_and_apply_follows_the_contract(runs, name):
+  path, run, state = runs[name]
+  model = pretrained.load(name, path)
+  assert model.name == name and model.step == 1 and model.path == path
+  assert model.input_size == systems.SYSTEMS[name].input_size(run)
+  x = _inputs(model)
+  out = model.apply(x)
+  assert set(out) == set(CONTRACT[name])
+  for key, spec in CONTRACT[name].items():
+    assert out[key].shape == _expected_shape(spec, x), key
+    assert isinstance(out[key], np.ndarray) and np.all(np.isfinite(out[key])), key
+  again = model.apply(x)
+  for key in out:  # deterministic
+    np.testing.assert_array_equal(out[key], again[key])
+
+
+def test_apply_equals_the_models_own_predict(runs):
+  """The loaded variables reach the network unchanged: the same jitted computation on the
+  checkpoint's state gives bitwise the same outputs (both sides compile the same HLO)."""
+  path, _, state = runs["prnet"]
+  model = pretrained.load("prnet", path)
+  x = _inputs(model)
+  want = jax.jit(lambda p, s, x: prnet.predict(p, s, x, model.config))(
+      state["params"], state["batch_stats"], x)
+  np.testing.assert_array_equal(model.apply(x)["position_map"], want)
+
+  path, _, state = runs["face_vae"]
+  model = pretrained.load("face_vae", path)
+  x = _inputs(model)
+  out = model.apply(x)
+  raw = jax.jit(lambda p, s, x: face_vae.predict(p, s, x, model.config))(
+      state["params"], state["batch_stats"], x)
+  np.testing.assert_array_equal(out["image"], raw["image_pre"])
+  np.testing.assert_array_equal(out["mask"], raw["mask"])
+  m = out["mask"][..., None]
+  # composite = m * image + (1 - m) * input: two products and a sum of values in [0, 1].
+  np.testing.assert_allclose(out["composite"], m * out["image"] + (1 - m) * x,
+                             rtol=0, atol=4 * np.finfo(np.float32).eps)
+  assert out["mask"].min() >= 0 and out["mask"].max() <= 1
+
+
+def test_sdps_outputs_unit_vectors_in_the_mask(runs):
+  path, _, _ = runs["sdps"]
+  model = pretrained.load("sdps", path)
+  x = _inputs(model)
+  mask = np.zeros(x.shape[:1] + x.shape[2:4], np.float32)
+  mask[:, 4:15, 6:20] = 1
+  out = model.apply(x, mask=mask)
+  n = np.linalg.norm(out["normals"], axis=-1)
+  np.testing.assert_allclose(n[mask > 0], 1.0, atol=1e-5)
+  assert np.all(out["normals"][mask == 0] == 0)
+  np.testing.assert_allclose(np.linalg.norm(out["light_directions"], axis=-1), 1.0, atol=1e-5)
+  with pytest.raises(ValueError, match=r"mask must have shape \(2, 20, 24\)"):
+    model.apply(x, mask=mask[:, :10])
+
+
+@pytest.mark.parametrize("name", ["face_vae", "sdps"])
+def test_export_round_trip(runs, tmp_path, name):
+  path, _, _ = runs[name]
+  model = pretrained.load(name, path)
+  x = _inputs(model)
+  out = tmp_path / "export32"
+  pretrained.save(out, name, model.variables, model.config, input_size=model.input_size,
+                  step=model.step, run_config=model.run_config, dtype=np.float32)
+  loaded = pretrained.load(name, out)
+  assert loaded.config == model.config and loaded.input_size == model.input_size
+  for key, value in model.apply(x).items():  # float32 storage is exact
+    np.testing.assert_array_equal(loaded.apply(x)[key], value)
+  half = pretrained.load(name, pretrained.save(tmp_path / "export16", name, model.variables,
+                                               model.config, input_size=model.input_size))
+  for a, b in zip(jax.tree.leaves(half.variables), jax.tree.leaves(model.variables)):
+    np.testing.assert_array_equal(a, np.asarray(b).astype(np.float16).astype(np.float32))
+
+
+def test_save_never_replaces_without_overwrite_and_never_half_writes(runs, tmp_path):
+  path, _, _ = runs["prnet"]
+  model = pretrained.load("prnet", path)
+  args = ("prnet", model.variables, model.config)
+  out = pretrained.save(tmp_path / "ship", *args, input_size=model.input_size, step=1)
+  before = (out / "variables.msgpack").read_bytes()
+  with pytest.raises(FileExistsError, match="already exists"):
+    pretrained.save(out, *args, input_size=model.input_size, step=2)
+  assert (out / "variables.msgpack").read_bytes() == before
+  bad = jax.tree.map(lambda v: v * np.nan, model.variables)
+  with pytest.raises(ValueError, match="not finite"):
+    pretrained.save(out, "prnet", bad, model.config, input_size=model.input_size,
+                    overwrite=True)
+  assert (out / "variables.msgpack").read_bytes() == before  # the old export is intact
+  assert [p.name for p in tmp_path.iterdir()] == ["ship"]  # no staging directory left
+  pretrained.save(out, *args, input_size=model.input_size, step=2, overwrite=True)
+  assert json.loads((out / "meta.json").read_text())["step"] == 2
+
+
+def test_train_export_command(runs, tmp_path, capsys):
+  path, _, _ = runs["sdps"]
+  out = tmp_path / "sdps_export"
+  assert export_command.main(["--workdir", str(path), "--out", str(out)]) == 0
+  assert json.loads((out / "meta.json").read_text())["model"] == "sdps"
+  assert pretrained.load("sdps", out).step == 1
+  assert export_command.main(["--workdir", str(path), "--out", str(out)]) == 2
+  assert "already exists" in capsys.readouterr().err
+  assert export_command.main(["--workdir", str(tmp_path / "nothing"), "--out",
+                              str(tmp_path / "x")]) == 2
+  assert "not a training run" in capsys.readouterr().err
+
+
+def test_errors_name_the_problem(runs, tmp_path):
+  with pytest.raises(ValueError, match="unknown model 'prnett'; choose one of"):
+    pretrained.load("prnett")
+  with pytest.raises(ValueError, match="holds a face_vae model, not prnet"):
+    pretrained.load("prnet", runs["face_vae"][0])
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    pretrained.load("prnet", tmp_path / "missing")
+  with pytest.raises(FileNotFoundError, match="holds no model"):
+    pretrained.load("prnet", tmp_path)
+  (tmp_path / "file").write_text("x")
+  with pytest.raises(FileNotFoundError, match="is a file"):
+    pretrained.load("prnet", tmp_path / "file")
+  model = pretrained.load("prnet", runs["prnet"][0])
+  s = model.input_size
+  with pytest.raises(ValueError, match=rf"shape \(\*, {s}, {s}, 3\), got \(1, 8, 8, 3\)"):
+    model.apply(np.zeros((1, 8, 8, 3), np.float32))
+  with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+    model.apply(np.full((1, s, s, 3), 255.0, np.float32))
+
+
+def test_an_lcnet_run_is_not_a_normal_estimator(tmp_path):
+  config = sdps_configs.get_config("smoke")
+  params = sdps.init(jax.random.key(0), (1, 2, 16, 16, 3),
+                     systems.sdps_net_config(config))[0]
+  with ckpt_lib.Checkpointer(tmp_path / "checkpoints", async_save=False) as ckpt:
+    ckpt.save(1, {"params": params}, {"config": config.to_dict()})
+  with pytest.raises(ValueError, match="'lcnet' run cannot estimate normals"):
+    pretrained.load("sdps", tmp_path)
+
+
+def test_damaged_newest_checkpoint_falls_back_read_only(tmp_path):
+  write_run(tmp_path, "prnet", steps=(1, 2))
+  data = sorted((tmp_path / "checkpoints" / "2" / "state").rglob("*"),
+                key=lambda p: -p.stat().st_size if p.is_file() else 0)[0]
+  data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])  # truncated
+  with pytest.warns(ckpt_lib.DamagedCheckpointWarning, match="2 .*using step 1"):
+    model = pretrained.load("prnet", tmp_path)
+  assert model.step == 1
+  assert (tmp_path / "checkpoints" / "2").is_dir()  # inference moves nothing
+  assert not (tmp_path / "damaged_checkpoints").exists()
+  one = tmp_path / "checkpoints" / "1" / "state"
+  for f in one.rglob("*"):
+    if f.is_file() and f.stat().st_size > 100:
+      f.write_bytes(b"")
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", ckpt_lib.DamagedCheckpointWarning)
+    with pytest.raises(ValueError, match="every checkpoint in .* is damaged"):
+      pretrained.load("prnet", tmp_path)
+
+
+def test_shipped_biofacenet(tmp_path):
+  model = pretrained.load("biofacenet")
+  assert model.path == pretrained.shipped_path("biofacenet") and model.input_size == 64
+  assert model.config.input_features == "rgb+logchroma"
+  x = np.random.default_rng(0).uniform(0.2, 0.8, (1, 64, 64, 3)).astype(np.float32)
+  out = model.apply(x)
+  assert out["weights"].shape == (1, 14)
+  np.testing.assert_allclose(out["weights"].sum(-1), 1.0, atol=1e-5)  # convex weights
+  assert 1.0 <= float(out["t"][0]) <= 22.0
