@@ -8,8 +8,8 @@ Runs BioFaceNet and the face VAE **without any per-photo refinement** on the rea
 `eval.predict` (their hand-drawn face boxes), and on held-out synthetic faces of the training
 world, and prints one table with the same numbers for both (issue 18, item 3):
 
-BioFaceNet (crops framed as its training faces, `eval.predict.prepare`):
-* median central-region sRGB RMSE of the reconstruction (`eval.photo_fit.central_srgb_rmse`;
+BioFaceNet (crops framed as its training faces, `bioface_jax.photo.biofacenet_fit.prepare`):
+* median central-region sRGB RMSE of the reconstruction (`bioface_jax.photo.biofacenet_fit.central_srgb_rmse`;
   goal <= 0.05);
 * pigment confinement: the share of the melanin (and haemoglobin) volume-fraction mass that
   lies outside the face region. Real photos have no face mask, so the face region is the
@@ -122,7 +122,8 @@ def biofacenet_rows(model, spectra, images: np.ndarray, masks=None
                     ) -> tuple[list[dict], dict[str, np.ndarray]]:
   """(per-image numbers, network outputs) of BioFaceNet on prepared crops (N, S, S, 3);
   `masks`: the true face masks of synthetic faces."""
-  from eval import photo_fit, photo_plausibility  # pylint: disable=g-import-not-at-top
+  from bioface_jax.photo import biofacenet_fit as photo_fit  # pylint: disable=g-import-not-at-top
+  from eval import photo_plausibility  # pylint: disable=g-import-not-at-top
   out = _apply(model, images)
   size = images.shape[1]
   region = ellipse(size, *FACE_ELLIPSE)
@@ -158,8 +159,11 @@ def vae_box(box, width: int, height: int) -> tuple[int, int, int, int]:
 
 
 def crop_padded(image: np.ndarray, box, size: int) -> np.ndarray:
-  """Square crop (edge-padded outside the photo), area-resized to size, in [0, 1]."""
+  """Square crop (edge-padded outside the photo; uint8 or [0, 1] float), area-resized to size,
+  in [0, 1]."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
+  if image.dtype != np.uint8:
+    image = np.clip(np.asarray(image, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
   left, top, right, bottom = box
   h, w = image.shape[:2]
   pad = max(0, -left, -top, right - w, bottom - h)
@@ -221,7 +225,8 @@ def real_faces(args, log=print):
       log(f"{p}: not found (run python -m data.portraits to fetch the portraits)")
   jobs_args = SimpleNamespace(photos=photos, crop=args.crop, faces=args.faces,
                               examples=args.examples, central_crops=False)
-  return photo_rmse.photo_jobs(jobs_args, log=log)
+  jobs, _ = photo_rmse.photo_jobs(jobs_args, log=log)  # unreadable inputs are reported there
+  return jobs
 
 
 def _summary(rows: list[dict], key: str, how: str = "median") -> str:
@@ -273,6 +278,7 @@ def table(title: str, spec, synthetic: list[dict], real: list[dict], extra=()) -
 
 
 def build_parser() -> argparse.ArgumentParser:
+  from bioface_jax.photo import framing  # pylint: disable=g-import-not-at-top
   from data import portraits  # pylint: disable=g-import-not-at-top
   from eval import predict  # pylint: disable=g-import-not-at-top
   parser = argparse.ArgumentParser(prog="python -m eval.real_judge",
@@ -287,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--examples", nargs="*", default=sorted(predict.EXAMPLES),
                       choices=sorted(predict.EXAMPLES), help="packaged example portraits")
   parser.add_argument("--faces", default="all", help="detected faces per photo: N or 'all'")
-  parser.add_argument("--crop", choices=predict.CROP_MODES, default="face",
+  parser.add_argument("--crop", choices=framing.CROP_MODES, default="face",
                       help="photos without a detected face are skipped under 'face'")
   parser.add_argument("--synthetic", type=int, default=128,
                       help="held-out synthetic faces / scenes per system")
@@ -304,11 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def judge_biofacenet(bio, spectra, jobs, n_synthetic: int) -> tuple[dict, str, np.ndarray, dict]:
   """(record, printed table, real crops, real outputs) of BioFaceNet."""
-  from eval import predict  # pylint: disable=g-import-not-at-top
+  from bioface_jax.photo import biofacenet_fit  # pylint: disable=g-import-not-at-top
   size = bio.input_size
   seed = int(((bio.run_config or {}).get("data") or {}).get("seed", 0))
   synth = synthetic_faces(n_synthetic, size, seed)
-  real_x = np.stack([predict.prepare(image, size, box) for _, image, box in jobs])
+  real_x = np.stack([biofacenet_fit.prepare(image, size, box) for _, image, box in jobs])
   synthetic, _ = biofacenet_rows(bio, spectra, synth["image"], synth["mask"])
   real, real_out = biofacenet_rows(bio, spectra, real_x)
   q = np.percentile(illuminant_cct(spectra, synth["weights"], synth["t"]), [25, 50, 75])

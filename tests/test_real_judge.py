@@ -62,3 +62,14 @@ def test_summaries():
   assert rj._summary(rows, "a", "positive") == "+1.000 (67% > 0)"
   assert rj._summary(rows, "missing") == "-"
   assert physics.index_to_cct(3.5) == 6500.0
+
+
+def test_vae_crop_reads_float_and_uint8_photos_alike():
+  """Photos arrive as [0, 1] floats (`bioface_jax.photo.read`); a uint8 cast would zero them."""
+  rng = np.random.default_rng(0)
+  image = rng.integers(0, 256, (40, 30, 3)).astype(np.uint8)
+  box = (-5, 2, 25, 32)
+  a = rj.crop_padded(image, box, 10)
+  b = rj.crop_padded(image.astype(np.float32) / 255.0, box, 10)
+  np.testing.assert_array_equal(a, b)
+  assert a.max() > 0.5
