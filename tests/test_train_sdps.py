@@ -68,7 +68,12 @@ def test_nenet_on_frozen_lcnet(lcnet_run):
   direct = sdps.predict(run.params, {"images": images, "mask": mask, "dirs": dirs,
                                      "intensities": ints}, run.model)["normals"]
   true = Method("t", run, "true")(images, mask, dirs, ints)
-  assert "dirs" not in true and np.array_equal(true["normals"], np.asarray(direct))
+  assert "dirs" not in true
+  # Same network and inputs, two compilations (jitted batch vs direct call): they may sum in
+  # another order (the sub-pixel transposed convolutions), so unit normals agree to float32
+  # rounding through ~20 layers (observed ~5e-7), not bitwise. Fed other lights, normals
+  # move by O(0.1-1): 1e-4 (~800 float32 eps) separates the two cases by three orders.
+  np.testing.assert_allclose(true["normals"], np.asarray(direct), rtol=0, atol=1e-4)
   swapped = Method("s", run, sdps_task.restore_run(tmp / "lcnet"))(images, mask, dirs, ints)
   default = Method("d", run)(images, mask, dirs, ints)
   assert _equal(swapped, default)
