@@ -87,7 +87,8 @@ def render_scenes(key, scenes: Mapping[str, jax.Array], num_images: int, *,
                   strategy: str = "uniform", num_strata: int | None = None,
                   max_polar_deg: float = 90.0, cast: bool = True, shadow_steps: int = 32,
                   noise: float = 0.025, factor_range=(1.0, 3.0), exposure: float = 1.0,
-                  dirs=None, intensities=None):
+                  dirs=None, intensities=None, ambient: float = 0.0, tint: float = 0.0,
+                  shot_noise: float = 0.0):
   """Renders a batch of scenes (leading dim B) under N random (or given) lights, in jnp.
 
   Lights: `sample_light_directions` (z > 0 within `max_polar_deg`) and
@@ -95,11 +96,22 @@ def render_scenes(key, scenes: Mapping[str, jax.Array], num_images: int, *,
   (not part of the labels); cast shadows from the depth map; I = exposure · factor ·
   `photometric.render`, background 0, then U(±noise) everywhere; never clipped.
 
+  Realistic-light options (all 0 = off, the SDPS-Net recipe):
+
+  * ``ambient``: an unshadowed ambient term a · albedo added to every image of a sample (the
+    same room light in all N shots), a ~ U(0, ambient) per sample;
+  * ``tint``: coloured lights: image i is multiplied per channel by exp(u_ic), u ~ U(±tint),
+    normalised to channel mean 1, so the labelled intensity stays the grey one;
+  * ``shot_noise``: signal-dependent camera noise, Gaussian with variance g · I, g ~ U(0,
+    shot_noise) per sample (on top of the U(±noise) read noise).
+
   Returns:
     (images (B, N, S, S, 3), dirs (B, N, 3), intensities (B, N)).
   """
   b = scenes["normals"].shape[0]
   kd, ki, kf, kn = jax.random.split(key, 4)
+  # The realistic-light keys come from a side stream: the SDPS-Net recipe's draws are unchanged.
+  ka, kt, ks, kg = jax.random.split(jax.random.fold_in(key, 1), 4)
   if dirs is None:
     dirs = photometric.sample_light_directions(kd, (b, num_images), max_polar_deg)
   if intensities is None:
@@ -111,9 +123,20 @@ def render_scenes(key, scenes: Mapping[str, jax.Array], num_images: int, *,
       scenes["normals"], dirs, intensities, scenes["albedo"],
       blinn_phong=(scenes["bp_k"], scenes["bp_s"]),
       cook_torrance=(scenes["ct_k"], scenes["ct_r"], scenes["ct_f0"]), visibility=vis)
+  if ambient:
+    level = jax.random.uniform(ka, (b, 1, 1, 1, 1), maxval=ambient)
+    images = images + level * scenes["albedo"][:, None]
+  if tint:
+    u = jnp.exp(jax.random.uniform(kt, images.shape[:2] + (1, 1, 3), minval=-tint,
+                                   maxval=tint))
+    images = images * (u / jnp.mean(u, -1, keepdims=True))
   factor = jax.random.uniform(kf, (b, 1, 1, 1, 3), minval=factor_range[0],
                               maxval=factor_range[1])
   images = exposure * factor * images * mask[:, None, :, :, None]
+  if shot_noise:
+    gain = jax.random.uniform(kg, (b, 1, 1, 1, 1), maxval=shot_noise)
+    images = images + jnp.sqrt(gain * jnp.maximum(images, 0.0)) * jax.random.normal(
+        ks, images.shape)
   if noise:
     images = images + jax.random.uniform(kn, images.shape, minval=-noise, maxval=noise)
   return images, dirs, intensities

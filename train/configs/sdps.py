@@ -72,8 +72,10 @@ from __future__ import annotations
 import ml_collections
 
 TASKS = ("smoke", "lcnet", "nenet", "psfcn", "fused")
-MODS = ("ds", "res", "w1", "w0.5", "w0.25", "ints_high", "ints_strat", "faces", "gpu", "paper",
-        "nenet", "fused", "psfcn", "lcnet")
+MODS = ("ds", "res", "w1", "w0.5", "w0.25", "ints_high", "ints_strat", "faces", "faces_mix",
+        "gpu", "paper", "nenet", "fused", "psfcn", "lcnet")
+FACES_MIX = {"sphere": 0.0, "blob": 0.25, "face": 1.0}  # 80 % faces
+FACES_LIGHT = (0.3, 0.15, 1e-3)  # ambient, tint, shot_noise (render_scenes)
 SYNTH_SAMPLES = 85212  # PS Blobby + Sculpture
 
 
@@ -117,7 +119,11 @@ def _base() -> ml_collections.ConfigDict:
   c.data.max_polar_deg = 90.0
   c.data.noise = 0.025
   c.data.exposure = 1.0
+  c.data.ambient = 0.0           # realistic light (data.photometric.synth.render_scenes)
+  c.data.tint = 0.0
+  c.data.shot_noise = 0.0
   c.data.cache_dir = ""          # "" = ~/.cache/bioface_jax/photometric
+  c.data.eval_set = "objects"
   c.data.eval_scenes = 8
   c.data.eval_images = 16
   return c
@@ -136,8 +142,13 @@ def _apply_mod(c: ml_collections.ConfigDict, mod: str) -> None:
     c.data.strategy = "high"
   elif mod == "ints_strat":
     c.data.strategy = "stratified"
-  elif mod == "faces":
+  elif mod == "faces_mix":
     c.data.mix.face = 0.25
+  elif mod == "faces":
+    c.data.mix = ml_collections.ConfigDict(dict(FACES_MIX))
+    c.data.ambient, c.data.tint, c.data.shot_noise = FACES_LIGHT
+    c.data.eval_set = "faces"
+    c.data.eval_scenes = 16
   elif mod == "gpu":
     c.data.size = 128
     c.model.input_size = 128
