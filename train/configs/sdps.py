@@ -14,7 +14,10 @@ TASK (sdps-spec.md §9):
 
 MOD: ``ds`` (depthwise-separable convs), ``res`` (residual blocks), ``w1``/``w0.5``/``w0.25``
 (width multiplier), ``ints_high`` / ``ints_strat`` (the student's intensity sampling),
-``faces`` (add faces to the scene mix at 0.25), ``gpu`` (S = 128, α = 1, N = 32, batch 32 LCNet /
+``faces_mix`` (add faces to the scene mix at 0.25; session 3's fine-tune, then called ``faces``),
+``faces`` (the face recipe of docs/face_geometry.md: 80 % faces, realistic light (ambient,
+coloured lights, shot noise: `data.photometric.synth.render_scenes`), evaluated on the
+held-out ``faces`` set), ``gpu`` (S = 128, α = 1, N = 32, batch 32 LCNet /
 16 others, 2,000 steps), ``paper`` (§7's schedules in steps: 53,258 steps; days).
 
 CPU default (no ``gpu``/``paper``): S = 64 scenes, LCNet at input_size 64 on the full images,
@@ -56,9 +59,9 @@ Lighter / other variants and the faces fine-tune (session 3; results in docs/sdp
   python -m train.sdps --config train/configs/sdps.py:lcnet,ints_strat --workdir runs/sdps_lcnet_ints_strat
       # both stopped after the step-500 eval (same schedule as lcnet)
   python -m train.sdps --config train/configs/sdps.py:fused,ds,res --workdir runs/sdps_fused_dsres
-  python -m train.sdps --config train/configs/sdps.py:lcnet,faces --config.init_workdir=runs/sdps_lcnet \
+  python -m train.sdps --config train/configs/sdps.py:lcnet,faces_mix --config.init_workdir=runs/sdps_lcnet \
       --config.num_train_steps=200 --workdir runs/sdps_lcnet_faces
-  python -m train.sdps --config train/configs/sdps.py:nenet,faces --config.init_workdir=runs/sdps_nenet \
+  python -m train.sdps --config train/configs/sdps.py:nenet,faces_mix --config.init_workdir=runs/sdps_nenet \
       --config.lcnet_workdir=runs/sdps_lcnet_faces --config.num_train_steps=200 \
       --workdir runs/sdps_nenet_faces
 
