@@ -112,6 +112,7 @@ class SDPSTask:
         strategy=d.strategy, num_strata=d.num_strata or None, max_polar_deg=d.max_polar_deg,
         cast=bool(d.cast_shadows), shadow_steps=d.size // 2, noise=d.noise if train else 0.025,
         exposure=d.exposure, dirs=dirs, intensities=ints,
+        factor_range=tuple(d.get("factor_range", (1.0, 3.0))) if train else (1.0, 3.0),
         ambient=d.get("ambient", 0.0) if train else 0.0,
         tint=d.get("tint", 0.0) if train else 0.0,
         shot_noise=d.get("shot_noise", 0.0) if train else 0.0)

@@ -79,6 +79,8 @@ MODS = ("ds", "res", "w1", "w0.5", "w0.25", "ints_high", "ints_strat", "faces", 
         "gpu", "paper", "nenet", "fused", "psfcn", "lcnet")
 FACES_MIX = {"sphere": 0.0, "blob": 0.25, "face": 1.0}  # 80 % faces
 FACES_LIGHT = (0.3, 0.15, 1e-3)  # ambient, tint, shot_noise (render_scenes)
+# Photos in [0, 1] (the `pretrained` contract) are darker than SDPS-Net's U(1, 3) exposures.
+FACES_EXPOSURE = (0.3, 3.0)
 SYNTH_SAMPLES = 85212  # PS Blobby + Sculpture
 
 
@@ -122,6 +124,7 @@ def _base() -> ml_collections.ConfigDict:
   c.data.max_polar_deg = 90.0
   c.data.noise = 0.025
   c.data.exposure = 1.0
+  c.data.factor_range = (1.0, 3.0)  # colour / exposure factor per sample and channel
   c.data.ambient = 0.0           # realistic light (data.photometric.synth.render_scenes)
   c.data.tint = 0.0
   c.data.shot_noise = 0.0
@@ -150,6 +153,7 @@ def _apply_mod(c: ml_collections.ConfigDict, mod: str) -> None:
   elif mod == "faces":
     c.data.mix = ml_collections.ConfigDict(dict(FACES_MIX))
     c.data.ambient, c.data.tint, c.data.shot_noise = FACES_LIGHT
+    c.data.factor_range = FACES_EXPOSURE
     c.data.eval_set = "faces"
     c.data.eval_scenes = 16
   elif mod == "gpu":
