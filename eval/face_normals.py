@@ -12,9 +12,13 @@ the pixels fully on the face):
 * ``flat``: n = (0, 0, 1) everywhere (the trivial baseline);
 * ``mean face``: the frontal mean face scaled into the true 68-landmark box (what a method
   that ignores the photo would give);
+* ``true position map``: the exact position map PRNet is trained to output (R = 128), its mesh
+  normals rasterised at S: what a perfect PRNet would give (the upper bound of the method);
 * ``prnet[X]`` (one photo): PRNet's position map of the photo (the crop is PRNet's own
   training framing), its mesh normals rasterised at S (`face3d.rasterise_position_map`);
   pixels its mesh misses score 90 deg (coverage is printed);
+* ``prnet[X] posed mean face``: the mean face aligned to that map by a similarity
+  (`face3d.mean_face.regularise(sigma=inf)`): PRNet's pose and size, the mean shape;
 * ``sdps[X]`` at N images: the same face relit by N directional lights (area-uniform within
   60 deg of the view, intensities U(0.2, 2), the colour factor, cast shadows, U(+-0.025) noise:
   `data.photometric.synth.render_scenes`), nested subsets of 16 lights per face;
@@ -106,6 +110,7 @@ def evaluate(faces: int, prnets, sdpss, counts, log=print):
   """Per-method error arrays and the figure rows (the first 3 faces)."""
   from bioface_jax import face3d, pretrained  # pylint: disable=g-import-not-at-top
   from bioface_jax import photometric as ps  # pylint: disable=g-import-not-at-top
+  from bioface_jax.face3d import mean_face  # pylint: disable=g-import-not-at-top
   from data.photometric import face_pairs  # pylint: disable=g-import-not-at-top
   t0 = time.time()
   data = face_pairs.face_pairs(range(faces), prnet_size=TRUTH_SIZE, scene_size=SCENE_SIZE)
@@ -141,11 +146,16 @@ def evaluate(faces: int, prnets, sdpss, counts, log=print):
     mean_pm = mean_face_position_map(data["landmarks"][i], TRUTH_SIZE)
     add("mean face", face3d.rasterise_position_map(
         scale_position_map(mean_pm, SCENE_SIZE / TRUTH_SIZE), SCENE_SIZE)["normals"], i, figure)
+    add("true position map", face3d.rasterise_position_map(
+        scale_position_map(data["posmap"][i], SCENE_SIZE / TRUTH_SIZE), SCENE_SIZE)["normals"],
+        i, figure)
     for label, m in models:
       pm = m.apply(photos[m.input_size][i:i + 1])["position_map"][0]
-      out = face3d.rasterise_position_map(scale_position_map(pm, SCENE_SIZE / m.input_size),
-                                          SCENE_SIZE)
-      add(f"prnet[{label}]", out["normals"], i, figure)
+      for name, p in ((f"prnet[{label}]", pm),
+                      (f"prnet[{label}] posed mean face", mean_face.regularise(pm, np.inf))):
+        out = face3d.rasterise_position_map(scale_position_map(p, SCENE_SIZE / m.input_size),
+                                            SCENE_SIZE)
+        add(name, out["normals"], i, figure)
     images, dirs, ints = relight({k: data[k][i] for k in scene_keys}, i)
     for n in counts:
       if n >= 3:
@@ -175,7 +185,8 @@ def table(errors, coverage) -> tuple[str, dict]:
                      "median": float(np.median(err)), "under_20": float((err < 20).mean() * 100),
                      "coverage": float(np.mean(coverage[name]) * 100), "photos": int(n)}
     s = summary[name]
-    lines.append(f"| {name.split(' N=')[0]} | {n if name not in ('flat', 'mean face') else '0'} | "
+    zero = name in ("flat", "mean face", "true position map")
+    lines.append(f"| {name.split(' N=')[0]} | {'0' if zero else n} | "
                  f"{s['mean_of_faces']:.2f} | {s['median']:.2f} | {s['under_20']:.1f} | "
                  f"{s['coverage']:.1f} |")
   return "\n".join(lines), summary

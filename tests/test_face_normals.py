@@ -110,3 +110,26 @@ def test_true_position_map_of_a_synthetic_face_rasterises_to_its_normals():
   for i in range(2):
     np.testing.assert_allclose(np.percentile(d["albedo"][i][scene[i]], 95),
                                face_pairs.ALBEDO_P95, rtol=1e-5)
+
+
+def test_similarity_alignment_and_mean_face_regulariser():
+  from scipy.spatial.transform import Rotation
+  from bioface_jax.face3d import mean_face
+  rng = np.random.default_rng(1)
+  pts = rng.normal(size=(50, 3))
+  rot = Rotation.from_euler("xyz", [20, -35, 10], degrees=True).as_matrix()
+  moved = 1.7 * pts @ rot.T + [3.0, -2.0, 5.0]
+  s, r, t = mean_face.align(pts, moved, np.ones(50, bool))
+  np.testing.assert_allclose(s, 1.7, rtol=1e-12)
+  np.testing.assert_allclose(r, rot, atol=1e-12)
+  np.testing.assert_allclose(t, [3.0, -2.0, 5.0], atol=1e-12)
+  # A posed mean face is its own regularisation at every sigma; sigma = 0 returns any map.
+  mean = mean_face.mean_position_map(64)
+  valid = face3d.face_mask(64)
+  posed = np.where(valid[..., None], 0.3 * mean @ rot.T + [30.0, 30.0, 0.0], 0.0)
+  for sigma in (0.0, 2.0, np.inf):
+    np.testing.assert_allclose(mean_face.regularise(posed, sigma), posed, atol=1e-9)
+  noisy = posed + rng.normal(0, 0.5, posed.shape) * valid[..., None]
+  np.testing.assert_allclose(mean_face.regularise(noisy, 0.0), noisy, atol=1e-12)
+  smooth = mean_face.regularise(noisy, 3.0)
+  assert np.abs(smooth - posed)[valid].mean() < 0.5 * np.abs(noisy - posed)[valid].mean()

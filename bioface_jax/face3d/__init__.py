@@ -15,6 +15,7 @@ from bioface_jax.face3d.metrics import nme_table
 from bioface_jax.face3d.metrics import yaw_bins
 from bioface_jax.face3d.normals import position_map_normals
 from bioface_jax.face3d.normals import rasterise_position_map
+from bioface_jax.face3d.normals import smooth_position_map
 from bioface_jax.face3d.uv import NUM_LANDMARKS
 from bioface_jax.face3d.uv import UV_SIZE
 from bioface_jax.face3d.uv import base_assets
@@ -33,6 +34,6 @@ __all__ = [
     "BIN_NAMES", "NUM_LANDMARKS", "UV_SIZE", "base_assets", "crop_transform", "dense_nme",
     "face_indices", "face_mask", "grid_triangles", "landmarks_from_position_map",
     "mesh_triangles", "nme", "nme_table", "position_map_normals", "rasterise_position_map",
-    "resize_uv_map", "sample_colors", "transform_points",
+    "resize_uv_map", "smooth_position_map", "sample_colors", "transform_points",
     "uncrop_points", "vertices_from_position_map", "warp_image", "weight_mask", "write_obj",
 ]

@@ -12,12 +12,18 @@ as `data.synth.geometry.vertex_normals`). To get normals in an original photo in
 network's crop, uncrop the map first (`face3d.uncrop_points`: x, y by the inverse similarity,
 z by its scale); normals follow from positions, so any similarity is handled.
 
+A network's position map is noisy at the scale of one UV pixel, and normals are derivatives of
+positions: `smooth_position_map` (a Gaussian over the UV grid, normalised over the valid
+pixels) regularises it first; `rasterise_position_map(smooth=sigma)` applies it. Any weighted
+mean of coplanar points stays on their plane, so smoothing leaves a plane's normals exact.
+
 Pure NumPy (float64 inside), no I/O beyond the UV face mask when ``valid`` is not given.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from bioface_jax.face3d import raster
 from bioface_jax.face3d import uv as uv_lib
@@ -37,6 +43,24 @@ def _valid(valid, size: int) -> np.ndarray:
   if v.shape != (size, size):
     raise ValueError(f"valid must have shape ({size}, {size}), got {v.shape}")
   return v
+
+
+def smooth_position_map(position_map, sigma: float, valid=None) -> np.ndarray:
+  """Gaussian smoothing (sigma in UV pixels) of the positions over the valid UV region.
+
+  Normalised convolution: each valid pixel becomes the Gaussian-weighted mean of the valid
+  pixels around it; invalid pixels stay 0. ``sigma = 0`` returns the map unchanged.
+  """
+  p = _check(position_map)
+  v = _valid(valid, p.shape[0])
+  if sigma < 0:
+    raise ValueError(f"sigma must be >= 0, got {sigma}")
+  if sigma == 0:
+    return np.where(v[..., None], p, 0.0)
+  w = ndimage.gaussian_filter(v.astype(np.float64), sigma, mode="constant")
+  out = np.stack([ndimage.gaussian_filter(np.where(v, p[..., k], 0.0), sigma, mode="constant")
+                  for k in range(3)], -1)
+  return np.where(v[..., None], out / np.maximum(w, 1e-12)[..., None], 0.0)
 
 
 def position_map_normals(position_map, valid=None) -> np.ndarray:
@@ -65,7 +89,8 @@ def position_map_normals(position_map, valid=None) -> np.ndarray:
   return np.where(norm > 1e-12, n / np.maximum(norm, 1e-12), 0.0).astype(np.float32)
 
 
-def rasterise_position_map(position_map, shape, valid=None) -> dict[str, np.ndarray]:
+def rasterise_position_map(position_map, shape, valid=None, smooth: float = 0.0
+                           ) -> dict[str, np.ndarray]:
   """The mesh of a position map drawn into an image: normals, face mask and depth per pixel.
 
   Z-buffered and point-sampled at pixel centres (`face3d.raster`); triangles facing away from
@@ -76,6 +101,7 @@ def rasterise_position_map(position_map, shape, valid=None) -> dict[str, np.ndar
     position_map: (R, R, 3) positions in the target image's pixels (PRNet's convention).
     shape: (H, W) of the image (or an int for a square one).
     valid: (R, R) bool mesh vertices; None = the UV face mask at R.
+    smooth: `smooth_position_map` sigma in UV pixels applied first (0 = none).
 
   Returns:
     dict: ``normals`` (H, W, 3) float32 unit, camera frame, 0 off the face; ``mask`` (H, W)
@@ -86,6 +112,8 @@ def rasterise_position_map(position_map, shape, valid=None) -> dict[str, np.ndar
   if h < 1 or w < 1:
     raise ValueError(f"shape must be positive, got {(h, w)}")
   v = _valid(valid, p.shape[0])
+  if smooth:
+    p = smooth_position_map(p, smooth, v)
   vertex_normals = position_map_normals(p, v)[v].astype(np.float64)
   screen = p[v] + np.array([0.5, 0.5, 0.0])  # integer pixel centres -> the rasteriser's
   triangles = uv_lib.grid_triangles(v)
@@ -100,4 +128,4 @@ def rasterise_position_map(position_map, shape, valid=None) -> dict[str, np.ndar
           "depth": depth.astype(np.float32)}
 
 
-__all__ = ["position_map_normals", "rasterise_position_map"]
+__all__ = ["position_map_normals", "rasterise_position_map", "smooth_position_map"]
