@@ -68,7 +68,8 @@ def face_pairs(indices: Sequence[int], seed: int = EVAL_SEED, prnet_size: int = 
   Returns (stacked over the faces):
     ``image`` (B, R, R, 3) float32 stored sRGB photo in [0, 1] (PRNet's input crop);
     ``posmap`` (B, R, R, 3) true position map (PRNet's convention); ``landmarks`` (B, 68, 3);
-    ``normals_full``, ``mask_full`` the exact truth at R; ``pose`` (B, 3) yaw, pitch, roll;
+    ``normals_full``, ``mask_full``, ``diffuse_full`` (the photo's exact diffuse shading) at R;
+    ``pose`` (B, 3) yaw, pitch, roll;
     and the scene keys of `data.photometric.synth.SCENE_KEYS` at S.
   """
   from data.prnet import synth as prnet_synth  # pylint: disable=g-import-not-at-top
@@ -96,7 +97,8 @@ def face_pairs(indices: Sequence[int], seed: int = EVAL_SEED, prnet_size: int = 
         ct_k=0 * ones, ct_r=0.5 * ones, ct_f0=0.04 * ones)
     parts.append(dict(scene, image=out["image"], posmap=raw["posmap"],
                       landmarks=raw["landmarks3d"], normals_full=raw["normals"],
-                      mask_full=raw["mask"], pose=raw["pose"][:, :3]))
+                      mask_full=raw["mask"], diffuse_full=out["diffuse"],
+                      pose=raw["pose"][:, :3]))
   return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
