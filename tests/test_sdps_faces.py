@@ -50,3 +50,23 @@ def test_realistic_light_options():
   # Shot noise: none where there is no signal, some where there is.
   diff = noisy - plain
   assert not diff[plain == 0].any() and np.abs(diff[plain > 0.1]).min() > 0
+
+
+def test_nenet_scale_runs_the_same_network_at_k_times_the_resolution():
+  from bioface_jax.models import sdps
+  base = sdps.SDPSConfig(net="nenet", width_multiplier=1 / 16)
+  scaled = sdps.SDPSConfig(net="nenet", width_multiplier=1 / 16, nenet_scale=2)
+  params, _ = sdps.init(jax.random.key(0), (1, 2, 8, 8, 3), base)
+  rng = np.random.default_rng(0)
+  images = jnp.asarray(rng.uniform(size=(1, 2, 8, 8, 3)), jnp.float32)
+  batch = {"images": images, "mask": jnp.ones((1, 8, 8)),
+           "dirs": jnp.asarray([[[0.3, 0.1, 0.95], [-0.4, 0.2, 0.89]]]),
+           "intensities": jnp.ones((1, 2))}
+  out = np.asarray(sdps.apply(params, batch, scaled)["normals"], np.float64)
+  up = jax.image.resize(images, (1, 2, 16, 16, 3), "bilinear", antialias=False)
+  big = np.asarray(sdps.apply(params, dict(batch, images=up, mask=jnp.ones((1, 16, 16))),
+                              base)["normals"], np.float64)
+  want = big.reshape(1, 8, 2, 8, 2, 3).mean((2, 4))
+  want /= np.linalg.norm(want, axis=-1, keepdims=True)
+  np.testing.assert_allclose(out, want, atol=1e-5)
+  assert out.shape == (1, 8, 8, 3)

@@ -109,6 +109,7 @@ def _base() -> ml_collections.ConfigDict:
   c.model.input_size = 64
   c.model.light_w = 0.0
   c.model.masked_loss = False
+  c.model.nenet_scale = 1         # NENet's internal resolution factor (models/sdps.py)
 
   c.data = ml_collections.ConfigDict()
   c.data.size = 64
