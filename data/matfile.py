@@ -22,8 +22,10 @@ import h5py
 import numpy as np
 import scipy.io
 
-# What `load_mat` raises for a file that is not a readable MAT-file (scipy and h5py errors).
-READ_ERRORS = (OSError, ValueError, TypeError, KeyError, NotImplementedError)
+# What `load_mat` raises for a file that is not a readable MAT-file (scipy and h5py errors;
+# scipy's MatReadError, e.g. for an empty file, derives from Exception alone).
+READ_ERRORS = (OSError, ValueError, TypeError, KeyError, NotImplementedError,
+               scipy.io.matlab.MatReadError)
 
 
 def _attr_str(value) -> str:

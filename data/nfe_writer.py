@@ -20,6 +20,22 @@ import numpy as np
 from data.nfe import INMC_TEMPLATE, KEY, LRGB_TEMPLATE, NUM_CHANNELS, ShardPair, _shard_id
 
 
+def encode_inmc(images: np.ndarray, normals: np.ndarray, mask: np.ndarray,
+                coord: np.ndarray) -> np.ndarray:
+  """NHWC images, normals in [-1, 1], mask (B, H, W) and coord -> the stored (B, 10, H, W) rows
+  (float64; `data.nfe.decode_inmc` inverts it). Checks the value ranges."""
+  images, normals, mask, coord = (np.asarray(a, np.float64) for a in (images, normals, mask, coord))
+  if images.size and (images.min() < 0 or images.max() > 1):
+    raise ValueError(f"images must be in [0, 1], got [{images.min():.4g}, {images.max():.4g}]")
+  if normals.size and np.abs(normals).max() > 1 + 1e-6:
+    raise ValueError(f"normals must be in [-1, 1], got max |n| component {np.abs(normals).max()}")
+  if not np.isin(mask, (0.0, 1.0)).all():
+    raise ValueError("mask must be 0 or 1")
+  encoded = np.clip((normals + 1.0) / 2.0, 0.0, 1.0)
+  block = np.concatenate([images, encoded, mask[..., None], coord], axis=-1)
+  return np.transpose(block, (0, 3, 1, 2))
+
+
 class NFEShardWriter:
   """Writes one NFE shard pair incrementally from NHWC arrays (for synthetic or converted data).
 
@@ -86,15 +102,7 @@ class NFEShardWriter:
         raise ValueError(f"{name} has non-finite values")
     if b == 0:
       return
-    if images.min() < 0 or images.max() > 1:
-      raise ValueError(f"images must be in [0, 1], got [{images.min():.4g}, {images.max():.4g}]")
-    if np.abs(normals).max() > 1 + 1e-6:
-      raise ValueError(f"normals must be in [-1, 1], got max |n| component {np.abs(normals).max()}")
-    if not np.isin(mask, (0.0, 1.0)).all():
-      raise ValueError("mask must be 0 or 1")
-    encoded = np.clip((normals + 1.0) / 2.0, 0.0, 1.0)
-    block = np.concatenate([images, encoded, mask[..., None], coord], axis=-1)
-    block = np.transpose(block, (0, 3, 1, 2))
+    block = encode_inmc(images, normals, mask, coord)
     n0, n1 = self.count, self.count + b
     self._inmc.resize(n1, axis=0)
     self._lrgb.resize(n1, axis=0)

@@ -2,7 +2,7 @@
 
     python -m eval.aflw2000_nme --workdir runs/prnet_resfcn_tiny runs/prnet_resnet18_tiny ...
     python -m eval.aflw2000_nme --workdir W --aflw2000 /data/AFLW2000   # the real benchmark
-    python -m eval.aflw2000_nme --workdir "W1 W2" --curve   # + held-out NME vs training minutes
+    python -m eval.aflw2000_nme --workdir W1 W2 --curve   # + held-out NME vs training minutes
 
 Default data: the held-out synthetic pairs of each run's config (seed ``data.eval_seed``, never
 trained on), with exact truth; landmarks are read from the predicted map
@@ -22,11 +22,16 @@ Each run's row also shows training images/s, s/epoch and wall time, read from it
 ``metrics.jsonl`` (so the seed report's claim, shorter training at equal or better accuracy,
 is tested side by side). Published numbers (prnet-spec.md §7) are printed beneath, marked as
 different data.
+
+Several runs are separate values: ``--workdir W1 W2`` or ``--workdir W1 --workdir W2``. The old
+form, one quoted value ``--workdir "W1 W2"``, still works (with a note) unless a run directory
+of that name exists. Every run, ``--aflw2000`` and ``--out`` are checked before any work.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import sys
 
@@ -34,12 +39,15 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from train import absl_app
+
 FLAGS = flags.FLAGS
 
 
 def define_flags():
   """Defines the command-line flags (only when run as a program, so the module imports cleanly)."""
-  flags.DEFINE_multi_string("workdir", [], "Training run directories (repeat or space-separate).")
+  flags.DEFINE_multi_string("workdir", [], "Training run directories (python -m train.prnet "
+                            "runs or exports): --workdir W1 W2 or --workdir W1 --workdir W2.")
   flags.DEFINE_string("aflw2000", None, "AFLW2000-3D directory (<name>.jpg + <name>.mat); "
                       "default: the held-out synthetic faces.")
   flags.DEFINE_integer("num", 0, "Evaluate only the first NUM faces (0 = all).")
@@ -128,8 +136,11 @@ def evaluate_synthetic(workdir: pathlib.Path, num: int, batch: int) -> dict:
   from train import prnet_task  # pylint: disable=g-import-not-at-top
   params, stats, model, config, step = prnet_task.restore_for_inference(workdir)
   d = config.data
-  held = synth_set.synthetic_set(d.cache_dir or None, d.num_eval, d.size, d.eval_seed, stream=None)
-  train = synth_set.synthetic_set(d.cache_dir or None, d.num_train, d.size, d.seed, stream=None)
+  ctx = bool(d.get("context", False))
+  held = synth_set.synthetic_set(d.cache_dir or None, d.num_eval, d.size, d.eval_seed, stream=None,
+                                 context=ctx)
+  train = synth_set.synthetic_set(d.cache_dir or None, d.num_train, d.size, d.seed, stream=None,
+                                  context=ctx)
   n = len(held) if not num else min(num, len(held))
   predict = _predict_fn(params, stats, model)
   lmk, gt, yaw, dense, base_dense = [], [], [], [], []
@@ -222,13 +233,48 @@ def format_table(results, data_name: str) -> str:
   return "\n".join(lines)
 
 
+def run_directories(values: list[str], stream=sys.stderr) -> list[pathlib.Path]:
+  """The run directories named by ``--workdir`` values (and the extra arguments after them).
+
+  A value that is no existing path but holds whitespace is the deprecated quoted form
+  ``--workdir "W1 W2"``: it is split, with a note on `stream`.
+  """
+  out = []
+  for value in values:
+    if len(value.split()) > 1 and not os.path.exists(value):
+      print(f'note: --workdir "{value}" (several runs in one quoted value) is deprecated; give '
+            f"them as separate values: --workdir {' '.join(value.split())}", file=stream)
+      out += [pathlib.Path(v) for v in value.split()]
+    else:
+      out.append(pathlib.Path(value))
+  return out
+
+
+def check_inputs(workdirs: list[pathlib.Path], aflw2000: str | None, out: str | None) -> None:
+  """Raises one error naming every missing run, a missing AFLW2000 folder or an unusable --out."""
+  if not workdirs:
+    raise app.UsageError("give at least one --workdir (a python -m train.prnet run directory)")
+  missing = [str(w) for w in workdirs
+             if not ((w / "checkpoints").is_dir() or (w / "variables.msgpack").is_file())]
+  if missing:
+    raise FileNotFoundError(
+        f"no PRNet run (checkpoints/) or export in {', '.join(missing)}; train one with "
+        "python -m train.prnet --workdir DIR")
+  from train import launch  # pylint: disable=g-import-not-at-top
+  for w in workdirs:
+    found = launch.stored_system(w)
+    if found and found[0] != "prnet":
+      raise ValueError(f"{w} holds a {found[0]} run, not a PRNet run")
+  if aflw2000 and not pathlib.Path(aflw2000).is_dir():
+    raise FileNotFoundError(f"--aflw2000 {aflw2000} is not a directory")
+  if out:
+    absl_app.check_output_file(out)
+
+
 def main(argv):
   logging.set_verbosity(logging.WARNING)
-  workdirs = [pathlib.Path(w) for arg in FLAGS.workdir + list(argv[1:]) for w in arg.split()]
-  if not workdirs:
-    print("error: give at least one --workdir (a python -m train.prnet run directory)",
-          file=sys.stderr)
-    return 2
+  workdirs = run_directories(FLAGS.workdir + list(argv[1:]))
+  check_inputs(workdirs, FLAGS.aflw2000, FLAGS.out)
   results = []
   for w in workdirs:
     print(f"evaluating {w} ...", file=sys.stderr, flush=True)
@@ -252,4 +298,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(lambda argv: sys.exit(main(argv)))
+  absl_app.run(main)

@@ -17,8 +17,9 @@ from __future__ import annotations
 import sys
 import time
 
-from absl import app
 from absl import flags
+
+from train import absl_app
 
 FLAGS = flags.FLAGS
 
@@ -218,4 +219,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(lambda argv: sys.exit(main(argv)))
+  absl_app.run(main)

@@ -17,9 +17,10 @@ import pathlib
 import sys
 import time
 
-from absl import app
 from absl import flags
 from absl import logging
+
+from train import absl_app
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["cpu", "full"], "cpu and/or full.")
@@ -148,4 +149,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(lambda argv: sys.exit(main(argv)))
+  absl_app.run(main)

@@ -30,6 +30,8 @@ import numpy as np  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+from train import absl_app  # noqa: E402
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list("presets", ["cpu"], "Presets to measure: cpu, cpu72, paper.")
 flags.DEFINE_integer("steps", 20, "Timed warm calls per measurement (the median is reported).")
@@ -165,4 +167,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(lambda argv: sys.exit(main(argv)))
+  absl_app.run(main)

@@ -1,12 +1,14 @@
 """Edit face photos through their biophysical maps, as in the paper's Figure 4.
 
-    python -m eval.edit --workdir bioface_jax/pretrained/shipped/biofacenet --example astronaut
-    python -m eval.edit --workdir W photo.jpg [--box L T R B] [--melanin 0.4] \
+    python -m eval.edit --example astronaut
+    python -m eval.edit photo.jpg [--workdir W] [--box L T R B] [--melanin 0.4] \
         [--haemoglobin 0.4] [--lights A D65] [--refine-steps 200] [--out DIR]
 
-For each photo the network (optionally refined on the photo, ``--refine-steps``, see
-`eval.photo_fit`) gives melanin, haemoglobin, diffuse and specular shading, light and camera;
-the physics renderer (`bioface_jax.physics.render`) then re-renders the face with
+Photos, folders, patterns, --box, --crop, --workdir (default: the shipped model) as in
+`eval.predict`. For each photo the network (optionally refined on the photo,
+``--refine-steps``, default 0 here; see `bioface_jax.photo.biofacenet_fit`) gives melanin,
+haemoglobin, diffuse and specular shading, light and camera; the physics renderer
+(`bioface_jax.physics.render`) then re-renders the face with
 
 * melanin shifted down and up by ``--melanin`` (network coordinates, clipped to [-1, 1]);
 * haemoglobin shifted down and up by ``--haemoglobin``;
@@ -18,7 +20,8 @@ the physics renderer (`bioface_jax.physics.render`) then re-renders the face wit
 
 Writes ``<name>_edits.png`` (input, reconstruction and every edit, display gamma 1/2.2),
 ``<name>_edit_<label>.png`` per edited image (8-bit, network resolution) and
-``<name>_edits.npz`` (the linear sRGB images by label) to ``--out`` (default WORKDIR/edit).
+``<name>_edits.npz`` (the linear sRGB images by label) to ``--out`` (default ./edits). A photo
+that cannot be read is reported and skipped; the others are still written (exit status 1).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import sys
 
 import numpy as np
 
-from eval import predict
+from eval import cli, predict
 
 DEFAULT_LIGHTS = ("A", "D65")
 
@@ -76,7 +79,7 @@ def relit_linear_srgb(maps: dict, spectra, lut, model, weights, t) -> np.ndarray
   light colour of the estimated illuminant, XYZ = T(b) wb, sRGB = max(0, M XYZ) (spec 4-5).
   """
   from bioface_jax import physics  # pylint: disable=g-import-not-at-top
-  from eval import photo_fit  # pylint: disable=g-import-not-at-top
+  from bioface_jax.photo import biofacenet_fit as photo_fit  # pylint: disable=g-import-not-at-top
   batch = np.shape(maps["fmel"])[:-2]
   new = dict(maps, weights=np.broadcast_to(weights, batch + (14,)),
              t=np.broadcast_to(np.float32(t), batch))
@@ -99,7 +102,7 @@ def edits(maps: dict, spectra, lut, model, melanin: float = 0.4, haemoglobin: fl
     melanin, haemoglobin: shift amounts (network coordinates).
     lights: names for `light_parameters`.
   """
-  from eval import photo_fit  # pylint: disable=g-import-not-at-top
+  from bioface_jax.photo import biofacenet_fit as photo_fit  # pylint: disable=g-import-not-at-top
 
   def render(m):
     return np.asarray(photo_fit.render_maps(m, spectra, lut, model)["linear_srgb"])
@@ -138,7 +141,7 @@ def save_figure(path, image: np.ndarray, images: dict[str, np.ndarray], title: s
     ax.set_yticks([])
   fig.suptitle(title, fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  cli.save_figure(pathlib.Path(path), fig, dpi=100)
 
 
 def _slug(label: str) -> str:
@@ -148,11 +151,8 @@ def _slug(label: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
-      prog="python -m eval.edit", description=__doc__.split("\n\n")[0],
-      epilog="Photos are prepared as by eval.predict (crop, resize, /255); see its --help.")
-  predict.add_photo_arguments(parser)
-  parser.set_defaults(out=None)
+  parser = cli.Parser("python -m eval.edit", __doc__)
+  predict.add_photo_arguments(parser, default_out="edits", refine_steps=0)
   parser.add_argument("--melanin", type=float, default=0.4,
                       help="melanin shift, network coordinates (the map spans [-1, 1])")
   parser.add_argument("--haemoglobin", type=float, default=0.4,
@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
-def main(argv=None) -> int:
+def _main(argv) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
   predict.check_photo_arguments(parser, args)
@@ -171,29 +171,30 @@ def main(argv=None) -> int:
       light_parameters(name)
     except ValueError as error:
       parser.error(str(error))
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  from bioface_jax import physics  # pylint: disable=g-import-not-at-top
+  items, out_dir, problems = cli.photo_inputs(args, "biofacenet")
+  from bioface_jax.photo import biofacenet_fit  # pylint: disable=g-import-not-at-top
+  model = cli.load_model("biofacenet", args.workdir)
+  spectra, lut = biofacenet_fit.assets()
 
-  restored = predict.restore(args.workdir)
-  spectra = physics.load_spectra()
-  lut = physics.skin_lut(spectra)
-  out_dir = pathlib.Path(args.out or pathlib.Path(args.workdir) / "edit")
-  out_dir.mkdir(parents=True, exist_ok=True)
-  for name, x, _, outputs, refinement in predict.decompose_photos(args, restored, spectra, lut):
-    images = edits(outputs, spectra, lut, restored.model, args.melanin, args.haemoglobin,
+  def work(name, source):
+    x, _, outputs, refinement, _ = predict.decompose_photo(model, args, name, source)
+    images = edits(outputs, spectra, lut, model.config, args.melanin, args.haemoglobin,
                    args.lights)
     note = "" if refinement is None else f", refined {refinement.steps} steps"
     save_figure(out_dir / f"{name}_edits.png", x, images,
-                f"{name}: BioFaceNet edits (checkpoint step {restored.step}{note}); pigment "
+                f"{name}: BioFaceNet edits (model step {model.step}{note}); pigment "
                 "shifts in network coordinates; lights keep the estimated light's white balance")
     for label, image in images.items():
-      Image.fromarray(np.round(_display(image[0]) * 255).astype(np.uint8)).save(
-          out_dir / f"{name}_edit_{_slug(label)}.png")
-    np.savez_compressed(out_dir / f"{name}_edits.npz",
-                        **{_slug(k): v[0] for k, v in images.items()}, input=x)
-    print(f"{name}: wrote {out_dir / (name + '_edits.png')}, {len(images)} edited images "
-          f"({', '.join(images)}) and {name}_edits.npz")
-  return 0
+      cli.save_png(out_dir / f"{name}_edit_{_slug(label)}.png", _display(image[0]))
+    cli.save_npz(out_dir / f"{name}_edits.npz", **{_slug(k): v[0] for k, v in images.items()},
+                 input=x)
+    return (f"{name}: wrote {out_dir / (name + '_edits.png')}, {len(images)} edited images "
+            f"({', '.join(images)}) and {name}_edits.npz")
+  return cli.run_batch(items, work, problems)
+
+
+def main(argv=None) -> int:
+  return cli.run(_main, argv)
 
 
 if __name__ == "__main__":

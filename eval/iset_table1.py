@@ -22,9 +22,9 @@ Without ``--scenes``, 25 synthetic multispectral faces (exact per-pixel truth, n
 faces) are generated on first use into ``~/.cache/bioface_jax/iset_scenes_...``, so the
 command runs offline; on them it also reports each map's error against the *true* maps (which
 the paper could not) and the fit's own error against the truth. The checkpoint defaults to
-`DEFAULT_CHECKPOINT`. Every scale convention is printed with the table (`CONVENTIONS`).
-Writes ``table1.json``, ``table1.md`` and ``table1.png`` to ``--out`` (default
-CHECKPOINT/eval).
+the shipped model (`DEFAULT_CHECKPOINT`). Every scale convention is printed with the table
+(`CONVENTIONS`). Writes ``table1.json``, ``table1.md`` and ``table1.png`` to ``--out``
+(default CHECKPOINT/eval; ./eval_biofacenet for the shipped model, which stays unchanged).
 """
 
 from __future__ import annotations
@@ -39,16 +39,16 @@ import uuid
 
 import numpy as np
 
-from eval import comparison_figure, metrics, model_io
+from eval import comparison_figure, metrics, model_io, outputs
 
 COLUMNS = ("diffuse", "specular", "albedo", "melanin", "haemoglobin", "reconstruction")
 PAPER_ROWS = {
     "SfSNet (paper)": (0.1898, None, 0.1452, None, None, 0.2831),
     "BioFaceNet (paper)": (0.1720, 0.0875, 0.1154, 0.5972, 0.2912, 0.0713),
 }
-DEFAULT_CHECKPOINT = pathlib.Path(__file__).resolve().parent / "checkpoints" / "biofacenet_default"
+DEFAULT_CHECKPOINT = outputs.PACKAGE / "pretrained" / "shipped" / "biofacenet"  # shipped model
 TRAIN_DEFAULT = ("python -m train.biofacenet --config train/configs/biofacenet.py "
-                 "--workdir bioface_jax/pretrained/shipped/biofacenet")
+                 "--workdir runs/default, then --checkpoint runs/default")
 D65_CCT = 6500.0
 DAYLIGHT = 1  # position of daylight in the weights [A, D, F1..F12]
 FACE_LUMINANCE = 0.12  # geometric centre of the training faces' metering range 0.05-0.25
@@ -352,8 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--scenes", default=None, help="directory of ISET scene .mat files (default: "
                  "synthetic scenes generated into the cache)")
   p.add_argument("--checkpoint", default=None,
-                 help=f"training run directory (default {DEFAULT_CHECKPOINT})")
-  p.add_argument("--out", default=None, help="output directory (default CHECKPOINT/eval)")
+                 help="training run directory or export (default: the shipped model)")
+  p.add_argument("--out", default=None, help="output directory (default CHECKPOINT/eval, or "
+                 "./eval_biofacenet for the shipped model)")
   p.add_argument("--count", type=int, default=25, help="synthetic scenes (default 25)")
   p.add_argument("--seed", type=int, default=0, help="synthetic scene seed (default 0)")
   p.add_argument("--cache-dir", default=None, help="cache for the synthetic scenes (default "
@@ -382,7 +383,7 @@ def main(argv=None) -> int:
   fit_options = dict(solver=args.fit_solver, iterations=args.fit_iterations, grid=args.fit_grid,
                      smoothness=args.fit_smoothness)
   results, figure = run(restored, scene_dir, fit_options)
-  out = pathlib.Path(args.out or workdir / "eval")
+  out = pathlib.Path(args.out) if args.out else outputs.evaluation_dir(workdir)
   out.mkdir(parents=True, exist_ok=True)
   table = markdown(results["table"], results["step"], results["n_scenes"])
   print(f"\nTable 1 on {results['n_scenes']} scenes from {scene_dir}\n\n{table}")

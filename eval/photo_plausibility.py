@@ -3,7 +3,7 @@
 A real photo has no ground-truth pigments, but physiology says what a plausible decomposition
 looks like: lips and cheeks carry more haemoglobin than the forehead, faces with darker skin
 carry more melanin, and melanin should not follow the shading (shadows are not pigment). All
-regions come from the training framing of `eval.face_detect` (the detector's box spans
+regions come from the training framing of `bioface_jax.photo.detect` (the detector's box spans
 columns 0.19-0.81 and rows 0.12-0.74 of the crop; the synthetic faces are framed the same), so
 they need no landmarks but assume a roughly frontal, upright face centred by the detector:
 
@@ -87,7 +87,8 @@ def face_statistics(image: np.ndarray, outputs) -> dict[str, float]:
 
   Args:
     image: (H, W, 3) the prepared input (gamma-encoded sRGB in [0, 1]).
-    outputs: `eval.photo_fit.decompose` outputs (``fmel``, ``fblood``, ``shading``: (1, H, W)).
+    outputs: `bioface_jax.photo.biofacenet_fit.decompose` outputs (``fmel``, ``fblood``,
+      ``shading``: (1, H, W)).
 
   Returns:
     dict: skin_fraction (of the crop), ita (degrees; nan without skin pixels), melanin_skin

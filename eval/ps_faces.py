@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
+
+from train import absl_app
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("runs", [], "label=WORKDIR of train.sdps runs with a normal output "
@@ -123,4 +124,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(lambda argv: sys.exit(main(argv)))
+  absl_app.run(main)

@@ -11,7 +11,8 @@ trivial baseline that predicts the training-set mean (or, for shading, a constan
 reader can tell whether the model learnt anything. Conventions are in `QUANTITIES` and
 `eval.metrics`; they are printed with the table and stored in the JSON.
 
-Writes to ``--out`` (default WORKDIR/eval): ``recovery.json``, ``recovery.md`` (the table),
+Writes to ``--out`` (default WORKDIR/eval; ./eval_biofacenet for the shipped model, which
+stays unchanged: `eval.outputs`): ``recovery.json``, ``recovery.md`` (the table),
 ``recovery.png`` (truth vs prediction for a few faces, and predicted vs true mean
 pigment per face) and ``recovery_scatter.png`` (predicted vs true per-face mean melanin,
 haemoglobin and camera b with the identity line, and pigment error maps of a few faces).
@@ -28,6 +29,7 @@ import sys
 import numpy as np
 
 from eval import metrics
+from eval import outputs
 # Also re-exported: they were defined here before eval.model_io / eval.comparison_figure.
 from eval.comparison_figure import save_figure
 from eval.recovery_figure import save_recovery_scatter
@@ -77,6 +79,10 @@ QUANTITIES = {
 def evaluation_sets(config, n: int, cache_dir: str | None = None):
   """(train, held-out, description) synthetic sets with ground truth for a run config.
 
+  When the run's synthetic set is not in the cache, only the faces the evaluation reads (the
+  first `n` held-out faces and the `STATS_FACES` training faces of the baseline means) are
+  generated, in memory: the same faces the cached set would hold.
+
   Args:
     config: the run's config (from its checkpoint).
     n: faces wanted (NFE runs: the size of the generated held-out set).
@@ -88,7 +94,7 @@ def evaluation_sets(config, n: int, cache_dir: str | None = None):
     if cache_dir is not None:
       config = config.copy_and_resolve_references()
       config.data.cache_dir = str(cache_dir)
-    train, holdout = load_datasets(config)
+    train, holdout = load_datasets(config, lazy=True)  # Uncached: only the faces used.
     return train, holdout, (f"the held-out synthetic faces of the run's config ({len(holdout)} "
                             f"faces, {config.data.size}x{config.data.size}, seed "
                             f"{config.data.seed})")
@@ -251,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
                               description=__doc__.split("\n\n")[0])
   p.add_argument("--workdir", required=True, help="training run directory (with checkpoints/)")
   p.add_argument("--n", type=int, default=256, help="held-out faces to evaluate (default 256)")
-  p.add_argument("--out", default=None, help="output directory (default WORKDIR/eval)")
+  p.add_argument("--out", default=None, help="output directory (default WORKDIR/eval, or "
+                 "./eval_<name> for a model inside the package such as the shipped one)")
   p.add_argument("--batch-size", type=int, default=32, help="faces per network call")
   p.add_argument("--cache-dir", default=None,
                  help="synthetic-face cache (default: the run's data.cache_dir, else "
@@ -270,7 +277,7 @@ def main(argv=None) -> int:
     print(f"error: {error}", file=sys.stderr)
     return 2
   results, first = evaluate(restored, args.n, args.batch_size, args.cache_dir)
-  out = pathlib.Path(args.out or pathlib.Path(args.workdir) / "eval")
+  out = pathlib.Path(args.out) if args.out else outputs.evaluation_dir(args.workdir)
   out.mkdir(parents=True, exist_ok=True)
   table = markdown_table(results["quantities"])
   header = (f"BioFaceNet recovery: checkpoint step {results['step']} of {results['workdir']}, "

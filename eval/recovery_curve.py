@@ -4,8 +4,9 @@
 
 Plots every ``eval/recovery/*`` series that the BioFaceNet task logs at each evaluation
 (melanin and haemoglobin RMSE, camera-b distance, illuminant angle, reconstruction RMSE, on
-the run's held-out synthetic faces), one panel each. When ``WORKDIR/eval/recovery.json``
-(written by ``eval.recovery``) exists, its constant baselines are drawn as dashed lines.
+the run's held-out synthetic faces), one panel each. When ``recovery.json`` (written by
+``eval.recovery`` to WORKDIR/eval, or ./eval_<name> for a model inside the package:
+`eval.outputs`) exists, its constant baselines are drawn as dashed lines.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import argparse
 import json
 import pathlib
 import sys
+
+from eval import outputs
 
 SERIES = (("recovery/melanin_rmse", "melanin RMSE", "melanin"),
           ("recovery/haemoglobin_rmse", "haemoglobin RMSE", "haemoglobin"),
@@ -42,7 +45,8 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="python -m eval.recovery_curve",
                               description=__doc__.split("\n\n")[0])
   p.add_argument("--workdir", required=True, help="run directory (or export) with metrics.jsonl")
-  p.add_argument("--out", default=None, help="PNG (default WORKDIR/eval/recovery_curve.png)")
+  p.add_argument("--out", default=None, help="PNG (default WORKDIR/eval/recovery_curve.png; "
+                 "./eval_<name>/ for a model inside the package such as the shipped one)")
   args = p.parse_args(argv)
   workdir = pathlib.Path(args.workdir)
   path = workdir / "metrics.jsonl"
@@ -55,7 +59,7 @@ def main(argv=None) -> int:
           "one without ground truth)", file=sys.stderr)
     return 2
   baselines = {}
-  rec = workdir / "eval" / "recovery.json"
+  rec = outputs.evaluation_dir(workdir) / "recovery.json"
   if rec.is_file():
     q = json.loads(rec.read_text())["quantities"]
     baselines = {k: q[k]["baseline"]["mean"] for _, _, k in SERIES if k in q}
@@ -77,7 +81,8 @@ def main(argv=None) -> int:
       ax.legend(fontsize=6)
   fig.suptitle(f"held-out recovery over training ({workdir})", fontsize=8)
   fig.tight_layout()
-  out = pathlib.Path(args.out) if args.out else workdir / "eval" / "recovery_curve.png"
+  out = (pathlib.Path(args.out) if args.out else
+         outputs.evaluation_dir(workdir) / "recovery_curve.png")
   out.parent.mkdir(parents=True, exist_ok=True)
   fig.savefig(out, dpi=90)
   print(f"wrote {out}")

@@ -16,6 +16,14 @@ Example (every configuration beats the mean-image baseline at this budget; measu
 times are in docs/face_vae.md)::
 
   nice -n 10 python -m eval.vae_ablation --preset ablation --steps 300 --out runs/vae_ablation
+
+``--models CONFIGURATION=DIR,...`` scores trained models instead of training them (runs, exports,
+or the authors' hypotheses imported with ``python -m train.import_weights face_vae_keras``;
+docs/weights.md), e.g. the authors' H9 on the CelebA test split with its own BatchNorm
+statistics::
+
+  python -m eval.vae_ablation --models H9=weights/vae_h9 --preset paper --data celeba \
+      --bn_stats running --out runs/vae_authors
 """
 
 from __future__ import annotations
@@ -29,9 +37,10 @@ import time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
+
+from train import absl_app  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("preset", "ablation", "Config preset for every run (ablation, cpu, smoke).")
@@ -47,6 +56,10 @@ flags.DEFINE_enum("bn_stats", "precise", ["precise", "running"],
                   "--bn_batches training batches with the trained weights frozen "
                   "(face_vae.population_batch_stats); 'running' uses the moving averages.")
 flags.DEFINE_integer("bn_batches", 8, "Training batches (of 32) for --bn_stats=precise.")
+flags.DEFINE_list("models", [], "CONFIGURATION=DIR pairs of trained models to score instead of "
+                  "training (runs, exports or the authors' weights imported by\n"
+                  "train.import_weights, e.g. H9=weights/vae_h9; the authors' are 144 px: "
+                  "--preset paper --data celeba --bn_stats running).")
 
 # face-vae-spec.md section 7: README bar charts, +-0.001.
 PAPER = {  # 1-SSIM, 1-MS-SSIM, LPIPS, 1-VIF, 10 l1, 10 l2
@@ -234,7 +247,14 @@ def main(argv):
   from train import face_vae_task  # pylint: disable=g-import-not-at-top
   from train.configs import face_vae as configs  # pylint: disable=g-import-not-at-top
   from eval import vae_scoring  # pylint: disable=g-import-not-at-top
-  names = FLAGS.configs or (list(configs.CONFIGURATIONS) + ["ssim_l2_mask+authors"])
+  given = {}
+  for spec in FLAGS.models:
+    name, _, workdir = spec.partition("=")
+    if not workdir:
+      raise app.UsageError(f"--models entries are CONFIGURATION=DIR, got {spec!r}")
+    given[configs.ALIASES.get(name, name)] = workdir
+  names = list(given) or FLAGS.configs or (list(configs.CONFIGURATIONS)
+                                           + ["ssim_l2_mask+authors"])
   for name in names:
     configs.parse_configuration(name.replace("+authors", ""))
   out = pathlib.Path(FLAGS.out)
@@ -252,14 +272,24 @@ def main(argv):
   scores, times, recons = {}, {}, {}
   for i, name in enumerate(names, 1):
     print(f"[{i}/{len(names)}] {name}", flush=True)
-    params, stats, model, seconds = run_one(name, datasets, out)
+    if name in given:  # a trained model, scored as it is
+      params, stats, model, _, _ = face_vae_task.restore_for_inference(given[name])
+      if model.input_size != size:
+        raise app.UsageError(f"{given[name]} takes {model.input_size} px images, the preset "
+                             f"{FLAGS.preset!r} {size} px (the authors' models: --preset paper)")
+      if FLAGS.bn_stats == "precise":
+        stats = precise_stats(params, model, datasets[0])
+      seconds = None
+    else:
+      params, stats, model, seconds = run_one(name, datasets, out)
     scores[name], recons[name] = vae_scoring.score(params, stats, model, test)
     times[name] = seconds
     text = write_table(scores, times, size, out)  # after every run: partial results survive
     write_grid(test.get(np.arange(min(6, len(test))))["image"], recons, out)
-  # A trivial baseline: the mean training image as every decoder output. A configuration
-  # that does not beat it has not learned (yet).
-  train_mean = datasets[0].get(np.arange(len(datasets[0])))["image"].mean(0)
+  # A trivial baseline: the mean training image (of the first 4,096: CelebA's 162,770 would not
+  # fit in memory) as every decoder output. A configuration that does not beat it has not
+  # learned (yet).
+  train_mean = datasets[0].get(np.arange(min(len(datasets[0]), 4096)))["image"].mean(0)
   scores["baseline+mean_image"], _ = vae_scoring.score(None, None, model, test,
                                                        constant_pre=train_mean)
   times["baseline+mean_image"] = 0.0
@@ -272,4 +302,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(lambda argv: sys.exit(main(argv)))
+  absl_app.run(main)

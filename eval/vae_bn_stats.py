@@ -23,8 +23,9 @@ import sys
 import time
 
 import numpy as np
-from absl import app
 from absl import flags
+
+from train import absl_app
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("arg", "ssim_l2_mask,ablation", "Config ARG (train/configs/face_vae.py).")
@@ -101,4 +102,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(lambda argv: sys.exit(main(argv)))
+  absl_app.run(main)

@@ -1,4 +1,4 @@
-"""Editing (eval.edit), per-photo refinement and the photo RMSE (eval.photo_fit, eval.photo_rmse).
+"""Editing (eval.edit), per-photo refinement and the photo RMSE (biofacenet_fit, eval.photo_rmse).
 
 The edits are checked on hand-made maps against what they claim, with references computed
 independently of `eval.edit` (the renderer's XYZ output and its matrices, or simple physical
@@ -17,7 +17,10 @@ from PIL import Image
 
 from bioface_jax import physics
 from bioface_jax.models import biofacenet
-from eval import edit, photo_fit, photo_rmse, predict
+from bioface_jax import pretrained
+from bioface_jax.photo import biofacenet_fit as photo_fit
+from bioface_jax.photo import read
+from eval import edit, photo_rmse, predict
 
 SIZE = 16
 EPS32 = float(np.finfo(np.float32).eps)
@@ -160,24 +163,25 @@ def workdir(tmp_path_factory):
 
 
 def test_refinement_lowers_the_photo_loss(workdir, spectra, lut):
-  restored = predict.restore(workdir / "run")
-  x = predict.prepare(predict.load_image(workdir / "face.png"), SIZE)
-  out, info = photo_fit.decompose(restored, spectra, lut, x, refine_steps=40, mode="maps")
+  model = pretrained.load("biofacenet", workdir / "run")
+  x = photo_fit.prepare(read.read_photo(workdir / "face.png").pixels, SIZE)
+  out, info = photo_fit.decompose(model, x, refine_steps=40, mode="maps", spectra=spectra,
+                                  lut=lut)
   assert info.loss_after < info.loss_before
   assert out["fmel"].shape == (1, SIZE, SIZE)
   assert info.rmse_after == pytest.approx(
       photo_fit.central_srgb_rmse(x, out["render"]["linear_srgb"][0]))
   assert info.rmse_before == pytest.approx(photo_fit.central_srgb_rmse(
-      x, photo_fit.decompose(restored, spectra, lut, x)[0]["render"]["linear_srgb"][0]))
+      x, photo_fit.decompose(model, x)[0]["render"]["linear_srgb"][0]))
   with pytest.raises(ValueError, match="mode"):
-    photo_fit.decompose(restored, spectra, lut, x, refine_steps=1, mode="weights")
+    photo_fit.decompose(model, x, refine_steps=1, mode="weights")
 
 
 @pytest.mark.slow  # ~40 s on a busy 2-core CPU: compiles the network's gradient
 def test_network_refinement_lowers_the_photo_loss(workdir, spectra, lut):
-  restored = predict.restore(workdir / "run")
-  x = predict.prepare(predict.load_image(workdir / "face.png"), SIZE)
-  out, info = photo_fit.decompose(restored, spectra, lut, x, refine_steps=3, mode="network")
+  model = pretrained.load("biofacenet", workdir / "run")
+  x = photo_fit.prepare(read.read_photo(workdir / "face.png").pixels, SIZE)
+  out, info = photo_fit.decompose(model, x, refine_steps=3, mode="network")
   assert info.loss_after < info.loss_before
   assert np.all(np.isfinite(out["render"]["linear_srgb"]))
 
@@ -185,8 +189,16 @@ def test_network_refinement_lowers_the_photo_loss(workdir, spectra, lut):
 def test_predict_edit_and_photo_rmse_commands(workdir, capsys):
   run, photo = str(workdir / "run"), str(workdir / "face.png")
   out = workdir / "pred"
-  assert predict.main([photo, "--workdir", run, "--out", str(out), "--refine-steps", "5"]) == 0
+  mask = np.zeros((40, 30), np.uint8)
+  mask[:, 5:25] = 255                                 # the photo's central square's middle
+  Image.fromarray(mask).save(workdir / "mask.png")
+  assert predict.main([photo, "--workdir", run, "--out", str(out), "--refine-steps", "5",
+                       "--mask", str(workdir / "mask.png")]) == 0
   maps = np.load(out / "face_maps.npz")
+  # The mask is cropped like the photo (central 30x30 square, rows 5..34) and area-resized.
+  expected = np.zeros(SIZE, np.float32)
+  expected[round(5 * SIZE / 30):round(25 * SIZE / 30)] = 1
+  np.testing.assert_array_equal(maps["mask"], np.broadcast_to(expected, (SIZE, SIZE)))
   assert maps["input"].shape == maps["reconstruction_linear_srgb"].shape == (SIZE, SIZE, 3)
   assert int(maps["refine_steps"]) == 5
   np.testing.assert_allclose(maps["central_srgb_rmse"], photo_fit.central_srgb_rmse(
@@ -203,8 +215,9 @@ def test_predict_edit_and_photo_rmse_commands(workdir, capsys):
       assert image.size == (SIZE, SIZE), label
   images = np.load(out / "face_edits.npz")
   assert np.all(np.isfinite(images["light_f2"])) and images["input"].shape == (SIZE, SIZE, 3)
-  with pytest.raises(SystemExit):
+  with pytest.raises(SystemExit) as exit_:
     edit.main([photo, "--workdir", run, "--lights", "Q7"])
+  assert exit_.value.code == 2
 
   photos = workdir / "photos" / "nested"
   photos.mkdir(parents=True)

@@ -190,7 +190,9 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys, monkeypatch):
   monkeypatch.setattr(iset_table1, "DEFAULT_CHECKPOINT", tmp_path / "default")
   assert iset_table1.main([]) == 2
   err = capsys.readouterr().err
-  assert "bioface_jax/pretrained/shipped/biofacenet" in err and "train.biofacenet" in err
+  # The hint trains into a run directory, never into the shipped model's package folder.
+  assert "--checkpoint runs/default" in err and "train.biofacenet" in err
+  assert "pretrained/shipped" not in err
 
 
 # ------------------------------------------------------------------------------ table 1

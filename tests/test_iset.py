@@ -280,6 +280,9 @@ def test_not_a_mat_file(tmp_path):
     iset.read_scene(path)
   with pytest.raises(FileNotFoundError, match="missing.mat"):
     iset.read_scene(tmp_path / "missing.mat")
+  path.write_bytes(b"")  # scipy's MatReadError (an Exception, not a ValueError)
+  with pytest.raises(iset.IsetFormatError, match="junk.mat: field '<file>': not a readable"):
+    iset.read_scene(path)
 
 
 def test_write_scene_rejects_bad_input(tmp_path):

@@ -65,66 +65,82 @@ def test_collect_folders_recursively_and_globs(tmp_path):
   (tmp_path / "a" / "b").mkdir(parents=True)
   for name in ("a/x.jpg", "a/b/y.PNG", "a/notes.txt", "z.ppm"):
     (tmp_path / name).write_bytes(b"")
-  assert [p.name for p in photo_rmse.collect([tmp_path / "a"])] == ["y.PNG", "x.jpg"]  # by path
-  assert [p.name for p in photo_rmse.collect([str(tmp_path / "*.ppm")])] == ["z.ppm"]
-  with pytest.raises(FileNotFoundError, match="nothing_here"):
-    photo_rmse.collect([str(tmp_path / "nothing_here*.jpg")])
+  assert [p.name for p in photo_rmse.collect([tmp_path / "a"])[0]] == ["y.PNG", "x.jpg"]  # path
+  assert [p.name for p in photo_rmse.collect([str(tmp_path / "*.ppm")])[0]] == ["z.ppm"]
+  assert photo_rmse.collect([str(tmp_path / "nothing_here*.jpg"), tmp_path / "z.ppm"]) == (
+      [tmp_path / "z.ppm"], 1)                     # reported and skipped, the rest kept
 
 
 # ----------------------------------------------------------------------------- face crops
 
 
 def test_training_frame_hand_values():
-  # Box side 62 -> crop side 62 / 0.62 = 100; centre column 131 -> left 81; the box centre
-  # (row 131) sits at 0.431 of the crop: top = 131 - 43.1 = 87.9 -> 88.
-  assert face_detect.training_frame((100, 100, 62, 62), 1000, 1000) == (81, 88, 181, 188)
+  # Face box side 64 -> crop side 64 / BOX_TO_CROP = 64 * 1.163 / 0.62 = 120.05 -> 120; centre
+  # column 132 -> left 72; the box centre (row 132) sits at 0.431 + 0.125 * 0.62 / 1.163 =
+  # 0.4976 of the crop: top = 132 - 59.7 = 72.3 -> 72.
+  assert face_detect.training_frame((100, 100, 64, 64), 1000, 1000) == (72, 72, 192, 192)
   # Near the top-left corner the crop is shifted inside the photo.
-  assert face_detect.training_frame((0, 0, 62, 62), 1000, 1000) == (0, 0, 100, 100)
+  assert face_detect.training_frame((0, 0, 64, 64), 1000, 1000) == (0, 0, 120, 120)
   # Larger than the photo: shrunk to its shorter side (60), still centred on the box's column
-  # 41 (left 11), and its top clamped to the photo.
-  assert face_detect.training_frame((10, 10, 62, 62), 90, 60) == (11, 0, 71, 60)
+  # 42 (left 12), and its top clamped to the photo.
+  assert face_detect.training_frame((10, 10, 64, 64), 90, 60) == (12, 0, 72, 60)
   with pytest.raises(ValueError, match="empty"):
     face_detect.training_frame((0, 0, 0, 5), 10, 10)
 
 
-def test_crop_falls_back_to_the_central_square_without_opencv(monkeypatch):
+def test_training_frame_of_a_haar_box_is_the_measured_haar_framing():
+  # The BioFaceNet framing was measured on Haar boxes: side / 0.62, box centre at 0.431 of the
+  # crop. A Haar box mapped into the face-box convention must give that crop (up to the
+  # integer rounding of the mapped box: 1-2 pixels).
+  for x, y, side in [(100, 100, 62), (300, 400, 200), (417, 230, 91)]:
+    crop = face_detect.training_frame(face_detect.haar_to_face_box((x, y, side, side)), 2000, 2000)
+    c = side / 0.62
+    expect = (x + side / 2 - c / 2, y + side / 2 - 0.431 * c, x + side / 2 + c / 2,
+              y + side / 2 + (1 - 0.431) * c)
+    assert np.allclose(crop, expect, atol=2.5), (crop, expect)
+
+
+def test_crop_falls_back_to_the_central_square_without_a_detector(monkeypatch):
+  from bioface_jax.photo import blazeface  # pylint: disable=g-import-not-at-top
+
+  def no_blazeface(image):
+    raise blazeface.BlazeFaceUnavailable("BlazeFace missing: pip install ai-edge-litert")
+  monkeypatch.setattr(blazeface, "detect", no_blazeface)
+  from bioface_jax.photo import framing  # pylint: disable=g-import-not-at-top
   monkeypatch.setitem(sys.modules, "cv2", None)  # "import cv2" now raises ImportError
   image = np.zeros((30, 40, 3), np.uint8)
-  with pytest.raises(face_detect.DetectorUnavailable, match="opencv-python-headless"):
+  with pytest.raises(face_detect.DetectorUnavailable,
+                     match="(?s)ai-edge-litert.*opencv-python-headless"):
     face_detect.detect_faces(image)
-  messages = []
-  assert predict.crop_boxes("p.jpg", image, "auto", log=messages.append) == [None]
-  assert "p.jpg" in messages[0] and "central square" in messages[0]
-  with pytest.raises(ValueError, match="p.jpg.*OpenCV"):
-    predict.crop_boxes("p.jpg", image, "face")
-  assert predict.crop_boxes("p.jpg", image, "center") == [None]
+  faces, note = framing.find_faces(image, "auto")
+  assert faces == [] and "central square" in note and "OpenCV" in note
+  with pytest.raises(ValueError, match="OpenCV"):
+    framing.find_faces(image, "face")
+  assert framing.find_faces(image, "center") == ([], None)
   with pytest.raises(ValueError, match="crop must be"):
-    predict.crop_boxes("p.jpg", image, "middle")
+    framing.find_faces(image, "middle")
 
 
 def test_crop_without_a_face_found(monkeypatch):
-  monkeypatch.setattr(face_detect, "face_crops", lambda image, n: [])
-  messages = []
-  assert predict.crop_boxes("q.png", np.zeros((8, 8, 3), np.uint8), log=messages.append) == [
-      None]
-  assert "no frontal face" in messages[0]
-  monkeypatch.setattr(face_detect, "face_crops", lambda image, n: [(1, 2, 5, 6)])
-  assert predict.crop_boxes("q.png", np.zeros((8, 8, 3), np.uint8)) == [(1, 2, 5, 6)]
+  from bioface_jax.photo import detect, framing
+  monkeypatch.setattr(detect, "detect_faces", lambda image: [])
+  faces, note = framing.find_faces(np.zeros((8, 8, 3), np.uint8))
+  assert faces == [] and "no face found" in note
+  monkeypatch.setattr(detect, "detect_faces", lambda image: [(1, 2, 5, 6)])
+  assert framing.find_faces(np.zeros((8, 8, 3), np.uint8)) == ([(1, 2, 5, 6)], None)
 
 
 def test_haar_detector_finds_the_astronaut_face():
   pytest.importorskip("cv2")
   skimage_data = pytest.importorskip("skimage.data")
   image = skimage_data.astronaut()
-  faces = face_detect.detect_faces(image)
+  faces = face_detect.detect_faces(image, detector="haar")
   assert faces, "no face found on the astronaut"
   x, y, w, h = faces[0]
   left, top, right, bottom = predict.EXAMPLES["astronaut"]  # drawn by hand
   assert left <= x + w / 2 <= right and top <= y + h / 2 <= bottom
   assert 0.5 <= w / (right - left) <= 1.5
-  crop = face_detect.face_crops(image)[0]
-  assert crop[2] - crop[0] == crop[3] - crop[1] == round(w / face_detect.BOX_TO_CROP)
-  assert face_detect.detect_faces(np.full((200, 200, 3), 128, np.uint8)) == []
+  assert face_detect.detect_faces(np.full((200, 200, 3), 128, np.uint8), detector="haar") == []
 
 
 # ---------------------------------------------------------------------------- plausibility
@@ -188,16 +204,18 @@ def test_summarise_signs():
 
 
 def test_photo_rmse_skips_faceless_photos_under_crop_face(tmp_path, monkeypatch):
-  Image.fromarray(np.zeros((12, 10, 3), np.uint8)).save(tmp_path / "flat.png")
-  monkeypatch.setattr(face_detect, "face_crops", lambda image, n: [])
+  from bioface_jax.photo import detect
+  Image.fromarray(np.zeros((20, 18, 3), np.uint8)).save(tmp_path / "flat.png")
+  (tmp_path / "broken.png").write_bytes(b"not a png")
+  monkeypatch.setattr(detect, "detect_faces", lambda image: [])
   args = photo_rmse.build_parser().parse_args([str(tmp_path), "--workdir", "w", "--crop",
                                                 "face"])
   messages = []
-  assert photo_rmse.photo_jobs(args, log=messages.append) == []
+  assert photo_rmse.photo_jobs(args, log=messages.append) == ([], 1)  # broken.png: unreadable
   assert "skipped" in messages[0] and "flat.png" in messages[0]
-  monkeypatch.setattr(face_detect, "face_crops", lambda image, n: [(0, 0, 4, 4), (4, 4, 8, 8)])
+  monkeypatch.setattr(detect, "detect_faces", lambda image: [(0, 0, 4, 4), (4, 4, 8, 8)])
   args = photo_rmse.build_parser().parse_args([str(tmp_path), "--workdir", "w", "--faces",
                                                 "all"])
-  jobs = photo_rmse.photo_jobs(args)
-  assert [j[0] for j in jobs] == ["flat.png (face 1)", "flat.png (face 2)"]
-  assert jobs[1][2] == (4, 4, 8, 8)
+  jobs, unreadable = photo_rmse.photo_jobs(args)
+  assert [j[0] for j in jobs] == ["flat.png (face 1)", "flat.png (face 2)"] and unreadable == 1
+  assert jobs[1][2] == face_detect.training_frame((4, 4, 8, 8), 18, 20)

@@ -41,6 +41,25 @@ def test_render_lambertian_closed_form():
   assert np.all(out[:, 0, 0] == 0)  # background (zero normal) renders 0
 
 
+@pytest.mark.parametrize("intensities", ["none", "grey", "rgb"])
+def test_render_grey_albedo_gives_three_channels(intensities):
+  """A grey (H, W) albedo renders (N, H, W, 3), the same in every channel (the contract)."""
+  n, _ = sphere(8, 4, 3.5)
+  lights = subset(3)
+  albedo = np.random.default_rng(2).uniform(0, 1, (8, 8))
+  ints = {"none": None, "grey": np.array([0.5, 1.0, 2.0]),
+          "rgb": np.tile([[0.5], [1.0], [2.0]], (1, 3))}[intensities]
+  with jax.enable_x64(True):
+    out = np.asarray(ps.render_lambertian(n, lights, ints, albedo))
+    full = np.asarray(ps.render(n, lights, ints, albedo, blinn_phong=(albedo * 0, 1.0)))
+  assert out.shape == full.shape == (3, 8, 8, 3)
+  scale = np.ones(3) if ints is None else np.array([0.5, 1.0, 2.0])
+  ref = (scale[:, None, None] * albedo * np.maximum(0, np.einsum("hwc,nc->nhw", n, lights)))
+  for c in range(3):
+    np.testing.assert_allclose(out[..., c], ref, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(full[..., c], ref, rtol=0, atol=1e-15)
+
+
 def test_render_batched_and_x64_dtype():
   n, _ = sphere(8, 4, 3.5)
   lights = np.stack([subset(3), subset(4)[:3]])  # (2, 3, 3)

@@ -173,7 +173,7 @@ def test_300wlp_reader_and_task_with_dense_truth(tmp_path):
 @pytest.mark.parametrize("drop", ["expPC", "kpt_ind", "tri_mouth"])
 def test_missing_keys_are_named(tmp_path, drop):
   path, _ = _write_fake_bfm(tmp_path, drop=drop)
-  with pytest.raises(KeyError, match=drop):
+  with pytest.raises(ValueError, match=drop):
     bfm.load_bfm(path)
 
 
@@ -192,7 +192,7 @@ def test_other_bad_inputs(tmp_path):
   with pytest.raises(ValueError, match="'UV' must be"):
     bfm.load_bfm(path)
   sio.savemat(tmp_path / "BFM_UV.mat", {"uv": np.zeros((M * M, 2))})
-  with pytest.raises(KeyError, match="UV"):
+  with pytest.raises(ValueError, match="UV"):
     bfm.load_bfm(path)
   sio.savemat(tmp_path / "BFM_UV.mat", {"UV": np.stack(_grid(), -1)})
   m = bfm.load_bfm(path)

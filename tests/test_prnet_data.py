@@ -1,5 +1,7 @@
 """300W-LP / AFLW2000-3D direct readers on fake files in exactly the released layouts."""
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -79,7 +81,7 @@ def test_aflw2000_reader(tmp_path):
 def test_readers_name_missing_keys_and_files(tmp_path):
   _jpg(tmp_path / "image00004.jpg")
   sio.savemat(tmp_path / "image00004.mat", dict(pt2d=np.zeros((2, 21))))
-  with pytest.raises(KeyError, match=r"image00004\.mat lacks the expected key\(s\) \['pt3d_68'"):
+  with pytest.raises(ValueError, match=r"image00004\.mat lacks the expected key\(s\) \['pt3d_68'"):
     readers.AFLW2000Dataset(tmp_path).example(0)
   sio.savemat(tmp_path / "bad.mat", dict(pt3d_68=np.zeros((3, 5)), Pose_Para=np.zeros((1, 7))))
   _jpg(tmp_path / "bad.jpg")
@@ -88,6 +90,37 @@ def test_readers_name_missing_keys_and_files(tmp_path):
     ds.example(ds.names.index("bad"))
   with pytest.raises(FileNotFoundError, match="no 300W-LP images"):
     readers.W300LPDataset(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("case", ["empty", "garbage", "missing", "text", "nan", "flat",
+                                  "pose", "jpg"])
+def test_aflw2000_malformed_files_are_named(tmp_path, case):
+  """Every malformed .mat / .jpg gives a ValueError (or FileNotFoundError) naming the file."""
+  _jpg(tmp_path / "a.jpg")
+  mat, good = tmp_path / "a.mat", np.stack([np.linspace(10, 50, 68)] * 2 + [np.zeros(68)])
+  variables = dict(pt3d_68=good, Pose_Para=np.zeros((1, 7)))
+  if case == "text":
+    variables["pt3d_68"] = "abc"
+  elif case == "nan":
+    variables["pt3d_68"] = np.full((3, 68), np.nan)
+  elif case == "flat":
+    variables["pt3d_68"] = np.zeros((3, 68))
+  elif case == "pose":
+    variables["Pose_Para"] = np.full((1, 7), np.inf)
+  sio.savemat(mat, variables)
+  culprit = mat
+  if case == "empty":
+    mat.write_bytes(b"")
+  elif case == "garbage":
+    mat.write_bytes(b"MATLAB? no" * 20)
+  elif case == "missing":
+    mat.unlink()
+  elif case == "jpg":
+    culprit = tmp_path / "a.jpg"
+    culprit.write_bytes(culprit.read_bytes()[:100])  # truncated
+  expected = FileNotFoundError if case == "missing" else ValueError
+  with pytest.raises(expected, match=re.escape(str(culprit))):
+    readers.AFLW2000Dataset(tmp_path, size=32).example(0)
   (tmp_path / "notimg.jpg").write_text("hello")
   with pytest.raises(ValueError, match="not an image"):
     readers.load_image(tmp_path / "notimg.jpg")

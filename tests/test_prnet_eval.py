@@ -1,41 +1,31 @@
-"""PRNet prediction and benchmark tools: photo input checks, end-to-end files, the PyTorch twin."""
+"""PRNet prediction and benchmark tools: a photo to files, the PyTorch twin, training logs."""
 
 import numpy as np
 import pytest
 
-import jax
-
-from bioface_jax.models import prnet
-
-
-def test_check_image_names_the_problem():
-  from eval import prnet_predict
-  assert prnet_predict.check_image(np.zeros((20, 20), np.uint8)).shape == (20, 20, 3)
-  with pytest.raises(ValueError, match="shape"):
-    prnet_predict.check_image(np.zeros((20, 20, 5), np.uint8))
-  with pytest.raises(ValueError, match="too small"):
-    prnet_predict.check_image(np.zeros((8, 8, 3), np.uint8))
-  with pytest.raises(ValueError, match=r"\[0, 1\]"):
-    prnet_predict.check_image(np.full((20, 20, 3), 2.0))
-  with pytest.raises(ValueError, match="dtype"):
-    prnet_predict.check_image(np.zeros((20, 20, 3), np.int32))
-  with pytest.raises(ValueError, match="4 numbers"):
-    prnet_predict._box(["1", "2", "3"], "box")
-
 
 def test_reconstruct_and_save_outputs(tmp_path):
+  """A photo through `prnet_face.reconstruct` and the command's writer: files and units."""
+  import types
+  from bioface_jax import face3d, pretrained
+  from bioface_jax.photo import prnet_face, read
   from eval import prnet_predict
-  model = prnet.PRNetConfig(width_multiplier=0.125, input_size=32, bn_momentum=0.9)
-  params, stats = prnet.init(jax.random.key(0), (1, 32, 32, 3), model)
+  from tests import tiny_models
+  model = pretrained.load("prnet", tiny_models.export("prnet", tmp_path / "model"))
   image = np.random.default_rng(0).integers(0, 255, (80, 60, 3), dtype=np.uint8)
-  result = prnet_predict.reconstruct(image, params, stats, model, box=[10, 20, 50, 60])
-  assert result["landmarks"].shape == (68, 3) and result["crop"].shape == (32, 32, 3)
-  paths = prnet_predict.save_outputs(result, model, "face", tmp_path)
+  photo = read.Photo(image.astype(np.float32) / 255, tmp_path / "face.png", (60, 80))
+  result = prnet_face.reconstruct(model, photo.pixels, face=(10, 20, 40, 40))
+  r = model.input_size
+  assert result.landmarks.shape == (68, 3) and result.crop.shape == (r, r, 3)
+  np.testing.assert_allclose(result.landmarks, face3d.uncrop_points(
+      np.asarray(face3d.landmarks_from_position_map(result.position_map)), result.transform))
+  paths = prnet_predict.write_outputs(result, photo, "face", tmp_path, model)
   assert all(p.exists() for p in paths)
-  kpt = np.loadtxt(paths[2])
-  np.testing.assert_allclose(kpt, result["landmarks"], atol=1e-3)
-  n_v = sum(1 for l in paths[1].read_text().splitlines() if l.startswith("v "))
-  assert n_v == len(result["vertices"])
+  np.testing.assert_allclose(np.loadtxt(tmp_path / "face_kpt.txt"), result.landmarks, atol=1e-3)
+  n_v = sum(1 for l in (tmp_path / "face.obj").read_text().splitlines() if l.startswith("v "))
+  assert n_v == len(result.vertices)
+  with pytest.raises(ValueError, match="a PRNet model is needed"):
+    prnet_face.reconstruct(types.SimpleNamespace(name="sdps"), photo.pixels)
 
 
 def test_torch_resfcn_has_the_official_size():

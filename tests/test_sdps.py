@@ -175,6 +175,46 @@ def test_diligent_reader_round_trip(tmp_path):
   assert cropped["images"].shape == (5, 20, 24, 3) and cropped["mask"].shape == (20, 24)
 
 
+_MALFORMED = {  # file -> (content, what the error must say besides the file's path)
+    "light_directions.txt": ("0 0 1\n0 0 x\n", "could not convert"),
+    "light_intensities.txt": ("1 1 1\n1 1\n", "rows of 3 numbers"),
+    "filenames.txt": ("\n", "lists no image"),
+    "mask.png": (b"not a png", "not a readable PNG"),
+    "Normal_gt.mat": (b"", "not a readable MAT-file"),
+    "003.png": (b"\x89PNG garbage", "not a readable PNG"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_MALFORMED))
+def test_diligent_malformed_files_are_named(tmp_path, name):
+  d, *_ = _fixture_object(tmp_path)
+  content, message = _MALFORMED[name]
+  if isinstance(content, bytes):
+    (d / name).write_bytes(content)
+  else:
+    (d / name).write_text(content)
+  with pytest.raises(ValueError) as caught:
+    diligent.load_object(tmp_path, "ball")
+  assert str(d / name) in str(caught.value) and message in str(caught.value), caught.value
+
+
+def test_diligent_bad_values_are_named(tmp_path):
+  d, _, mask, lights, ints = _fixture_object(tmp_path)
+  bad = ints.copy()
+  bad[2, 1] = -1.0
+  np.savetxt(d / "light_intensities.txt", bad)
+  with pytest.raises(ValueError, match=r"light_intensities.txt: intensities must be positive "
+                                       r"\(row 3"):
+    diligent.load_object(tmp_path, "ball")
+  np.savetxt(d / "light_intensities.txt", ints)
+  diligent.write_png(d / "mask.png", np.zeros(mask.shape + (3,), np.uint8))
+  with pytest.raises(ValueError, match=r"mask.png: the mask is empty"):
+    diligent.load_object(tmp_path, "ball")
+  diligent.write_png(d / "mask.png", np.full((4, 4, 3), 255, np.uint8))
+  with pytest.raises(ValueError, match=r"mask.png is 4x4 but Normal_gt .* has shape"):
+    diligent.load_object(tmp_path, "ball")
+
+
 def test_diligent_missing_and_bad_files(tmp_path):
   with pytest.raises(FileNotFoundError, match="not found"):
     diligent.load_object(tmp_path, "cat")

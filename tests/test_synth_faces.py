@@ -263,6 +263,27 @@ def test_iset_round_trip(cli_run, lut):
 # --- cache ------------------------------------------------------------------------------------
 
 
+def test_lazy_views_equal_the_written_dataset_and_write_nothing(cli_run, tmp_path):
+  """Uncached + lazy: only the faces read are generated, identical to the stored rows."""
+  out, _ = cli_run
+  stored = nfe.NFEDataset(out)
+  train, hold = sd.synthetic_dataset(tmp_path, 6, SIZE, SEED, shard_size=4, batch_size=BATCH,
+                                     progress=False, lazy=True)
+  assert isinstance(hold, sd.GeneratedSubset) and (len(train), len(hold)) == (5, 1)
+  local = np.array([3, 0, 3])  # any order, repeats
+  got, want = train.get(local), stored.get(np.array([0, 3]))
+  for key, value in got.items():
+    np.testing.assert_array_equal(value, want[key][[1, 0, 1]], err_msg=key)
+  truth = train.truth(local)
+  for key, value in sd.load_truth(out, local).items():
+    np.testing.assert_array_equal(truth[key], value, err_msg=key)
+    assert truth[key].dtype == value.dtype, key
+  assert sorted(train._rows) == [0, 3]  # pylint: disable=protected-access
+  np.testing.assert_array_equal(hold.truth([0], ["index"])["index"], [5])
+  np.testing.assert_array_equal(hold.get([0])["image"], stored.get(np.array([5]))["image"])
+  assert list(tmp_path.iterdir()) == []
+
+
 def test_cache_reuses_and_redoes_interrupted(tmp_path, monkeypatch):
   calls = {"n": 0}
   original = sf.FaceGenerator.render

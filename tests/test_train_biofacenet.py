@@ -70,16 +70,20 @@ def test_train_interrupt_resume_restore_and_predict(smoke, tmp_path):
   photo = tmp_path / "face.png"
   Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 40, 3), np.uint8)).save(photo)
   assert predict.main([str(photo), "--workdir", str(tmp_path / "ship"),
-                       "--out", str(tmp_path / "pred")]) == 0
+                       "--out", str(tmp_path / "pred"), "--refine-steps", "2"]) == 0
   maps = np.load(tmp_path / "pred" / "face_maps.npz")
   assert maps["fmel"].shape == (config.data.size,) * 2
   assert np.all(np.isfinite(maps["reconstruction_linear_srgb"]))
   assert (tmp_path / "pred" / "face_decomposition.png").is_file()
 
 
-def test_predict_without_checkpoint_names_the_problem(tmp_path):
-  with pytest.raises(FileNotFoundError, match="no checkpoint"):
-    predict.main(["--workdir", str(tmp_path), "--example", "astronaut"])
+def test_predict_without_checkpoint_names_the_problem(tmp_path, capsys):
+  (tmp_path / "run").mkdir()
+  assert predict.main(["--workdir", str(tmp_path / "run"), "--example", "astronaut",
+                       "--out", str(tmp_path / "out")]) == 2
+  err = capsys.readouterr().err
+  assert f"{tmp_path / 'run'} holds no model" in err and "python -m train.biofacenet" in err
+  assert err.count("\n") == 1 and not (tmp_path / "out").exists()
 
 
 def _to_f64(tree):
@@ -142,14 +146,15 @@ def test_same_loss_and_gradients_on_1_and_4_devices(smoke):
 
 
 def test_prepare_crops_and_resizes():
+  from bioface_jax.photo import biofacenet_fit
   image = np.zeros((40, 60, 3), np.uint8)
   image[:, 10:50] = 255  # the central 40x40 square is white
-  x = predict.prepare(image, 8)
+  x = biofacenet_fit.prepare(image, 8)
   assert x.shape == (8, 8, 3) and np.allclose(x, 1.0)
   with pytest.raises(ValueError, match="outside"):
-    predict.prepare(image, 8, box=(0, 0, 100, 10))
+    biofacenet_fit.prepare(image, 8, box=(0, 0, 100, 10))
   with pytest.raises(ValueError, match=r"RGB image \(H, W, 3\)"):
-    predict.prepare(image[..., 0], 8)
+    biofacenet_fit.prepare(image[..., 0], 8)
 
 
 def test_config_learning_rate_schedules():

@@ -477,6 +477,61 @@ def test_damaged_checkpoint_is_set_aside_and_previous_one_used(tmp_path, damage)
   assert sorted(os.listdir(wd / "checkpoints")) == ["2", "4", "6"]
 
 
+def _truncate_every_checkpoint(ckpt_root):
+  for step_dir in ckpt_root.iterdir():
+    victim = _largest_array_file(step_dir)
+    with open(victim, "r+b") as f:
+      f.truncate(os.path.getsize(victim) // 2)
+
+
+def test_all_checkpoints_damaged_restarts_from_step_0_and_says_so(tmp_path):
+  """No sound checkpoint left: nothing is deleted, and the messages do not claim a resume."""
+  ref, _ = train_lib.train(MLP_TASK, config(num_train_steps=4), tmp_path / "ref",
+                           progress_stream=io.StringIO())
+  wd = tmp_path / "run"
+  train_lib.train(MLP_TASK, config(num_train_steps=4, checkpoint_every_steps=2), wd,
+                  progress_stream=io.StringIO())
+  _truncate_every_checkpoint(wd / "checkpoints")
+  log = io.StringIO()
+  with pytest.warns(train_lib.DamagedCheckpointWarning) as caught:
+    restarted, hist = train_lib.train(MLP_TASK, config(num_train_steps=4), wd,
+                                      progress_stream=log)
+  texts = [str(w.message) for w in caught]
+  assert len(texts) == 2 and all("no sound checkpoint is left" in t for t in texts), texts
+  assert not any("resume" in t or "previous" in t for t in texts), texts
+  assert "training starts from step 0" in log.getvalue()
+  assert "nothing was deleted" in log.getvalue()
+  assert [r["step"] for r in hist][0] == 1  # Trained again from the start ...
+  assert_trees_close(ref, restarted, rtol=0, atol=0)  # ... exactly as a fresh run.
+  assert sorted(os.listdir(wd / "damaged_checkpoints")) == ["2", "4"]  # Set aside, kept.
+
+
+def test_inference_restore_skips_damaged_checkpoints_read_only(tmp_path):
+  """`export.restore_latest` (every model's restore_for_inference) moves nothing."""
+  from bioface_jax.train_lib import export  # pylint: disable=g-import-not-at-top
+  wd = tmp_path / "run"
+  train_lib.train(MLP_TASK, config(num_train_steps=4, checkpoint_every_steps=2), wd,
+                  progress_stream=io.StringIO())
+  with train_lib.Checkpointer(wd / "checkpoints") as ckpt:
+    abstract = ckpt.abstract_state(4)
+  victim = _largest_array_file(wd / "checkpoints" / "4")
+  with open(victim, "r+b") as f:
+    f.truncate(os.path.getsize(victim) // 2)
+  with pytest.warns(train_lib.DamagedCheckpointWarning, match="4 .*skipped.*using checkpoint 2"):
+    _, _, step = export.restore_latest(wd, lambda cfg: abstract, "python -m train.x")
+  assert step == 2
+  assert sorted(os.listdir(wd / "checkpoints")) == ["2", "4"]  # Read-only: nothing moved.
+  assert not (wd / "damaged_checkpoints").exists()
+  with pytest.warns(train_lib.DamagedCheckpointWarning, match="left in place .*checkpoint 2 is"):
+    _, _, step = train_lib.load_state(wd)  # Another run's state (frozen sub-networks).
+  assert step == 2 and sorted(os.listdir(wd / "checkpoints")) == ["2", "4"]
+  with pytest.raises(train_lib.StateMismatchError, match="does not match"):  # Another model.
+    export.restore_latest(wd, lambda cfg: {"w": np.zeros(3)}, "python -m train.x")
+  _truncate_every_checkpoint(wd / "checkpoints")
+  with pytest.raises(ValueError, match="every checkpoint in .* is damaged"):
+    export.restore_latest(wd, lambda cfg: abstract, "python -m train.x")
+
+
 _VALIDATE_SCRIPT = textwrap.dedent("""
     import sys
     from bioface_jax.train_lib.checkpoint import Checkpointer

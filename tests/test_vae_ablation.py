@@ -39,3 +39,12 @@ def test_two_configuration_ablation_end_to_end(tmp_path):
   assert set(table["scores"]) == {"ssim_l2_mask", "ssim_l2", "baseline+mean_image"}
   assert (tmp_path / "abl" / "grid.png").is_file()
   assert "Q4" in (tmp_path / "abl" / "table.md").read_text()
+  # --models scores a trained model (here the run above, by its alias) without training it.
+  cmd = [sys.executable, "-m", "eval.vae_ablation", "--preset", "smoke", "--models",
+         f"H9={tmp_path / 'abl' / 'ssim_l2_mask'}", "--out", str(tmp_path / "scored"),
+         "--cache_dir", str(tmp_path / "cache"), "--n_test", "4"]
+  done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+  assert done.returncode == 0, done.stderr[-3000:]
+  scored = json.loads((tmp_path / "scored" / "table.json").read_text())["scores"]
+  assert set(scored) == {"ssim_l2_mask", "baseline+mean_image"}
+  assert scored["ssim_l2_mask"] == table["scores"]["ssim_l2_mask"]

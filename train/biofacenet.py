@@ -3,7 +3,9 @@
 Data-parallel over every visible device (a ``('data',)`` mesh; multi-host runs call
 ``jax.distributed.initialize()`` when launched by SLURM/MPI or with JAX_COORDINATOR_ADDRESS).
 Checkpoints, metrics (metrics.jsonl, TensorBoard in tb/) and figures go to ``--workdir``;
-rerunning the same command resumes from the latest checkpoint. Ctrl-C saves and exits.
+rerunning the same command resumes from the latest sound checkpoint (damaged ones are set
+aside, never deleted). Ctrl-C saves and exits. `--help` lists the flags; mistakes (a config key
+typo, a missing config file, an unusable --workdir) end in one line naming them.
 See train/configs/biofacenet.py for the variants and what each is expected to do.
 """
 

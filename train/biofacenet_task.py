@@ -44,15 +44,19 @@ def model_config(config: ml_collections.ConfigDict) -> biofacenet.BioFaceNetConf
   return systems.biofacenet_config(config)
 
 
-def load_datasets(config: ml_collections.ConfigDict):
-  """(train, holdout) datasets following ``config.data``."""
+def load_datasets(config: ml_collections.ConfigDict, lazy: bool = False):
+  """(train, holdout) datasets following ``config.data``.
+
+  ``lazy``: synthetic data that is not cached yet is generated face by face as it is read
+  (`data.synth.dataset.synthetic_dataset`), for evaluations that read a few faces.
+  """
   data = config.data
   if data.source == "synthetic":
     from data.synth import dataset as synth_dataset  # pylint: disable=g-import-not-at-top
     options = dict(data.get("synth_options", {}) or {})
     return synth_dataset.synthetic_dataset(data.cache_dir or None, data.num_faces, data.size,
                                            data.seed, holdout_fraction=data.holdout_fraction,
-                                           **options)
+                                           lazy=lazy, **options)
   if data.source == "nfe":
     if not data.dir:
       raise ValueError("config.data.dir must name the directory of the Neural Face Editing "

@@ -26,7 +26,7 @@ import optax
 
 from bioface_jax import image_metrics
 from bioface_jax.models import face_vae
-from bioface_jax.pretrained import systems
+from bioface_jax.pretrained import systems, warm_start
 from bioface_jax.train_lib import Task
 from data import pipeline
 
@@ -76,6 +76,7 @@ class FaceVAETask:
   train_set: Any
   holdout_set: Any
   test_set: Any
+  init_variables: Any = None  # warm start: the variables of config.init_workdir
 
   @classmethod
   def create(cls, config: ml_collections.ConfigDict) -> FaceVAETask:
@@ -84,10 +85,17 @@ class FaceVAETask:
     if len(train_set) < config.batch_size:
       raise ValueError(f"the training set has {len(train_set)} images, fewer than "
                        f"batch_size={config.batch_size}.")
-    return cls(config, model, train_set, holdout_set, test_set)
+    init_variables = None
+    if config.get("init_workdir"):  # a run, an export or the authors' imported weights
+      init_variables = warm_start.read("face_vae", config.init_workdir).variables
+    return cls(config, model, train_set, holdout_set, test_set, init_variables)
 
   def init(self, rng: jax.Array, example_batch) -> dict[str, Any]:
     params, batch_stats = face_vae.init(rng, example_batch["image"].shape, self.model)
+    if self.init_variables is not None:  # warm start: same network, fresh optimiser
+      v = warm_start.like({"params": params, "batch_stats": batch_stats}, self.init_variables,
+                          self.config.init_workdir)
+      params, batch_stats = v["params"], v["batch_stats"]
     return dict(params=params, batch_stats=batch_stats,
                 opt_state=face_vae.optimizer(self.model).init(params))
 
@@ -159,8 +167,20 @@ def make_task(config: ml_collections.ConfigDict) -> Task:
 
 
 def restore_for_inference(workdir: str | pathlib.Path):
-  """(params, batch_stats, model config, run config, step) of the latest checkpoint."""
+  """(params, batch_stats, model config, run config, step) of the latest checkpoint of a run,
+  or of an export / imported authors' weights (their run config, or for imported weights the
+  ``ssim_l2_mask,paper,authors`` config with the export's mask setting)."""
   from bioface_jax.train_lib import export  # pylint: disable=g-import-not-at-top
+  if export.has_export(workdir):
+    source = warm_start.read("face_vae", workdir)
+    config = source.run_config
+    if config is None:  # imported weights: the authors' settings
+      from train.configs import face_vae as configs  # pylint: disable=g-import-not-at-top
+      config = configs.get_config("ssim_l2_mask,paper,authors")
+      config.model.mask_branch = source.model_config.mask_branch
+    config = ml_collections.ConfigDict(config)
+    return (source.variables["params"], source.variables["batch_stats"], source.model_config,
+            config, source.step)
 
   def abstract_state(config):
     model = model_config(config)

@@ -32,7 +32,7 @@ from bioface_jax import face3d
 from bioface_jax.face3d import augment as augment_lib
 from bioface_jax.face3d import figures as face3d_figures
 from bioface_jax.models import prnet
-from bioface_jax.pretrained import systems
+from bioface_jax.pretrained import systems, warm_start
 from bioface_jax.train_lib import Task
 from data import pipeline
 
@@ -51,6 +51,7 @@ def load_datasets(config: ml_collections.ConfigDict, stream=True):
   d = config.data
   out = None if stream is False else (None if stream is True else stream)
   kw = {} if stream is True else dict(stream=out)
+  kw["context"] = bool(d.get("context", False))
   holdout = synth_set.synthetic_set(d.cache_dir or None, d.num_eval, d.size, d.eval_seed, **kw)
   if d.source == "synthetic":
     return synth_set.synthetic_set(d.cache_dir or None, d.num_train, d.size, d.seed, **kw), holdout
@@ -92,6 +93,7 @@ class PRNetTask:
   train_set: Any
   holdout_set: Any
   augment: augment_lib.AugmentConfig | None = None
+  init_variables: Any = None  # warm start: the variables of config.init_workdir
 
   @classmethod
   def create(cls, config: ml_collections.ConfigDict, stream=True) -> PRNetTask:
@@ -99,7 +101,11 @@ class PRNetTask:
     if len(train_set) < config.batch_size:
       raise ValueError(f"the training set has {len(train_set)} faces, fewer than "
                        f"batch_size={config.batch_size}.")
-    return cls(config, model_config(config), train_set, holdout_set, augment_config(config))
+    init_variables = None
+    if config.get("init_workdir"):  # a run, an export or the authors' imported weights
+      init_variables = warm_start.read("prnet", config.init_workdir).variables
+    return cls(config, model_config(config), train_set, holdout_set, augment_config(config),
+               init_variables)
 
   def steps_per_epoch(self) -> int:
     return pipeline.steps_per_epoch(len(self.train_set), self.config.batch_size)
@@ -110,6 +116,10 @@ class PRNetTask:
   # -- the trainer's functions ---------------------------------------------------------------
   def init(self, rng, example_batch):
     params, batch_stats = prnet.init(rng, example_batch["image"].shape, self.model)
+    if self.init_variables is not None:  # warm start: same network, fresh optimiser
+      v = warm_start.like({"params": params, "batch_stats": batch_stats}, self.init_variables,
+                          self.config.init_workdir)
+      params, batch_stats = v["params"], v["batch_stats"]
     return dict(params=params, batch_stats=batch_stats, opt_state=self.tx().init(params))
 
   def train_step(self, state, batch, rng):
@@ -173,8 +183,20 @@ def make_task(config: ml_collections.ConfigDict, stream=True) -> Task:
 
 
 def restore_for_inference(workdir: str | pathlib.Path):
-  """(params, batch_stats, model config, run config, step) from a training run directory."""
+  """(params, batch_stats, model config, run config, step) from a training run directory, or
+  from an export / imported authors' weights (their run config, or for imported weights the
+  ``resfcn`` config at the export's input size)."""
   from bioface_jax.train_lib import export  # pylint: disable=g-import-not-at-top
+  if export.has_export(workdir):
+    source = warm_start.read("prnet", workdir)
+    config = source.run_config
+    if config is None:  # imported weights: the official network's settings
+      from train.configs import prnet as configs  # pylint: disable=g-import-not-at-top
+      config = configs.get_config("resfcn")
+      config.data.size = source.input_size
+    config = ml_collections.ConfigDict(config)
+    return (source.variables["params"], source.variables["batch_stats"], source.model_config,
+            config, source.step)
 
   def abstract_state(config):
     model = model_config(config)

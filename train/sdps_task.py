@@ -30,7 +30,7 @@ import optax
 
 from bioface_jax import photometric
 from bioface_jax.models import sdps
-from bioface_jax.pretrained import systems
+from bioface_jax.pretrained import systems, warm_start
 from bioface_jax.train_lib import Task
 from data.photometric import synth
 
@@ -77,9 +77,7 @@ class SDPSTask:
       if not config.lcnet_workdir:
         raise ValueError("the nenet task trains on a frozen LCNet: set "
                          "--config.lcnet_workdir=<the stage-1 run directory>")
-      run = restore_run(config.lcnet_workdir)
-      if run.model.net != "lcnet":
-        raise ValueError(f"{config.lcnet_workdir} holds a {run.model.net} run, not an LCNet")
+      run = network_of(restore_run(config.lcnet_workdir), "lcnet", config.lcnet_workdir)
       lcnet_model, lcnet_params = run.model, run.params
       with config.unlocked():
         config.lcnet_model = run.config.model.to_dict()
@@ -87,7 +85,7 @@ class SDPSTask:
     model = model_config(config)
     init_params = None
     if config.get("init_workdir"):
-      init = restore_run(config.init_workdir)
+      init = network_of(restore_run(config.init_workdir), model.net, config.init_workdir)
       same = ("net", "conv", "residual", "width_multiplier")
       if any(getattr(init.model, k) != getattr(model, k) for k in same):
         raise ValueError(
@@ -286,9 +284,53 @@ class RestoredRun:
   lcnet_model: sdps.SDPSConfig | None = None
 
 
+MODEL_FIELDS = ("conv", "residual", "width_multiplier", "input_size", "light_w", "masked_loss")
+
+
+def _restore_export(workdir: str | pathlib.Path) -> RestoredRun:
+  """An SDPS export (`train.export`) or the authors' imported weights as a restored run: the
+  NENet with the LCNet it runs on, or a FusedNet. Imported weights get a run config that
+  describes them (task ``nenet``, the networks' fields, SDPS-Net's schedule)."""
+  source = warm_start.read("sdps", workdir)
+  models, variables = source.model_config, source.variables
+  config = source.run_config
+  if config is None:  # imported weights
+    main = models.get("fused") or models["nenet"]
+    config = {"task": "fused" if "fused" in models else "nenet",
+              "variant": f"imported ({source.meta.get('imported', {}).get('source', 'export')})",
+              "learning_rate": main.learning_rate, "num_train_steps": main.num_steps,
+              "milestones": tuple(main.milestones),
+              "model": {k: getattr(main, k) for k in MODEL_FIELDS}}
+    if "lcnet" in models:
+      config["lcnet_model"] = {k: getattr(models["lcnet"], k) for k in MODEL_FIELDS}
+  config = ml_collections.ConfigDict(config)
+  if "fused" in models:
+    return RestoredRun(variables["fused"]["params"], models["fused"], config, source.step)
+  return RestoredRun(variables["nenet"]["params"], models["nenet"], config, source.step,
+                     variables["lcnet"]["params"], models["lcnet"])
+
+
+def network_of(run: RestoredRun, net: str, where) -> RestoredRun:
+  """Network `net` of a restored run or export: the run itself, the LCNet a NENet run (or the
+  authors' LCNet + NENet) carries, or that pair joined as a FusedNet's two parts."""
+  if run.model.net == net:
+    return run
+  if net == "lcnet" and run.lcnet_params is not None:
+    config = ml_collections.ConfigDict({"task": "lcnet", "variant": run.config.get("variant", ""),
+                                        "model": run.config.lcnet_model})
+    return RestoredRun(run.lcnet_params, run.lcnet_model, config, run.step)
+  if net == "fused" and run.lcnet_params is not None:
+    return RestoredRun({"lcnet": run.lcnet_params, "nenet": run.params},
+                       dataclasses.replace(run.model, net="fused"), run.config, run.step)
+  raise ValueError(f"{where} holds a {run.model.net} network, not {net}")
+
+
 def restore_run(workdir: str | pathlib.Path) -> RestoredRun:
-  """Restores the latest checkpoint of a `train.sdps` run directory (host arrays)."""
+  """Restores the latest checkpoint of a `train.sdps` run directory (host arrays), or an SDPS
+  export / the authors' imported weights (`_restore_export`)."""
   from bioface_jax.train_lib import export  # pylint: disable=g-import-not-at-top
+  if export.has_export(workdir):
+    return _restore_export(workdir)
 
   def lcnet_config(config):
     return model_config(ml_collections.ConfigDict(
@@ -313,5 +355,5 @@ def restore_run(workdir: str | pathlib.Path) -> RestoredRun:
                      state.get("lcnet_params"), lcnet_model)
 
 
-__all__ = ["SDPSTask", "make_task", "model_config", "restore_run", "RestoredRun", "ps_figure",
-           "normals_to_rgb"]
+__all__ = ["SDPSTask", "make_task", "model_config", "network_of", "restore_run", "RestoredRun",
+           "ps_figure", "normals_to_rgb"]

@@ -5,6 +5,7 @@ Public contract (architecture.md, prnet-spec.md §9): `landmarks_from_position_m
 """
 
 from bioface_jax.face3d.crop import crop_transform
+from bioface_jax.face3d.crop import face_box_transform
 from bioface_jax.face3d.crop import transform_points
 from bioface_jax.face3d.crop import uncrop_points
 from bioface_jax.face3d.crop import warp_image
@@ -32,8 +33,9 @@ from bioface_jax.face3d.uv import write_obj
 
 __all__ = [
     "BIN_NAMES", "NUM_LANDMARKS", "UV_SIZE", "base_assets", "crop_transform", "dense_nme",
-    "face_indices", "face_mask", "grid_triangles", "landmarks_from_position_map",
-    "mesh_triangles", "nme", "nme_table", "position_map_normals", "rasterise_position_map",
-    "resize_uv_map", "smooth_position_map", "sample_colors", "transform_points",
+    "face_box_transform", "face_indices", "face_mask", "grid_triangles",
+    "landmarks_from_position_map", "mesh_triangles", "nme", "nme_table", "position_map_normals",
+    "rasterise_position_map", "resize_uv_map", "sample_colors", "smooth_position_map",
+    "transform_points",
     "uncrop_points", "vertices_from_position_map", "warp_image", "weight_mask", "write_obj",
 ]

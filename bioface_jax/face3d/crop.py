@@ -5,6 +5,14 @@ landmark / ground-truth boxes; detector boxes use 1.58 and move the centre down 
 the square ``(cx - size/2, cy - size/2) .. (cx + size/2, cy + size/2)`` maps to ``[0, R - 1]``
 (integer pixel centres), i.e. x' = (x - x0) * (R - 1) / size. Uncropping inverts x, y and
 divides z by the same scale (the z offset is not recoverable; prnet-spec.md §1, §6).
+
+`face_box_transform` frames a face found by `bioface_jax.photo.detect.detect_faces` (its
+face-box convention) the way the synthetic training faces are framed (`data.prnet.synth`: a
+square of 1.5 x the mean side of the 68-landmark box, centred on that box): the landmark box is
+estimated from the face box by the relation measured on synthetic faces with known landmarks
+(`LANDMARK_SIDE`, `LANDMARK_SHIFT_Y`). Photos are never stretched: the crop is a square of the
+photo, padded with zeros where it leaves the photo (`bioface_jax.photo.framing.prnet_transform`
+uses it for every photo command).
 """
 
 from __future__ import annotations
@@ -28,6 +36,31 @@ def crop_transform(box, size: int, *, scale: float = 1.6, detector: bool = False
   side = float(int(old * scale))
   if side <= 0:
     raise ValueError(f"box {box.tolist()} is too small to crop")
+  k = (size - 1) / side
+  return np.array([[k, 0, -k * (cx - side / 2)], [0, k, -k * (cy - side / 2)], [0, 0, 1.0]])
+
+
+# Face box (detect_faces) -> 68-landmark box, measured with BlazeFace on 150 synthetic faces
+# (seed 7, yaw U(+-90)): the face-box side is 0.988 (median) of the landmark box's mean side and
+# the landmark box's centre lies 0.046 landmark-box sides below the face box's centre.
+LANDMARK_SIDE = 1 / 0.988     # landmark-box mean side / face-box side
+LANDMARK_SHIFT_Y = 0.046 / 0.988  # (landmark centre - face-box centre) / face-box side, y down
+TRAINING_CROP = 1.5           # synthetic training crop side / landmark-box mean side
+
+
+def face_box_transform(face, size: int, *, crop: float = TRAINING_CROP) -> np.ndarray:
+  """The 3x3 similarity (image -> R x R crop) framing a face box (x, y, w, h) as in training.
+
+  Raises:
+    ValueError: the box is not 4 finite numbers with positive width and height.
+  """
+  face = np.asarray(face, np.float64)
+  if face.shape != (4,) or not np.isfinite(face).all() or face[2] <= 0 or face[3] <= 0:
+    raise ValueError(f"face box must be 4 finite numbers (x, y, w, h) with w, h > 0, got {face}")
+  x, y, w, h = face
+  side_box = 0.5 * (w + h)
+  cx, cy = x + w / 2.0, y + h / 2.0 + LANDMARK_SHIFT_Y * side_box
+  side = crop * LANDMARK_SIDE * side_box
   k = (size - 1) / side
   return np.array([[k, 0, -k * (cx - side / 2)], [0, k, -k * (cy - side / 2)], [0, 0, 1.0]])
 
@@ -58,4 +91,5 @@ def uncrop_points(points: np.ndarray, transform: np.ndarray) -> np.ndarray:
   return transform_points(points, np.linalg.inv(transform))
 
 
-__all__ = ["crop_transform", "transform_points", "uncrop_points", "warp_image"]
+__all__ = ["crop_transform", "face_box_transform", "transform_points",
+           "uncrop_points", "warp_image"]

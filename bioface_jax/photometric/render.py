@@ -2,7 +2,9 @@
 
 Orthographic camera, view v = (0, 0, 1); normals (..., H, W, 3) in the camera frame (x right,
 y up, z toward the camera; zero vector = background, renders 0); lights (..., N, 3) unit with
-z > 0. Outputs are (..., N, H, W, 3) linear radiance, never clipped (sdps-spec.md §4):
+z > 0; intensities None, (..., N) or (..., N, 3); albedo None (1), grey (..., H, W) or RGB
+(..., H, W, 3). Outputs are always (..., N, H, W, 3) linear radiance, never clipped
+(sdps-spec.md §4):
 
   I = E · V · [ ρ max(0, n·l) + 1[n·l > 0] · ( k_bp max(0, n·h)^s
                                               + k_ct · π·D·F·G / (4 max(n_v, 1e-3)) ) ]
@@ -48,8 +50,8 @@ def _prepare(normals, lights, intensities, albedo):
   else:
     _checks.check_finite("albedo", albedo)
     rho = jnp.asarray(albedo, dtype)
-    if rho.shape[-2:] == hw:
-      rho = rho[..., None]
+    if rho.shape[-2:] == hw:  # grey: the same albedo in the three channels
+      rho = jnp.broadcast_to(rho[..., None], rho.shape + (3,))
     elif not (rho.ndim >= 3 and rho.shape[-3:] == hw + (3,)):
       raise ValueError(f"albedo must have shape (..., {hw[0]}, {hw[1]}) or "
                        f"(..., {hw[0]}, {hw[1]}, 3), got {tuple(rho.shape)}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from bioface_jax.train_lib.checkpoint import Checkpointer
 from bioface_jax.train_lib.checkpoint import DamagedCheckpointWarning
 from bioface_jax.train_lib.checkpoint import NonFiniteStateError
+from bioface_jax.train_lib.checkpoint import StateMismatchError
 from bioface_jax.train_lib.checkpoint import load_state
 from bioface_jax.train_lib.checkpoint import nonfinite_leaves
 from bioface_jax.train_lib.loop import train
@@ -35,6 +36,7 @@ __all__ = [
     "NonFiniteLossError",
     "NonFiniteStateError",
     "Progress",
+    "StateMismatchError",
     "Task",
     "data_sharding",
     "load_state",

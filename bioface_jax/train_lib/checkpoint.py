@@ -21,13 +21,16 @@ every file of the step, written to a temporary name and renamed, so it exists co
 not at all). `latest_valid_step()` checks the newest checkpoints against their manifests;
 a checkpoint without one (the process was killed between Orbax's commit and the manifest,
 or an older checkpoint) is checked by restoring it in full and then gets its manifest. A
-damaged checkpoint is moved to `<directory>/../damaged_checkpoints/<step>` with a
-`DamagedCheckpointWarning` naming it, and the previous checkpoint is used instead.
+damaged checkpoint is moved to `<directory>/../damaged_checkpoints/<step>` (nothing is
+deleted) with a `DamagedCheckpointWarning` naming it, and the previous sound checkpoint is
+used instead; when none is left, the trainer says so and starts from step 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -51,7 +54,26 @@ class DamagedCheckpointWarning(UserWarning):
   """A checkpoint's files do not match its manifest or cannot be restored; it was set aside."""
 
 
+class StateMismatchError(ValueError):
+  """A checkpoint's stored state does not have the requested structure or shapes (typically
+  a run of another model or of another configuration): the checkpoint is sound, the request
+  is not."""
+
+
 MANIFEST = "MANIFEST.bioface.json"
+
+
+@contextlib.contextmanager
+def _absl_level(level: int | None):
+  """Sets the level of the absl logger (through which Orbax logs) for a block; None: unchanged."""
+  logger = logging.getLogger("absl")
+  previous = logger.level
+  if level is not None:
+    logger.setLevel(level)
+  try:
+    yield
+  finally:
+    logger.setLevel(previous)
 
 
 def _crc32(path: str) -> int:
@@ -141,6 +163,30 @@ def _all_finite(arrays: list[jax.Array]) -> jax.Array:
   return jnp.stack([jnp.all(jnp.isfinite(x)) for x in arrays])
 
 
+def peek_meta(directory: str | os.PathLike) -> tuple[int, dict[str, Any]] | None:
+  """(step, metadata) of the newest checkpoint whose metadata reads as JSON, or None.
+
+  Read straight from the files (Orbax's `JsonSave` layout, `<step>/meta/metadata`), with no
+  checkpoint manager: nothing is created or cleaned up, no JAX backend is started (so it is
+  safe before `jax.distributed.initialize` and beside a run that is training). For a quick
+  look (which model a run holds); restores go through `Checkpointer`.
+  """
+  directory = os.fspath(directory)
+  try:
+    steps = sorted((int(n) for n in os.listdir(directory) if n.isdigit()), reverse=True)
+  except OSError:
+    return None
+  for step in steps:
+    try:
+      with open(os.path.join(directory, str(step), "meta", "metadata")) as f:
+        meta = json.load(f)
+    except (OSError, ValueError):
+      continue
+    if isinstance(meta, dict):
+      return step, meta
+  return None
+
+
 def load_state(directory: str | os.PathLike, step: int | None = None,
                device: jax.Device | None = None) -> tuple[Any, dict[str, Any], int]:
   """Loads a checkpoint of another run without knowing its state's structure.
@@ -151,7 +197,8 @@ def load_state(directory: str | os.PathLike, step: int | None = None,
 
   Args:
     directory: a run's work directory (with `checkpoints/`) or its checkpoint directory.
-    step: which checkpoint (default: the newest sound one; damaged ones are set aside).
+    step: which checkpoint (default: the newest sound one; damaged ones are skipped with a
+      warning and left in place: the other run is only read, never modified).
     device: where the arrays go (default: the first local device).
 
   Returns:
@@ -163,11 +210,11 @@ def load_state(directory: str | os.PathLike, step: int | None = None,
     directory = os.path.join(directory, "checkpoints")
   if not os.path.isdir(directory):
     raise FileNotFoundError(f"load_state: no checkpoint directory at {directory}.")
-  with Checkpointer(directory, max_to_keep=None, async_save=False) as ckpt:
+  with Checkpointer(directory, async_save=False, read_only=True) as ckpt:
     if step is None:
       step = ckpt.latest_valid_step()
       if step is None:
-        raise FileNotFoundError(f"load_state: no (sound) checkpoint in {directory}.")
+        raise FileNotFoundError(f"load_state: no sound checkpoint in {directory}.")
     abstract = ckpt.abstract_state(step, device)
     state, meta = ckpt.restore(step, abstract)
   return state, meta, step
@@ -190,6 +237,7 @@ class Checkpointer:
     if max_to_keep is not None and max_to_keep < 1:
       raise ValueError(f"max_to_keep must be >= 1 or None, got {max_to_keep}.")
     self.directory = os.path.abspath(os.fspath(directory))
+    self.read_only = read_only
     options = ocp.CheckpointManagerOptions(
         max_to_keep=None if read_only else max_to_keep,
         create=not read_only,
@@ -197,9 +245,11 @@ class Checkpointer:
         read_only=read_only,
         enable_async_checkpointing=async_save and not read_only,
     )
-    self._manager = ocp.CheckpointManager(
-        self.directory, options=options, item_names=("state", "meta"))
+    with _absl_level(logging.ERROR if read_only else None):  # "read-only" notices: expected.
+      self._manager = ocp.CheckpointManager(
+          self.directory, options=options, item_names=("state", "meta"))
     self._manifested: set[int] = set()  # Steps whose manifest exists (written or seen).
+    self.set_aside: list[tuple[int, str]] = []  # (step, new place) moved by latest_valid_step.
 
   def latest_step(self) -> int | None:
     """The step of the newest complete checkpoint, or None if there is none."""
@@ -265,7 +315,7 @@ class Checkpointer:
     return restored["state"], dict(restored["meta"])
 
   def _check_shapes(self, step: int, abstract: Any) -> None:
-    """Raises ValueError naming the leaves whose stored shape differs from `abstract`'s.
+    """Raises `StateMismatchError` naming the leaves whose stored shape differs from `abstract`'s.
 
     Checked from the checkpoint's metadata before Orbax restores anything: a failed Orbax
     restore leaves its asynchronous readers behind and reports one leaf in its own terms.
@@ -286,7 +336,7 @@ class Checkpointer:
     problems += [f"{k}: not in the checkpoint" for k in wanted if k not in stored]
     problems += [f"{k}: stored but not requested" for k in stored if k not in wanted]
     if problems:
-      raise ValueError(
+      raise StateMismatchError(
           f"checkpoint {step} in {self.directory} does not match the requested state: "
           + "; ".join(problems[:4])
           + (f" (and {len(problems) - 4} more)" if len(problems) > 4 else ""))
@@ -340,7 +390,7 @@ class Checkpointer:
     """Problems found in checkpoint `step` ([] = sound): manifest check, else a full restore.
 
     A checkpoint without a manifest (killed between Orbax's commit and the manifest) that
-    restores completely is sound; it gets its manifest now.
+    restores completely is sound; it gets its manifest now (not in read-only mode).
     """
     step_dir = self._step_dir(step)
     problems = manifest_problems(step_dir)
@@ -352,7 +402,7 @@ class Checkpointer:
           state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
     except Exception as e:  # noqa: BLE001 - any failure to read means damaged.
       return [f"cannot be restored ({type(e).__name__}: {str(e)[:300]})"]
-    if jax.process_index() == 0:
+    if jax.process_index() == 0 and not self.read_only:
       write_manifest(step_dir)
     return []
 
@@ -360,22 +410,26 @@ class Checkpointer:
     """The newest checkpoint whose files are intact; damaged newer ones are set aside.
 
     Each damaged checkpoint is moved to `<directory>/../damaged_checkpoints/<step>[-time]`
-    (so that its step can be saved again) with a `DamagedCheckpointWarning` naming it. In a
-    multi-process run every process checks, process 0 decides and the others follow.
+    (so that its step can be saved again; nothing is deleted) with a
+    `DamagedCheckpointWarning` naming it and saying which checkpoint is used instead, or that
+    none is left. `set_aside` lists `(step, new location)` of the checkpoints moved. A
+    read-only `Checkpointer` moves nothing: damaged checkpoints are skipped, with the warning,
+    and left in place. In a multi-process run every process checks, process 0 decides and the
+    others follow.
 
     Returns:
       The step to resume from, or None if no sound checkpoint is left.
     """
     # Every process checks (a restore may be collective in Orbax); process 0 alone moves
     # damaged checkpoints and writes manifests, and its choice is the one used.
-    chosen = None
+    chosen, damaged = None, []
     for step in sorted(self._manager.all_steps(), reverse=True):
       problems = self.validate(step)
       if not problems:
         chosen = step
         break
       if jax.process_index() == 0:
-        self._set_aside(step, problems)
+        damaged.append((step, problems, None if self.read_only else self._set_aside(step)))
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
       chosen = int(multihost_utils.broadcast_one_to_all(
@@ -383,9 +437,21 @@ class Checkpointer:
       chosen = None if chosen < 0 else chosen
       multihost_utils.sync_global_devices("bioface_latest_valid_step")
     self._manager.reload()
+    outcome = (f"checkpoint {chosen} is used instead" if chosen is not None else
+               f"no sound checkpoint is left in {self.directory}")
+    for step, problems, aside in damaged:
+      if aside is None:
+        where = "it is left in place (read-only)"
+      else:
+        self.set_aside.append((step, aside))
+        where = f"it was moved to {aside} (nothing was deleted)"
+      warnings.warn(DamagedCheckpointWarning(
+          f"checkpoint {self._step_dir(step)} is damaged ({'; '.join(problems[:5])}); {where} "
+          f"and {outcome}."), stacklevel=2)
     return chosen
 
-  def _set_aside(self, step: int, problems: list[str]) -> None:
+  def _set_aside(self, step: int) -> str:
+    """Moves checkpoint `step` to `<directory>/../damaged_checkpoints/`; returns where."""
     step_dir = self._step_dir(step)
     aside_root = os.path.join(os.path.dirname(self.directory), "damaged_checkpoints")
     os.makedirs(aside_root, exist_ok=True)
@@ -393,9 +459,7 @@ class Checkpointer:
     if os.path.exists(aside):
       aside = f"{aside}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     shutil.move(step_dir, aside)
-    warnings.warn(DamagedCheckpointWarning(
-        f"checkpoint {step_dir} is damaged ({'; '.join(problems[:5])}); it was moved to "
-        f"{aside} and training resumes from the previous checkpoint."), stacklevel=3)
+    return aside
 
   def __enter__(self) -> Checkpointer:
     return self

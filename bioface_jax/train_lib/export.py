@@ -86,11 +86,14 @@ def has_export(directory: str | os.PathLike) -> bool:
 def restore_latest(workdir: str | os.PathLike, abstract_state: Callable[[Any], Any],
                    train_command: str, make_config: Callable[[dict], Any] = dict
                    ) -> tuple[Any, Any, int]:
-  """The newest checkpoint of a training run, restored for inference.
+  """The newest sound checkpoint of a training run, restored read-only for inference.
 
   Every model's `restore_for_inference` does the same three things: find the newest
   checkpoint, rebuild the state's structure from the run's stored config, restore into it.
-  Only the middle step is model-specific, so the model passes it in.
+  Only the middle step is model-specific, so the model passes it in. Nothing in the run is
+  created, moved or cleaned up (a run still training there is not disturbed). A damaged
+  checkpoint (files that do not match its manifest, or unreadable) is skipped with a
+  `DamagedCheckpointWarning` naming it and the step used instead, as the trainer does.
 
   Args:
     workdir: a training run directory (checkpoints in ``workdir/checkpoints``).
@@ -104,20 +107,42 @@ def restore_latest(workdir: str | os.PathLike, abstract_state: Callable[[Any], A
 
   Raises:
     FileNotFoundError: no checkpoint in the run directory (the message says how to train).
+    ValueError: every checkpoint is damaged (each named), or the stored state is not the one
+      `abstract_state` describes (`StateMismatchError`: a run of another model).
   """
-  from bioface_jax.train_lib.checkpoint import Checkpointer  # pylint: disable=g-import-not-at-top
+  import warnings  # pylint: disable=g-import-not-at-top
+  from bioface_jax.train_lib import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
   ckpt_dir = pathlib.Path(workdir) / "checkpoints"
   missing = FileNotFoundError(f"no checkpoint in {ckpt_dir}; train first with "
                               f"{train_command} --workdir {workdir}")
   if not ckpt_dir.is_dir():
     raise missing
-  checkpointer = Checkpointer(ckpt_dir, max_to_keep=1000, async_save=False)
-  try:
-    step = checkpointer.latest_step()
-    if step is None:
+  with ckpt_lib.Checkpointer(ckpt_dir, async_save=False, read_only=True) as checkpointer:
+    steps = sorted(checkpointer.all_steps(), reverse=True)
+    if not steps:
       raise missing
-    config = make_config(checkpointer.read_meta(step)["config"])
-    state, _ = checkpointer.restore(step, abstract_state(config))
-  finally:
-    checkpointer.close()
-  return state, config, int(step)
+    skipped = []
+    for step in steps:
+      problems = ckpt_lib.manifest_problems(str(ckpt_dir / str(step)))
+      if problems:
+        skipped.append(f"{step} ({'; '.join(problems[:3])})")
+        continue
+      try:
+        config = make_config(checkpointer.read_meta(step)["config"])
+        target = abstract_state(config)
+      except Exception as error:  # noqa: BLE001 - unreadable metadata means damaged
+        skipped.append(f"{step} (metadata unreadable: {type(error).__name__}: {error})")
+        continue
+      try:
+        state, _ = checkpointer.restore(step, target)
+      except ckpt_lib.StateMismatchError:
+        raise
+      except Exception as error:  # noqa: BLE001 - any failure to read means damaged
+        skipped.append(f"{step} ({type(error).__name__}: {str(error)[:200]})")
+        continue
+      if skipped:
+        warnings.warn(ckpt_lib.DamagedCheckpointWarning(
+            f"{ckpt_dir}: damaged checkpoint(s) {', '.join(skipped)} skipped (left in place); "
+            f"using checkpoint {step}"), stacklevel=3)
+      return state, config, int(step)
+  raise ValueError(f"every checkpoint in {ckpt_dir} is damaged: {', '.join(skipped)}")

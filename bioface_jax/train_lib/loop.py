@@ -92,6 +92,14 @@ def _host_scalars(metrics: Metrics, what: str) -> dict[str, float]:
   return out
 
 
+def _last_checkpoint(ckpt: checkpoint_lib.Checkpointer) -> str:
+  """What rerunning the command resumes from, in words."""
+  last = ckpt.latest_step()
+  if last is None:
+    return "There is no checkpoint yet: rerunning the command starts from step 0."
+  return f"Rerunning the same command resumes from checkpoint {last}."
+
+
 def train(task: Task, config: Any, workdir: str | os.PathLike, *,
           mesh: jax.sharding.Mesh | None = None,
           progress_stream: Any = None) -> tuple[State, list[dict[str, Any]]]:
@@ -204,9 +212,12 @@ class _Trainer:
         self.state, meta = self.ckpt.restore(self.start, target)
       except (ValueError, TypeError) as e:  # stored shapes or structure differ from target
         saved = self.ckpt.read_meta(self.start).get("config", {})
+        differences = config_differences(saved, self.config_json)
         diff = "; ".join(f"{k}: {a!r} in the checkpoint, {b!r} now"
-                         for k, a, b in config_differences(saved, self.config_json))
-        raise ValueError(
+                         for k, a, b in differences[:8])
+        if len(differences) > 8:
+          diff += f" (and {len(differences) - 8} more)"
+        raise checkpoint_lib.StateMismatchError(
             f"{str(e).splitlines()[0]}. The model built from the current config is not the "
             f"run's; config fields that differ: {diff or 'none recorded'}. Resume with the "
             "run's settings (--config.<field>=<value>) or train into a new --workdir.") from e
@@ -237,6 +248,11 @@ class _Trainer:
         cfg.num_train_steps, self.start, cfg.batch_size,
         every_steps=cfg.log_every_steps or 100, stream=self.progress_stream,
         enabled=self.primary)
+    if self.ckpt.set_aside and not self.start:
+      self.progress.message(
+          f"No sound checkpoint is left in {self.ckpt.directory}: training starts from step 0. "
+          f"The damaged checkpoints ({', '.join(str(s) for s, _ in self.ckpt.set_aside)}) were "
+          f"moved to {os.path.dirname(self.ckpt.set_aside[0][1])}; nothing was deleted.")
     self.batches = iter(task.make_batches(self.start))
     first = self._next_batch(self.start)
     self.batches = itertools.chain([first], self.batches)
@@ -358,8 +374,8 @@ class _Trainer:
     self._write_row(self.step)
     if any(getattr(x, "is_deleted", lambda: False)() for x in jax.tree.leaves(self.state)):
       self.progress.message(
-          "Interrupted while the state was being updated; no checkpoint saved. Last "
-          f"checkpoint: {ckpt.latest_step()}. Resume with the same command.")
+          "Interrupted while the state was being updated; no checkpoint saved. "
+          f"{_last_checkpoint(ckpt)}")
       return
     try:
       self._finish_pending()
@@ -368,5 +384,5 @@ class _Trainer:
       self.progress.message(f"Interrupted after step {self.step}; saved checkpoint "
                             f"{self.step} in {ckpt.directory}. Resume with the same command.")
     except (NonFiniteLossError, checkpoint_lib.NonFiniteStateError) as e:
-      self.progress.message(f"Interrupted at step {self.step}; not saved ({e}). Last "
-                            f"checkpoint: {ckpt.latest_step()}.")
+      self.progress.message(f"Interrupted at step {self.step}; not saved ({e}). "
+                            f"{_last_checkpoint(ckpt)}")

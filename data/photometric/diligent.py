@@ -15,6 +15,7 @@ False returns v16/65535. ``crop=True`` applies SDPS's crop protocol (`crop_box`)
 from __future__ import annotations
 
 import pathlib
+import warnings
 
 import numpy as np
 
@@ -33,12 +34,20 @@ def _png():
 
 
 def read_png(path: pathlib.Path) -> np.ndarray:
-  """A PNG as an (H, W, C) integer array at its stored bit depth (8 or 16)."""
-  with open(path, "rb") as f:
-    width, height, rows, info = _png().Reader(file=f).asDirect()
-    dtype = np.uint16 if info["bitdepth"] > 8 else np.uint8
-    data = np.vstack([np.asarray(r, dtype) for r in rows])
-  return data.reshape(height, width, info["planes"])
+  """A PNG as an (H, W, C) integer array at its stored bit depth (8 or 16).
+
+  Raises:
+    ValueError: the file is not a readable PNG (the message names it).
+  """
+  png = _png()
+  try:
+    with open(path, "rb") as f:
+      width, height, rows, info = png.Reader(file=f).asDirect()
+      dtype = np.uint16 if info["bitdepth"] > 8 else np.uint8
+      data = np.vstack([np.asarray(r, dtype) for r in rows])
+    return data.reshape(height, width, info["planes"])
+  except (png.Error, ValueError, EOFError) as error:
+    raise ValueError(f"{path}: not a readable PNG ({error})") from error
 
 
 def write_png(path: pathlib.Path, image: np.ndarray) -> None:
@@ -62,11 +71,18 @@ def object_dir(root: str | pathlib.Path, name: str) -> pathlib.Path:
                           f"{name}PNG/, pmsData/{name}PNG/, {name}/)")
 
 
-def _read_table(path: pathlib.Path, n: int | None, cols: int) -> np.ndarray:
-  a = np.loadtxt(path, dtype=np.float64, ndmin=2)
-  if a.shape[1] != cols or (n is not None and a.shape[0] != n):
-    raise ValueError(f"{path}: expected {n if n is not None else 'N'} rows of {cols} numbers, "
-                     f"got shape {a.shape}")
+def _read_table(path: pathlib.Path, n: int | None, cols: int, what: str) -> np.ndarray:
+  """A text table of `n` rows of `cols` numbers (`what` names them); errors name the file."""
+  want = f"{n if n is not None else 'N'} rows of {cols} numbers ({what}), one per image"
+  try:
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore")  # numpy warns about an empty file; the check below reports
+      a = np.loadtxt(path, dtype=np.float64, ndmin=2)
+  except ValueError as error:  # text that is not numbers, rows of different lengths
+    raise ValueError(f"{path}: expected {want}; {error}") from error
+  if a.size == 0 or a.shape[1] != cols or (n is not None and a.shape[0] != n):
+    got = "no numbers" if a.size == 0 else f"{a.shape[0]} rows of {a.shape[1]} numbers"
+    raise ValueError(f"{path}: expected {want}, got {got}")
   if not np.all(np.isfinite(a)):
     raise ValueError(f"{path} holds non-finite values")
   return a
@@ -104,22 +120,41 @@ def load_object(root: str | pathlib.Path, name: str, *, crop: bool = True,
   missing = [f for f in FILES if not (d / f).is_file()]
   if missing:
     raise FileNotFoundError(f"DiLiGenT object {d} is missing {', '.join(missing)}")
-  names = [s.strip() for s in (d / "filenames.txt").read_text().splitlines() if s.strip()]
-  lights = _read_table(d / "light_directions.txt", len(names), 3)
-  ints = _read_table(d / "light_intensities.txt", len(names), 3)
+  try:
+    names = [s.strip() for s in (d / "filenames.txt").read_text().splitlines() if s.strip()]
+  except UnicodeDecodeError as error:
+    raise ValueError(f"{d / 'filenames.txt'}: not a text file of image names ({error})") from error
+  if not names:
+    raise ValueError(f"{d / 'filenames.txt'} lists no image")
+  lights = _read_table(d / "light_directions.txt", len(names), 3, "x y z")
+  ints = _read_table(d / "light_intensities.txt", len(names), 3, "r g b")
   norm = np.linalg.norm(lights, axis=1)
-  if np.any(np.abs(norm - 1) > 1e-3) or np.any(lights[:, 2] <= 0):
-    raise ValueError(f"{d / 'light_directions.txt'}: directions must be unit with z > 0")
+  bad = np.flatnonzero((np.abs(norm - 1) > 1e-3) | (lights[:, 2] <= 0))
+  if bad.size:
+    raise ValueError(f"{d / 'light_directions.txt'}: directions must be unit with z > 0 "
+                     f"(row {bad[0] + 1}: {lights[bad[0]].tolist()})")
+  bad = np.flatnonzero(np.any(ints <= 0, axis=1))
+  if bad.size:
+    raise ValueError(f"{d / 'light_intensities.txt'}: intensities must be positive (row "
+                     f"{bad[0] + 1}: {ints[bad[0]].tolist()})")
   mask_png = read_png(d / "mask.png")
   mask = mask_png[..., 0] > (127 if mask_png.dtype == np.uint8 else 127 * 257)
+  if not mask.any():
+    raise ValueError(f"{d / 'mask.png'}: the mask is empty (no pixel above 127 in channel 0)")
   from data import matfile  # pylint: disable=g-import-not-at-top
-  mat, _ = matfile.load_mat(d / "Normal_gt.mat")
+  try:
+    mat, _ = matfile.load_mat(d / "Normal_gt.mat")
+  except matfile.READ_ERRORS as error:
+    raise ValueError(f"{d / 'Normal_gt.mat'}: not a readable MAT-file ({error})") from error
   if "Normal_gt" not in mat:
-    raise KeyError(f"{d / 'Normal_gt.mat'} has no variable 'Normal_gt' (has {sorted(mat)})")
+    raise ValueError(f"{d / 'Normal_gt.mat'} has no variable 'Normal_gt' (has {sorted(mat)})")
   normals = np.asarray(mat["Normal_gt"], np.float64)
   if normals.shape != mask.shape + (3,):
-    raise ValueError(f"{d / 'Normal_gt.mat'}: Normal_gt is {normals.shape}, the mask is "
-                     f"{mask.shape}")
+    raise ValueError(f"{d / 'mask.png'} is {mask.shape[0]}x{mask.shape[1]} but Normal_gt in "
+                     f"{d / 'Normal_gt.mat'} has shape {normals.shape}; they must agree "
+                     "(H x W and H x W x 3)")
+  if not np.all(np.isfinite(normals)):
+    raise ValueError(f"{d / 'Normal_gt.mat'}: Normal_gt holds non-finite values")
   nn = np.linalg.norm(normals, axis=-1, keepdims=True)
   normals = np.where((nn > 0) & mask[..., None], normals / np.where(nn > 0, nn, 1), 0)
   images = []

@@ -55,7 +55,7 @@ def _struct_fields(path: pathlib.Path) -> dict[str, np.ndarray]:
   from scipy import io as sio  # pylint: disable=g-import-not-at-top
   try:
     data = sio.loadmat(path)
-  except (ValueError, TypeError, OSError) as err:
+  except (ValueError, TypeError, OSError, NotImplementedError, sio.matlab.MatReadError) as err:
     raise ValueError(f"cannot read the Basel Face Model file {path}: {err}") from err
   if "model" in data:
     m = data["model"]
@@ -94,7 +94,7 @@ def load_bfm(path: str | os.PathLike, uv_path: str | os.PathLike | None = None) 
   f = _struct_fields(path)
   missing = [k for k in MODEL_KEYS if k not in f]
   if missing:
-    raise KeyError(f"{path} lacks the Basel Face Model field(s) {missing} (it has "
+    raise ValueError(f"{path} lacks the Basel Face Model field(s) {missing} (it has "
                    f"{sorted(f)}); expected face3d's BFM.mat layout")
   mu = np.asarray(f["shapeMU"], np.float64)
   if mu.ndim != 2 or mu.shape[1] != 1 or mu.shape[0] % 3:

@@ -26,14 +26,16 @@ DEFAULT_CACHE = pathlib.Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "bi
 KEYS = ("image", "posmap", "landmarks", "pose", "index")
 
 
-def cache_path(cache_dir, n: int, size: int, seed: int) -> pathlib.Path:
+def cache_path(cache_dir, n: int, size: int, seed: int, context: bool = False) -> pathlib.Path:
   cache = pathlib.Path(DEFAULT_CACHE if not cache_dir else cache_dir).expanduser()
-  return cache / f"prnet_synth_{size}_{n}_{seed}_v{synth.GENERATOR_VERSION}.h5"
+  style = "_context" if context else ""
+  return cache / f"prnet_synth_{size}_{n}_{seed}_v{synth.GENERATOR_VERSION}{style}.h5"
 
 
 def write_synthetic(path: str | os.PathLike, n: int, size: int, seed: int, *,
-                    batch_size: int = 32, stream=sys.stdout) -> pathlib.Path:
-  """Generates faces 0..n-1 of `seed` into `path` (atomically)."""
+                    batch_size: int = 32, stream=sys.stdout, context: bool = False
+                    ) -> pathlib.Path:
+  """Generates faces 0..n-1 of `seed` into `path` (atomically); `context`: see `synth`."""
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.with_name(f".{path.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:6]}")
@@ -41,7 +43,8 @@ def write_synthetic(path: str | os.PathLike, n: int, size: int, seed: int, *,
   try:
     with h5py.File(tmp, "w") as f:
       done = 0
-      for batch in synth.generate_pairs(seed, range(n), size, batch_size=min(batch_size, n)):
+      for batch in synth.generate_pairs(seed, range(n), size, batch_size=min(batch_size, n),
+                                        context=context):
         for key in KEYS:
           v = batch[key]
           if key not in f:
@@ -56,7 +59,7 @@ def write_synthetic(path: str | os.PathLike, n: int, size: int, seed: int, *,
           rate = done / max(time.perf_counter() - t0, 1e-9)
           print(f"\r  {done}/{n} faces ({rate:.1f}/s, ETA {(n - done) / rate:.0f} s)",
                 end="", file=stream, flush=True)
-      f.attrs.update(n=n, size=size, seed=seed, version=synth.GENERATOR_VERSION,
+      f.attrs.update(n=n, size=size, seed=seed, version=synth.GENERATOR_VERSION, context=context,
                      seconds=time.perf_counter() - t0)
     if stream:
       print(file=stream)
@@ -93,15 +96,15 @@ class PRNetSynthDataset:
                 has_dense=np.ones(len(idx), np.float32))
 
 
-def synthetic_set(cache_dir, n: int, size: int, seed: int, *, stream=sys.stdout
-                  ) -> PRNetSynthDataset:
-  """Opens (generating on first use) faces 0..n-1 of `seed` at size R."""
-  path = cache_path(cache_dir, n, size, seed)
+def synthetic_set(cache_dir, n: int, size: int, seed: int, *, stream=sys.stdout,
+                  context: bool = False) -> PRNetSynthDataset:
+  """Opens (generating on first use) faces 0..n-1 of `seed` at size R (`context`: see `synth`)."""
+  path = cache_path(cache_dir, n, size, seed, context)
   if not path.exists():
     if stream:
-      print(f"generating {n} synthetic PRNet pairs {size}x{size} (seed {seed}) into {path}",
-            file=stream, flush=True)
-    write_synthetic(path, n, size, seed, stream=stream)
+      print(f"generating {n} synthetic PRNet pairs {size}x{size} (seed {seed}"
+            f"{', with head context' if context else ''}) into {path}", file=stream, flush=True)
+    write_synthetic(path, n, size, seed, stream=stream, context=context)
   return PRNetSynthDataset(path)
 
 

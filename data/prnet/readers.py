@@ -34,17 +34,25 @@ W300LP_SUBSETS = ("AFW", "HELEN", "IBUG", "LFPW", "AFW_Flip", "HELEN_Flip", "IBU
 
 
 def load_mat(path: str | os.PathLike, keys) -> dict[str, np.ndarray]:
-  """Reads `keys` from a MATLAB file; errors name the file and the missing keys."""
+  """Reads `keys` from a MATLAB file.
+
+  Raises:
+    FileNotFoundError: no such file. ValueError: not a readable MATLAB file, or a key is
+      missing (the message names the file, the missing keys and the keys it has).
+  """
   from scipy import io as sio  # pylint: disable=g-import-not-at-top
   path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"MATLAB file {path} does not exist")
   try:
     data = sio.loadmat(path)
-  except (ValueError, TypeError, OSError) as err:
+  except (ValueError, TypeError, OSError, NotImplementedError,
+          sio.matlab.MatReadError) as err:
     raise ValueError(f"cannot read MATLAB file {path}: {err}") from err
   missing = [k for k in keys if k not in data]
   if missing:
     have = sorted(k for k in data if not k.startswith("__"))
-    raise KeyError(f"{path} lacks the expected key(s) {missing} (it has {have})")
+    raise ValueError(f"{path} lacks the expected key(s) {missing} (it has {have})")
   return {k: np.asarray(data[k]) for k in keys}
 
 
@@ -57,19 +65,39 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
   try:
     with Image.open(path) as img:
       a = np.asarray(img.convert("RGB"), np.float32) / 255.0
-  except UnidentifiedImageError as err:
+  except (UnidentifiedImageError, OSError, ValueError) as err:  # not an image, truncated
     raise ValueError(f"{path} is not an image PIL can read: {err}") from err
   return a
 
 
 def _landmarks(arr: np.ndarray, path, key: str, rows: int) -> np.ndarray:
-  """A 68-point array given as (k, 68) or (68, k) -> (68, k) float64."""
-  a = np.asarray(arr, np.float64)
+  """A 68-point array given as (k, 68) or (68, k) -> (68, k) float64 (finite, not all equal)."""
+  try:
+    a = np.asarray(arr, np.float64)
+  except (ValueError, TypeError) as err:
+    raise ValueError(f"{path}: '{key}' must be {rows}x68 numbers ({err})") from err
   if a.shape == (rows, 68) or (a.ndim == 2 and a.shape[0] >= rows and a.shape[1] == 68):
-    return a[:rows].T
-  if a.ndim == 2 and a.shape[0] == 68 and a.shape[1] >= rows:
-    return a[:, :rows]
-  raise ValueError(f"{path}: '{key}' must be {rows}x68 landmarks, got shape {a.shape}")
+    a = a[:rows].T
+  elif a.ndim == 2 and a.shape[0] == 68 and a.shape[1] >= rows:
+    a = a[:, :rows]
+  else:
+    raise ValueError(f"{path}: '{key}' must be {rows}x68 landmarks, got shape {a.shape}")
+  if not np.all(np.isfinite(a)):
+    raise ValueError(f"{path}: '{key}' holds non-finite landmarks")
+  if np.ptp(a[:, 0]) <= 0 or np.ptp(a[:, 1]) <= 0:
+    raise ValueError(f"{path}: '{key}' landmarks span no area (all x or all y equal)")
+  return a
+
+
+def _numbers(value, path, key: str) -> np.ndarray:
+  """A .mat variable as a flat float64 array of finite numbers; errors name file and key."""
+  try:
+    a = np.asarray(value, np.float64).ravel()
+  except (ValueError, TypeError) as err:
+    raise ValueError(f"{path}: '{key}' must be numbers ({err})") from err
+  if not np.all(np.isfinite(a)):
+    raise ValueError(f"{path}: '{key}' holds non-finite values")
+  return a
 
 
 def landmark_box(points: np.ndarray) -> np.ndarray:
@@ -115,7 +143,7 @@ class W300LPDataset:
     t = face3d.crop_transform(landmark_box(pts), self.size, scale=1.5)
     crop = face3d.warp_image(image, t, self.size).astype(np.float32)
     lmk = np.concatenate([face3d.transform_points(pts, t), np.zeros((68, 1))], 1)
-    pose = np.asarray(meta["Pose_Para"], np.float64).ravel()
+    pose = _numbers(meta["Pose_Para"], jpg.with_suffix(".mat"), "Pose_Para")
     if pose.size < 3:
       raise ValueError(f"{jpg.with_suffix('.mat')}: 'Pose_Para' must have >= 3 values")
     return dict(image=np.clip(crop, 0, 1), posmap=np.zeros((self.size, self.size, 3), np.float32),
@@ -187,7 +215,7 @@ class AFLW2000Dataset:
     pts = _landmarks(meta["pt3d_68"], mat, "pt3d_68", 3)
     image = load_image(jpg)
     t = face3d.crop_transform(landmark_box(pts), self.size, scale=1.6)
-    pose = np.asarray(meta["Pose_Para"], np.float64).ravel()
+    pose = _numbers(meta["Pose_Para"], mat, "Pose_Para")
     if pose.size < 3:
       raise ValueError(f"{mat}: 'Pose_Para' must have >= 3 values, got {pose.size}")
     return dict(image=np.clip(face3d.warp_image(image, t, self.size), 0, 1).astype(np.float32),

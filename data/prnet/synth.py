@@ -139,14 +139,25 @@ def _stack(items):
 
 
 def generate_pairs(seed: int, indices, size: int = 128, batch_size: int = 32,
-                   max_yaw: float = 90.0):
-  """Yields rendered batches: image (B, R, R, 3) uint8, posmap, landmarks (68, 3), yaw/pitch/roll."""
+                   max_yaw: float = 90.0, context: bool = False):
+  """Yields rendered batches: image (B, R, R, 3) uint8, posmap, landmarks (68, 3), yaw/pitch/roll.
+
+  ``context``: paint hair, neck, clothes, ear, open eyes and mouth interior around / into the
+  rendered face (`data.prnet.context`, its own stream ``default_rng([seed, index, 13])``);
+  the truth is unchanged.
+  """
   gen = faces.FaceGenerator(size, seed, faces.FaceOptions(), batch_size=batch_size)
   indices = list(indices)
   for start in range(0, len(indices), batch_size):
     raw = _stack([sample_pair(seed, i, size, gen.options, max_yaw)
                   for i in indices[start:start + batch_size]])
     out = gen.render(raw)
+    if context:
+      from data.prnet import context as context_lib  # pylint: disable=g-import-not-at-top
+      out["image"] = np.stack([
+          context_lib.paint_context(img, m, lmk, pose[0], np.random.default_rng([seed, int(i), 13]))
+          for img, m, lmk, pose, i in zip(out["image"], raw["mask"], raw["landmarks3d"],
+                                          raw["pose"], raw["index"])])
     yield dict(image=np.round(out["image"] * 255).astype(np.uint8), posmap=raw["posmap"],
                landmarks=raw["landmarks3d"], pose=raw["pose"][:, :3],
                index=raw["index"].astype(np.int64))

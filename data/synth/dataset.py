@@ -40,6 +40,7 @@ import numpy as np
 
 from bioface_jax.train_lib.progress import Progress
 from data import nfe
+from data import nfe_writer
 from data.pipeline import Subset
 from data.synth import faces as synth_faces
 
@@ -234,6 +235,74 @@ class SynthSubset(Subset):
     return load_truth(self.directory, self.indices[np.asarray(indices, np.int64)], keys)
 
 
+class GeneratedSubset:
+  """Faces of a synthetic dataset generated when first asked for, instead of read from disk.
+
+  The same `get` and `truth` rows as the `SynthSubset` of the cached dataset of `seed`,
+  `size` and `options` (a face is a pure function of ``(seed, index)``, and the rows pass
+  through the same float32 storage encoding), for callers that need a few faces of a large
+  dataset that is not cached: evaluating 64 held-out faces then generates those 64, not all
+  4,096. Nothing is written; generated faces are kept in memory.
+
+  Args:
+    indices: the global face indices this view covers, in order (local row i = indices[i]).
+    size, seed, options: the dataset's (`write_dataset`).
+    batch_size: faces per render call.
+    progress: a stream told how many faces are generated, or None.
+  """
+
+  def __init__(self, indices: Sequence[int] | np.ndarray, size: int, seed: int,
+               options: synth_faces.FaceOptions, *, batch_size: int = 32,
+               progress: TextIO | None = None):
+    self.indices = np.asarray(indices, np.int64)
+    self.size, self.seed, self.options = int(size), int(seed), options
+    self.batch_size, self.progress = batch_size, progress
+    self.directory = None
+    self._rows: dict[int, dict[str, np.ndarray]] = {}
+    self._generator = None
+
+  def __len__(self) -> int:
+    return int(self.indices.size)
+
+  def _faces(self, local: Sequence[int] | np.ndarray) -> list[dict[str, np.ndarray]]:
+    """The stored rows of local faces `local`, generating the missing ones."""
+    wanted = self.indices[np.asarray(local, np.int64).reshape(-1)]
+    missing = sorted(set(wanted.tolist()) - set(self._rows))
+    if missing:
+      if self._generator is None:
+        self._generator = synth_faces.FaceGenerator(self.size, self.seed, self.options,
+                                                    self.batch_size)
+      if self.progress is not None and not self._rows:  # Said once per view.
+        print(f"generating synthetic {self.size}x{self.size} faces (seed {self.seed}) in "
+              f"memory as they are read ({len(missing)} now)", file=self.progress, flush=True)
+      for batch in self._generator.batches(missing):
+        # Exactly what write_dataset stores: NFE rows (float32) and the truth arrays.
+        inmc = nfe_writer.encode_inmc(batch["image"], batch["normals"], batch["mask"],
+                                      batch["coord"]).astype(np.float32)
+        lights = np.repeat(batch["sh"][:, None], 3, 1).astype(np.float32)
+        for k, index in enumerate(batch["index"]):
+          row = {key: np.asarray(batch[key][k]) for key in TRUTH_KEYS}
+          row["_inmc"], row["_lights"] = inmc[k], lights[k]
+          self._rows[int(index)] = row
+    return [self._rows[int(i)] for i in wanted]
+
+  def get(self, indices: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
+    """Examples of local rows `indices`, as `data.nfe.NFEDataset.get` returns them."""
+    faces = self._faces(indices)
+    return nfe.decode_inmc(np.stack([f["_inmc"] for f in faces]),
+                           np.stack([f["_lights"] for f in faces]))
+
+  def truth(self, indices: Sequence[int] | np.ndarray,
+            keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Ground truth of local rows `indices` (see `load_truth`)."""
+    keys = TRUTH_KEYS if keys is None else tuple(keys)
+    bad = [k for k in keys if k not in TRUTH_KEYS]
+    if bad:
+      raise KeyError(f"unknown truth keys {bad}; available: {TRUTH_KEYS}")
+    faces = self._faces(indices)
+    return {k: np.stack([f[k] for f in faces]) for k in keys}
+
+
 def cache_name(n: int, size: int, seed: int, options: synth_faces.FaceOptions,
                shard_size: int) -> str:
   """``synth_<size>_<n>_<seed>_<hash>``: the hash covers options, shard size and version."""
@@ -264,7 +333,8 @@ def _remove_stale_partials(cache: pathlib.Path, name: str) -> None:
 def synthetic_dataset(cache_dir: str | os.PathLike | None, n: int, size: int = 64,
                       seed: int = 0, *, holdout_fraction: float = 0.1, shard_size: int = 4096,
                       batch_size: int = 32, workers: int = 0, progress: bool | TextIO = True,
-                      **options) -> tuple[SynthSubset, SynthSubset]:
+                      lazy: bool = False, **options
+                      ) -> tuple[SynthSubset | GeneratedSubset, SynthSubset | GeneratedSubset]:
   """The cached synthetic training set: (train, holdout) views of faces 0..n-1 of `seed`.
 
   Args:
@@ -276,11 +346,14 @@ def synthetic_dataset(cache_dir: str | os.PathLike | None, n: int, size: int = 6
     holdout_fraction: the last round(n * fraction) faces form the held-out set.
     shard_size, batch_size, workers: see `write_dataset`.
     progress: True for stdout, a stream, or False (messages and the progress bar).
+    lazy: when the dataset is not cached yet, return `GeneratedSubset`s that generate only the
+      faces asked for (in memory, nothing written) instead of generating all n faces: for
+      evaluations that need a few held-out faces. A cached dataset is read as usual.
     **options: `FaceOptions` fields (e.g. noise=0.01, jpeg_quality=90).
 
   Returns:
     (train, holdout) `SynthSubset`s of one `NFEDataset` (the `data.pipeline.Dataset` protocol);
-    each has `.directory` and `.truth(indices)`.
+    each has `.directory` and `.truth(indices)` (`GeneratedSubset`s with `lazy` and no cache).
   """
   fields = {f.name for f in dataclasses.fields(synth_faces.FaceOptions)}
   unknown = sorted(set(options) - fields)
@@ -297,6 +370,15 @@ def synthetic_dataset(cache_dir: str | os.PathLike | None, n: int, size: int = 6
   if final.exists() and not (final / META_NAME).exists():
     raise RuntimeError(f"{final} exists but holds no {META_NAME}: it is incomplete or not a "
                        "synthetic dataset; delete it to regenerate")
+  n_hold = int(round(n * holdout_fraction))
+  if n_hold >= n:
+    raise ValueError(f"holdout_fraction {holdout_fraction} of {n} faces leaves no training data")
+  all_idx = np.arange(n, dtype=np.int64)
+  if lazy and not final.exists():
+    say(f"{final} is not cached: generating only the faces used")
+    views = (all_idx[:n - n_hold], all_idx[n - n_hold:])
+    return tuple(GeneratedSubset(v, size, seed, face_options, batch_size=batch_size,
+                                 progress=stream) for v in views)
   if not final.exists():
     cache.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(cache, name)
@@ -319,9 +401,5 @@ def synthetic_dataset(cache_dir: str | os.PathLike | None, n: int, size: int = 6
   full = nfe.NFEDataset(final)
   if len(full) != n:
     raise RuntimeError(f"{final}: expected {n} faces, found {len(full)}; delete it to regenerate")
-  n_hold = int(round(n * holdout_fraction))
-  if n_hold >= n:
-    raise ValueError(f"holdout_fraction {holdout_fraction} of {n} faces leaves no training data")
-  all_idx = np.arange(n, dtype=np.int64)
   return (SynthSubset(full, all_idx[:n - n_hold], final),
           SynthSubset(full, all_idx[n - n_hold:], final))

@@ -42,6 +42,13 @@
     Days on a GPU.
 
 Any field can be overridden, e.g. ``--config.num_train_steps=50 --config.batch_size=16``.
+``--config.init_workdir=DIR`` starts from the network variables of DIR (a run, an export, or an
+authors' hypothesis imported by ``python -m train.import_weights face_vae_keras ...``;
+docs/weights.md) with a fresh optimiser; the config must build the same network (``paper``,
+with ``authors`` sampling for the authors' weights and the mask setting of their file)::
+
+    python -m train.face_vae --config train/configs/face_vae.py:ssim_l2_mask,paper,authors \
+        --config.init_workdir=weights/vae_h9 --workdir runs/vae_h9_finetune
 """
 
 from __future__ import annotations
@@ -78,7 +85,11 @@ def parse_arg(arg: str | None) -> tuple[str, str, bool]:
     else:
       if configuration:
         raise ValueError(f"more than one configuration in {arg!r}")
-      parse_configuration(token)
+      if ALIASES.get(token, token) not in CONFIGURATIONS:
+        raise ValueError(f"unknown face VAE configuration or preset {token!r}; presets: "
+                         f"{', '.join(PRESETS)}; configurations: {', '.join(CONFIGURATIONS)} "
+                         f"or the aliases {', '.join(ALIASES)} (only H1, H5, H6 and H9 are "
+                         "known from the paper); 'authors' for the authors' sampling")
       configuration = ALIASES.get(token, token)
   return configuration or "ssim_l2_mask", preset or "cpu", authors
 
@@ -102,6 +113,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval_examples = 128
   c.max_to_keep = 2
   c.async_checkpointing = True
+  c.init_workdir = ""             # warm start from this run / export / imported weights
 
   c.model = ml_collections.ConfigDict()
   c.model.input_size = 48

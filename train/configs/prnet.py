@@ -25,6 +25,12 @@ Commands run from the repository root; CPU times are on the 2 shared, busy devel
 * ``resfcn`` / ``resnet18`` / ``mobilenet_v2``: the full 256 settings for a GPU: width 1,
   3,584 synthetic pairs (~ IBUG with flips), 512 held out, batch 16, 150 / 500 / 420 epochs
   (the seed report's schedules), Adam 1e-4 / 1e-4 / 1e-5, decay 0.99 every 5 epochs.
+* ``photo_cpu``: for real photos (issue 19): ResNet18, R 128, w 0.25, 2,048 synthetic faces with
+  painted head context (``data.context``), Adam 1e-3, 1,600 steps. Not run yet; its R 64
+  precursors are measured in docs/prnet.md ("Real photos")::
+
+    python -m train.prnet --config train/configs/prnet.py:photo_cpu --workdir runs/photo_cpu
+
 * ``paper``: ResFCN 256 with the paper's optimiser (lr 1e-4 halved every 5 epochs) on 300W-LP
   (``--config.data.dir``). With ``--config.data.bfm_path=.../BFM.mat`` (user-supplied Basel Face
   Model in face3d's layout, ``BFM_UV.mat`` beside it) it trains on dense position maps built
@@ -32,6 +38,14 @@ Commands run from the repository root; CPU times are on the 2 shared, busy devel
   (+ synthetic batches). Neither was run here (no 300W-LP / BFM offline).
 * ``real_landmarks``: 300W-LP IBUG (direct reader) landmark-only loss mixed half and half with
   synthetic pairs for z and dense shape.
+
+``--config.init_workdir=DIR`` starts from the network variables of DIR (a run, an export, or the
+official weights imported by ``python -m train.import_weights prnet_tf1 ...``; docs/weights.md),
+with a fresh optimiser; the config must build the same network (ResFCN, width 1 for the
+official weights)::
+
+    python -m train.prnet --config train/configs/prnet.py:resfcn \
+        --config.init_workdir=weights/prnet --workdir runs/prnet_finetune
 """
 
 from __future__ import annotations
@@ -39,7 +53,8 @@ from __future__ import annotations
 import ml_collections
 
 ENCODERS = ("resfcn", "resnet18", "mobilenet_v2")
-VARIANTS = ("smoke", "paper", "real_landmarks") + ENCODERS + tuple(f"{e}_cpu" for e in ENCODERS)
+VARIANTS = ("smoke", "paper", "real_landmarks", "photo_cpu") + ENCODERS + tuple(
+    f"{e}_cpu" for e in ENCODERS)
 GPU_EPOCHS = {"resfcn": 150, "resnet18": 500, "mobilenet_v2": 420}
 GPU_LR = {"resfcn": 1e-4, "resnet18": 1e-4, "mobilenet_v2": 1e-5}
 
@@ -59,6 +74,7 @@ def _base() -> ml_collections.ConfigDict:
   c.eval_examples = 512
   c.max_to_keep = 3
   c.async_checkpointing = True
+  c.init_workdir = ""             # warm start from this run / export / imported weights
 
   c.model = ml_collections.ConfigDict()
   c.model.encoder = "resfcn"
@@ -88,6 +104,7 @@ def _base() -> ml_collections.ConfigDict:
   c.data.bfm_path = ""           # BFM.mat (face3d layout): dense 300W-LP truth; "" = landmarks only
   c.data.bfm_uv_path = ""        # BFM_UV.mat; "" = beside bfm_path
   c.data.cache_dir = ""          # "" = ~/.cache/bioface_jax
+  c.data.context = False         # paint hair, neck, eyes, mouth (data.prnet.context)
   c.data.size = 256
   c.data.num_train = 3584
   c.data.num_eval = 512
@@ -119,6 +136,26 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.size = 64
     c.data.num_train = 32
     c.data.num_eval = 8
+  elif variant == "photo_cpu":
+    # For real photos (issue 19; docs/prnet.md, "Real photos"): ResNet18 at R 128, w 0.25, the
+    # synthetic faces with painted head context (data.prnet.context), 2,048 of them, Adam 1e-3,
+    # 1,600 steps: planned to fit ~45 min on the 2 development cores; NOT RUN YET (the R 64
+    # runs with and without context are in docs/prnet.md: neither beats the mean face on
+    # near-frontal real faces).
+    c.model.encoder = "resnet18"
+    c.learning_rate = 1e-3
+    c.model.width_multiplier = 0.25
+    c.model.bn_momentum = 0.9
+    c.data.size = 128
+    c.data.context = True
+    c.data.num_train = 2048
+    c.data.num_eval = 256
+    c.num_train_steps = 1600
+    c.log_every_steps = 50
+    c.checkpoint_every_steps = 200
+    c.figure_every_steps = 800
+    c.eval_every_steps = 200
+    c.eval_examples = 256
   elif variant in ENCODERS:
     c.model.encoder = encoder
     c.num_epochs = GPU_EPOCHS[encoder]

@@ -66,7 +66,13 @@ Lighter / other variants and the faces fine-tune (session 3; results in docs/sdp
       --workdir runs/sdps_nenet_faces
 
 ``--config.init_workdir=RUN`` warm-starts from RUN's parameters (same network; fresh Adam and
-schedule over ``num_train_steps``). Measured step times and results are in docs/sdps.md
+schedule over ``num_train_steps``). RUN (and ``lcnet_workdir``) may also be an export or the
+authors' weights imported by ``python -m train.import_weights sdps_torch`` (docs/weights.md):
+the task takes the network it trains from it (LCNet for ``lcnet`` and ``lcnet_workdir``, NENet
+for ``nenet`` / ``psfcn``, both as FusedNet's parts for ``fused``)::
+
+  python -m train.sdps --config train/configs/sdps.py:nenet,paper \
+      --config.lcnet_workdir=weights/sdps --config.init_workdir=weights/sdps --workdir runs/ft Measured step times and results are in docs/sdps.md
 (2 shared, busy CPU cores).
 """
 

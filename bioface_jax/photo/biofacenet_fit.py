@@ -1,11 +1,16 @@
-"""Decomposing one photo with a trained BioFaceNet, optionally refined on that photo alone.
+"""BioFaceNet on one photo: the network's decomposition, optionally refined on that photo alone.
 
-Shared by `eval.predict`, `eval.edit` and `eval.photo_rmse`.
+Used by `eval.predict`, `eval.edit`, `eval.photo_rmse` (and, for batches of images,
+`eval.recovery` and `eval.iset_table1` through `outputs_in_batches`). The model is a
+`bioface_jax.pretrained.Pretrained` of BioFaceNet (``pretrained.load("biofacenet", path)``).
 
 `decompose` runs the network (evaluation mode) and, with ``refine_steps > 0``, then minimises
 the self-supervised loss on this one image, which needs no labels: the appearance loss
 (rendered vs linearised photo, inside the mask) plus the authors' camera prior and specular
-sparsity terms (there is no shading target for a photo, so that term is off). Two ways:
+sparsity terms (there is no shading target for a photo, so that term is off). The network
+alone leaves real photos red and blurred (median central sRGB RMSE 0.106 on 20 real faces
+against 0.030 refined by 200 steps, docs/biofacenet_edit_and_photos.md), which is why `eval.predict`
+refines by default. Two ways:
 
 * ``mode="maps"`` (default): optimise the physical parameters directly (per-pixel logits of
   the four maps and the 17-vector), starting from the network's prediction, with two extra
@@ -211,27 +216,74 @@ def _refine_maps(out, model, mask, spectra, lut, steps, lr, anchor, smoothness):
               render=render_maps(maps, spectra, lut, model))
 
 
-def decompose(restored, spectra, lut, image: np.ndarray, mask: np.ndarray | None = None, *,
+def assets():
+  """(spectra, skin LUT) of the assets directory, read once per process."""
+  return _assets()
+
+
+@functools.lru_cache(maxsize=1)
+def _assets():
+  from bioface_jax import physics  # pylint: disable=g-import-not-at-top
+  spectra = physics.load_spectra()
+  return spectra, physics.skin_lut(spectra)
+
+
+def _network(model) -> tuple[Any, Any, Any]:
+  """(params, batch_stats, BioFaceNetConfig) of a `pretrained.Pretrained` BioFaceNet."""
+  if getattr(model, "name", None) != "biofacenet":
+    raise ValueError(f"a BioFaceNet model is needed (pretrained.load('biofacenet', ...)), got "
+                     f"{getattr(model, 'name', type(model).__name__)!r}")
+  return model.variables["params"], model.variables["batch_stats"], model.config
+
+
+def prepare(pixels: np.ndarray, size: int, box=None) -> np.ndarray:
+  """(size, size, 3) float32 network input: the crop box (or the central square), area-resized.
+
+  Args:
+    pixels: (H, W, 3) gamma-encoded RGB in [0, 1] (`read.Photo.pixels`).
+    size: the network's input size (`Pretrained.input_size`).
+    box: (left, top, right, bottom) crop inside the photo (`framing.crop_for`); None: the
+      central square.
+
+  Raises:
+    ValueError: the image is not (H, W, 3), the box is empty or outside the photo.
+  """
+  from bioface_jax.photo import framing  # pylint: disable=g-import-not-at-top
+  pixels = np.asarray(pixels)
+  if pixels.ndim != 3 or pixels.shape[2] != 3:
+    raise ValueError(f"expected an RGB image (H, W, 3), got shape {pixels.shape}")
+  if pixels.dtype == np.uint8:
+    pixels = pixels.astype(np.float32) / 255.0
+  h, w = pixels.shape[:2]
+  return framing.resize_crop(pixels, framing.central_square(w, h) if box is None else box, size)
+
+
+def decompose(model, image: np.ndarray, mask: np.ndarray | None = None, *,
               refine_steps: int = 0, mode: str = "maps", learning_rate: float | None = None,
-              anchor: float = 0.03, smoothness: float = 1e-2
+              anchor: float = 0.03, smoothness: float = 1e-2, spectra=None, lut=None
               ) -> tuple[dict[str, Any], Refinement | None]:
   """Network prediction for one prepared photo, optionally refined on it.
 
   Args:
-    restored: `eval.model_io.Restored`.
-    spectra, lut: `physics.load_spectra()`, `physics.skin_lut(spectra)`.
-    image: (H, W, 3) gamma-encoded sRGB in [0, 1] at the network's input size.
+    model: a BioFaceNet `pretrained.Pretrained`.
+    image: (H, W, 3) gamma-encoded sRGB in [0, 1] at the network's input size (`prepare`).
     mask: optional (H, W) face mask for the refinement's loss (default: whole crop).
     refine_steps: Adam steps of per-image refinement (0: the network's prediction as is).
     mode: "network" (fine-tune the weights) or "maps" (optimise the maps directly).
     learning_rate: Adam step (default 3e-4 for "network", 2e-2 for "maps").
     anchor, smoothness: the extra terms of mode "maps" (see the module docstring).
+    spectra, lut: `physics.load_spectra()`, `physics.skin_lut(spectra)` (default: `assets()`).
 
   Returns:
     (outputs, refinement): ``outputs`` as `biofacenet.predict` with ``render`` (NumPy, batch
     of 1); ``refinement`` None when refine_steps is 0.
+
+  Raises:
+    ValueError: not a BioFaceNet model, an unknown mode, negative steps, an image of the wrong
+      shape or outside [0, 1].
   """
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  params, batch_stats, config = _network(model)
   if mode not in REFINE_MODES:
     raise ValueError(f"refinement mode must be one of {REFINE_MODES}, got {mode!r}")
   if refine_steps < 0:
@@ -239,24 +291,27 @@ def decompose(restored, spectra, lut, image: np.ndarray, mask: np.ndarray | None
   image = np.asarray(image, np.float32)
   if image.ndim != 3 or image.shape[-1] != 3:
     raise ValueError(f"image must be (H, W, 3), got {image.shape}")
-  model = restored.model
+  if not (np.isfinite(image).all() and image.min() >= 0 and image.max() <= 1):
+    raise ValueError("image must hold finite gamma-encoded sRGB values in [0, 1]")
+  if spectra is None or lut is None:
+    spectra, lut = assets()
   x = jnp.asarray(image[None])
   m = jnp.ones(x.shape[:3], jnp.float32) if mask is None else jnp.asarray(mask[None],
                                                                            jnp.float32)
-  out = _predict_fn(model)(restored.params, restored.batch_stats, x, spectra, lut)
+  out = _predict_fn(config)(params, batch_stats, x, spectra, lut)
   if not refine_steps:
     return _to_numpy(out), None
 
   def loss_of(o):
     return float(_photo_loss_terms(o["linear_input"], o["render"]["linear_srgb"],
-                                   o["render"]["specular"], o["b"], m, model).mean())
+                                   o["render"]["specular"], o["b"], m, config).mean())
 
   lr = float(learning_rate if learning_rate is not None else DEFAULT_LEARNING_RATE[mode])
   if mode == "network":
-    refined = _refine_network(restored.params, restored.batch_stats, model, x, m, spectra, lut,
+    refined = _refine_network(params, batch_stats, config, x, m, spectra, lut,
                               int(refine_steps), lr)
   else:
-    refined = _refine_maps(out, model, m, spectra, lut, int(refine_steps), lr, anchor,
+    refined = _refine_maps(out, config, m, spectra, lut, int(refine_steps), lr, anchor,
                            smoothness)
   before, after = _to_numpy(out), _to_numpy(refined)
   info = Refinement(
@@ -265,3 +320,57 @@ def decompose(restored, spectra, lut, image: np.ndarray, mask: np.ndarray | None
       rmse_before=central_srgb_rmse(image, before["render"]["linear_srgb"][0]),
       rmse_after=central_srgb_rmse(image, after["render"]["linear_srgb"][0]))
   return after, info
+
+
+OUTPUT_KEYS = ("fmel", "fblood", "shading", "specular", "weights", "t", "b", "linear_input")
+RENDER_KEYS = ("linear_srgb", "albedo_linear_srgb", "illuminant")
+
+
+@functools.lru_cache(maxsize=8)
+def _flat_fn(config):
+  import jax  # pylint: disable=g-import-not-at-top
+  from bioface_jax.models import biofacenet  # pylint: disable=g-import-not-at-top
+
+  def run(params, batch_stats, image, spectra, lut):
+    out = biofacenet.predict(params, batch_stats, image, config, spectra=spectra, lut=lut)
+    return {k: out[k] for k in OUTPUT_KEYS} | {k: out["render"][k] for k in RENDER_KEYS}
+  return jax.jit(run)
+
+
+def outputs_in_batches(model, images: np.ndarray, batch_size: int = 32, spectra=None, lut=None
+                       ) -> dict[str, np.ndarray]:
+  """The network's outputs (`OUTPUT_KEYS` + the render's `RENDER_KEYS`, flat) for N images.
+
+  Runs in fixed-size jitted batches (the last one padded by repeating its last image, so one
+  compilation serves any N) in evaluation mode.
+
+  Args:
+    model: a BioFaceNet `pretrained.Pretrained`.
+    images: (N, H, W, 3) gamma-encoded sRGB in [0, 1].
+
+  Raises:
+    ValueError: not a BioFaceNet model; images of the wrong shape or outside [0, 1].
+  """
+  params, batch_stats, config = _network(model)
+  images = np.asarray(images, np.float32)
+  if images.ndim != 4 or images.shape[-1] != 3:
+    raise ValueError(f"images must be (N, H, W, 3), got {images.shape}")
+  if not (np.all(np.isfinite(images)) and images.min() >= 0 and images.max() <= 1):
+    raise ValueError("images must hold finite gamma-encoded sRGB values in [0, 1]")
+  if spectra is None or lut is None:
+    spectra, lut = assets()
+  run, b = _flat_fn(config), int(batch_size)
+  parts = []
+  for start in range(0, len(images), b):
+    chunk = images[start:start + b]
+    pad = b - len(chunk)
+    if pad:
+      chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
+    out = run(params, batch_stats, chunk, spectra, lut)
+    parts.append({k: np.asarray(v)[:b - pad] for k, v in out.items()})
+  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+__all__ = ["CENTRAL_FRACTION", "DEFAULT_LEARNING_RATE", "OUTPUT_KEYS", "REFINE_MODES",
+           "RENDER_KEYS", "Refinement", "assets", "central_srgb_rmse", "decompose",
+           "outputs_in_batches", "prepare", "render_maps"]

@@ -1,0 +1,348 @@
+"""PRNet on real photos against dlib's 68-point predictor, beside the mean face in the same box.
+
+    python -m eval.landmarks_reference --workdir runs/prnet_a [--workdir runs/prnet_b] \
+        [PHOTO_OR_DIR ...] [--out runs/landmarks_reference]
+
+Offline there are no labelled real faces, so dlib's 68-point shape predictor (weights from the
+``face-recognition-models`` wheel, run by ``dlib-bin``: optional extra ``reference``) serves as
+the **reference, not the ground truth**: its own error on such photos is several per cent
+(8.1 % 2-D NME on the AFLW2000-3D faces its detector finds, issue 19), larger on turned faces.
+It is never used for training.
+
+Faces: every face that `bioface_jax.photo.detect.detect_faces` finds (BlazeFace when installed)
+in the photos (default: the portrait cache of ``python -m data.portraits`` plus the two built-in
+examples, astronaut and grace_hopper). Per face, all systems get the same face box:
+
+* dlib: its predictor needs its own detector's box convention; when dlib's HOG detector finds
+  the face its box is used ("own"), else the face box mapped into dlib's convention ("mapped":
+  1.056 x larger, centre 0.042 side higher; median over the 27 real faces both detectors found).
+  "own" faces are the more trustworthy reference (printed separately).
+* each PRNet run: `bioface_jax.face3d.face_box_transform` (the training framing, square crop,
+  no stretching) -> network -> 68 landmarks back in photo pixels;
+* mean face (the trivial baseline): the mean of the run's training position maps, in the same
+  crop, back in photo pixels: what a network ignoring the image would output;
+* mean face on dlib's box (an oracle baseline): the mean-face landmarks scaled per axis onto the
+  box of dlib's landmarks (as the issue's 23.4 % on AFLW2000-3D's ground-truth box).
+
+NME: `bioface_jax.face3d.nme` (2-D, mean point distance / sqrt(w h) of the reference's landmark
+box), in %. Yaw: an affine camera fit of the template's 68 3-D landmarks to dlib's points
+(`fit_yaw`; near profile it reads low, since dlib then misplaces points), binned 0-30 / 30-60 /
+60-90 (``--yaw run1``: fitted to the first run's points instead). Writes
+``OUT/faces/NAME_k.png`` (dlib green, first run red, mean face blue) and ``OUT/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import json
+import os
+import pathlib
+import sys
+
+import numpy as np
+
+DLIB_SIDE = 1.056      # dlib HOG box side / face box side (median, real portraits)
+DLIB_SHIFT_Y = -0.042  # (dlib box centre - face box centre) / face box side
+DEFAULT_PHOTOS = pathlib.Path.home() / ".cache" / "bioface_jax" / "portraits"
+EXAMPLES = ("astronaut", "grace_hopper")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+CAVEAT = ("dlib's 68-point predictor is the reference here, NOT ground truth: its own error on "
+          "such photos is several per cent (8.1 % on AFLW2000-3D faces its detector finds), "
+          "larger on turned faces and on 'mapped' boxes.")
+EXTRA = "pip install dlib-bin face-recognition-models   (extra: bioface_jax[reference])"
+
+
+class ReferenceUnavailable(RuntimeError):
+  """dlib or the face-recognition-models weights are not installed."""
+
+
+# ------------------------------------------------------------------------------ dlib side
+
+
+@functools.lru_cache(maxsize=1)
+def dlib_models():
+  """(dlib module, HOG detector, 68-point predictor); weights read as files from the wheel."""
+  try:
+    import dlib  # pylint: disable=g-import-not-at-top
+  except ImportError as error:
+    raise ReferenceUnavailable(f"the reference needs dlib: {EXTRA}") from error
+  spec = importlib.util.find_spec("face_recognition_models")
+  if spec is None or not spec.submodule_search_locations:
+    raise ReferenceUnavailable(f"the 68-point weights ship in face-recognition-models: {EXTRA}")
+  path = (pathlib.Path(list(spec.submodule_search_locations)[0]) / "models"
+          / "shape_predictor_68_face_landmarks.dat")
+  if not path.is_file():
+    raise ReferenceUnavailable(f"{path} is missing: reinstall face-recognition-models")
+  return dlib, dlib.get_frontal_face_detector(), dlib.shape_predictor(str(path))
+
+
+def dlib_box(face, own_boxes):
+  """dlib's box for a face box: a matching HOG box ("own") or the mapped face box ("mapped")."""
+  x, y, w, h = face
+  cx, cy, side = x + w / 2, y + h / 2, 0.5 * (w + h)
+  for (l, t, r, b) in own_boxes:
+    if abs((l + r) / 2 - cx) < 0.5 * side and abs((t + b) / 2 - cy) < 0.5 * side and (
+        0.5 < (r - l) / side < 2.0):
+      return (l, t, r, b), "own"
+  s = DLIB_SIDE * side
+  cy = cy + DLIB_SHIFT_Y * side
+  return (cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2), "mapped"
+
+
+def dlib_landmarks(image: np.ndarray, faces):
+  """[(68 x 2 landmarks, box, "own"|"mapped")] for each face box, by dlib's predictor."""
+  dlib, detector, predictor = dlib_models()
+  scale = min(1.0, 1000 / max(image.shape[:2]))
+  small = image
+  if scale < 1.0:
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    small = np.asarray(Image.fromarray(image).resize(
+        (round(image.shape[1] * scale), round(image.shape[0] * scale)), Image.Resampling.BOX))
+  own = [(r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale)
+         for r in detector(small, 1)]
+  out = []
+  for face in faces:
+    box, kind = dlib_box(face, own)
+    rect = dlib.rectangle(*[int(round(v)) for v in box])
+    shape = predictor(image, rect)
+    pts = np.array([[p.x, p.y] for p in shape.parts()], np.float64)
+    out.append((pts, box, kind))
+  return out
+
+
+# ------------------------------------------------------------------------------ pose
+
+
+@functools.lru_cache(maxsize=1)
+def template_landmarks() -> np.ndarray:
+  """(68, 3) landmarks of the PRNet mean face (model frame: x right, y up, z toward the viewer)."""
+  from data.synth import geometry  # pylint: disable=g-import-not-at-top
+  t = geometry.load_template()
+  return t.vertices[t.landmark_vertices].astype(np.float64)
+
+
+def fit_yaw(points: np.ndarray, model: np.ndarray | None = None) -> float:
+  """Yaw in degrees of 68 image points (x right, y down) by an affine camera fit of the template.
+
+  Least squares 2x3 matrix M with x ~ M X (both centred; image y flipped to up); its rows,
+  orthonormalised, are the camera's x and y axes in the model frame; yaw = atan2(r1_z, r1_x).
+  Sign as `data.synth.geometry.Pose` (positive = the face turns to the image's right).
+  """
+  model = template_landmarks() if model is None else np.asarray(model, np.float64)
+  x = np.asarray(points, np.float64)[:, :2].copy()
+  x[:, 1] = -x[:, 1]
+  x -= x.mean(0)
+  X = model - model.mean(0)
+  m = np.linalg.lstsq(X, x, rcond=None)[0].T  # (2, 3)
+  r1 = m[0] / np.linalg.norm(m[0])
+  r2 = m[1] - (m[1] @ r1) * r1
+  r2 /= np.linalg.norm(r2)
+  return float(np.degrees(np.arctan2(r1[2], r1[0])))
+
+
+# ------------------------------------------------------------------------------ PRNet side
+
+
+class PRNetRun:
+  """A trained run: landmarks in photo pixels for a face box, and its mean-face baseline."""
+
+  def __init__(self, workdir):
+    import jax  # pylint: disable=g-import-not-at-top
+    from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
+    from bioface_jax.models import prnet  # pylint: disable=g-import-not-at-top
+    from data.prnet import dataset as synth_set  # pylint: disable=g-import-not-at-top
+    from train import prnet_task  # pylint: disable=g-import-not-at-top
+    self.workdir = str(workdir)
+    params, stats, self.model, config, self.step = prnet_task.restore_for_inference(workdir)
+    self.size = self.model.input_size
+    self._predict = jax.jit(lambda x: prnet.predict(params, stats, x, self.model))
+    d = config.data
+    train = synth_set.synthetic_set(d.cache_dir or None, d.num_train, d.size, d.seed, stream=None,
+                                    context=bool(d.get("context", False)))
+    mean_map = train.get(np.arange(min(512, len(train))))["posmap"].mean(0)
+    self.mean_crop_landmarks = np.asarray(face3d.landmarks_from_position_map(mean_map))
+    self.name = (f"{pathlib.Path(self.workdir).name} ({self.model.encoder} "
+                 f"w{self.model.width_multiplier:g} R{self.size}, step {self.step})")
+
+  def landmarks_in(self, image: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(68, 3) predicted landmarks in photo pixels for the crop `t` (photo -> R x R) of a uint8
+    photo."""
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+    from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
+    crop = face3d.warp_image(image.astype(np.float32) / 255.0, t, self.size).astype(np.float32)
+    pm = np.asarray(self._predict(jnp.asarray(crop[None])))[0]
+    return face3d.uncrop_points(np.asarray(face3d.landmarks_from_position_map(pm)), t)
+
+  def landmarks(self, image: np.ndarray, face) -> tuple[np.ndarray, np.ndarray]:
+    """(68 x 3 predicted, 68 x 3 mean face) landmarks in photo pixels for one face box."""
+    from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
+    t = face3d.face_box_transform(face, self.size)
+    return self.landmarks_in(image, t), face3d.uncrop_points(self.mean_crop_landmarks, t)
+
+
+def oracle_mean_face(mean_landmarks: np.ndarray, reference: np.ndarray) -> np.ndarray:
+  """Mean-face points scaled per axis onto the reference landmarks' box."""
+  lo, hi = mean_landmarks[:, :2].min(0), mean_landmarks[:, :2].max(0)
+  rlo, rhi = reference.min(0), reference.max(0)
+  return rlo + (mean_landmarks[:, :2] - lo) / (hi - lo) * (rhi - rlo)
+
+
+# ------------------------------------------------------------------------------ photos
+
+
+def load_photos(paths, examples: bool):
+  """[(name, uint8 RGB)] of the given files / folders (recursively) and the built-in examples."""
+  from data.prnet import readers  # pylint: disable=g-import-not-at-top
+  files = []
+  for p in map(pathlib.Path, paths):
+    if p.is_dir():
+      files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+    elif p.is_file():
+      files.append(p)
+    else:
+      raise FileNotFoundError(f"{p}: no such photo or folder (python -m data.portraits fetches "
+                              "the default set)")
+  photos = []
+  for f in files:
+    img = np.round(np.asarray(readers.load_image(f)) * 255.0).astype(np.uint8)
+    photos.append((f"{f.parent.name}/{f.stem}" if f.parent.name else f.stem, img))
+  if examples:
+    from eval import cli  # pylint: disable=g-import-not-at-top
+    for name in EXAMPLES:
+      img = np.asarray(cli.load_example(name))[..., :3]
+      if img.dtype != np.uint8:
+        img = np.round(np.asarray(img, np.float64) * 255.0).astype(np.uint8)
+      photos.append((name, img))
+  return photos
+
+
+def figure(path, image, face, dlib_pts, ours, mean, title):
+  """The face region with dlib (green), the first run (red) and the mean face (blue)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  x, y, w, h = face
+  pad = 0.6 * max(w, h)
+  fig, ax = plt.subplots(figsize=(4, 4.3))
+  ax.imshow(image)
+  for pts, colour, label in ((dlib_pts, "lime", "dlib"), (ours, "red", "ours"),
+                             (mean, "deepskyblue", "mean face")):
+    if pts is not None:
+      ax.plot(pts[:, 0], pts[:, 1], ".", color=colour, ms=4, label=label)
+  ax.set_xlim(x - pad, x + w + pad)
+  ax.set_ylim(y + h + pad, y - pad)
+  ax.set_title(title, fontsize=7)
+  ax.legend(fontsize=6, loc="lower right")
+  ax.axis("off")
+  fig.tight_layout()
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(f".{path.name}.partial.png")
+  fig.savefig(tmp, dpi=90)
+  plt.close(fig)
+  os.replace(tmp, path)
+
+
+def _table(rows, systems, yaws) -> list[str]:
+  from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
+  lines = [f"| system | n | 0-30 | 30-60 | 60-90 | mean of bins | all faces |",
+           "|---|---|---|---|---|---|---|"]
+  for s in systems:
+    v = np.array([r["nme"][s] for r in rows])
+    t = face3d.nme_table(v, yaws)
+    c = t["counts"]
+    lines.append(f"| {s} | {len(v)} ({c[0]}/{c[1]}/{c[2]}) | {t['0-30']:.2f} | "
+                 f"{t['30-60']:.2f} | {t['60-90']:.2f} | {t['mean']:.2f} | "
+                 f"{t['all_images']:.2f} |")
+  return lines
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   epilog=CAVEAT)
+  parser.add_argument("photos", nargs="*", help="photos or folders (default: the portrait "
+                      f"cache {DEFAULT_PHOTOS} and the examples)")
+  parser.add_argument("--workdir", action="append", default=[],
+                      help="a python -m train.prnet run (repeatable)")
+  parser.add_argument("--out", default="runs/landmarks_reference",
+                      help="figures and results.json go here")
+  parser.add_argument("--no-examples", action="store_true",
+                      help="leave out the astronaut / grace_hopper examples")
+  parser.add_argument("--no-figures", action="store_true", help="tables only")
+  parser.add_argument("--yaw", choices=("dlib", "run1"), default="dlib",
+                      help="bin faces by the yaw fitted to dlib's points (default) or to the "
+                           "first run's (dlib's points on a profile are unreliable)")
+  args = parser.parse_args(argv)
+  if not args.workdir:
+    parser.error("give at least one --workdir (a python -m train.prnet run directory)")
+  from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
+  from bioface_jax.photo import detect  # pylint: disable=g-import-not-at-top
+  try:
+    dlib_models()
+    photos = load_photos(args.photos or [DEFAULT_PHOTOS], not args.no_examples)
+    runs = [PRNetRun(w) for w in args.workdir]
+  except (ReferenceUnavailable, FileNotFoundError, ValueError, KeyError) as error:
+    print(f"error: {error}", file=sys.stderr)
+    return 1
+  out = pathlib.Path(args.out)
+  print(CAVEAT)
+  systems = [r.name for r in runs] + ["mean face (same box)", "mean face on dlib's box (oracle)"]
+  short = [f"run{i + 1}" for i in range(len(runs))] + ["mean", "mean@dlib"]
+  for i, r in enumerate(runs):
+    print(f"run{i + 1} = {r.name}")
+  print(f"\n{'face':34s} {'yaw':>5s} {'dlib':6s} " + " ".join(f"{s:>9s}" for s in short)
+        + f"   (yaw fitted to {args.yaw}'s points)")
+  rows = []
+  for name, image in photos:
+    try:
+      faces = detect.detect_faces(image)
+    except detect.DetectorUnavailable as error:
+      print(f"error: {error}", file=sys.stderr)
+      return 1
+    if not faces:
+      print(f"{name}: no face found")
+      continue
+    for k, (face, (ref, _, kind)) in enumerate(zip(faces, dlib_landmarks(image, faces))):
+      preds = [run.landmarks(image, face) for run in runs]
+      mean = preds[0][1]
+      systems_pts = [p[0][:, :2] for p in preds] + [mean[:, :2], oracle_mean_face(mean, ref)]
+      nmes = [float(face3d.nme(p, ref)) * 100 for p in systems_pts]
+      yaws = dict(dlib=fit_yaw(ref), run1=fit_yaw(systems_pts[0]))
+      yaw = yaws[args.yaw]
+      rows.append(dict(photo=name, face=k, box=list(map(int, face)), dlib_box=kind, yaw=yaw,
+                       yaw_dlib=yaws["dlib"], yaw_run1=yaws["run1"],
+                       nme=dict(zip(systems, nmes)), dlib=ref.tolist(),
+                       ours=[p[0].tolist() for p in preds]))
+      print(f"{name + f' #{k}':34s} {yaw:5.0f} {kind:6s} " + " ".join(f"{v:9.2f}" for v in nmes),
+            flush=True)
+      if not args.no_figures:
+        figure(out / "faces" / f"{name.replace('/', '__')}_{k}.png", image, face, ref,
+               systems_pts[0], systems_pts[-2],
+               f"{name} #{k}  yaw~{yaw:.0f}  dlib box {kind}\n{short[0]} {nmes[0]:.1f}%  "
+               f"mean face {nmes[-2]:.1f}%  (NME vs dlib)")
+  if not rows:
+    print("no faces found in any photo")
+    return 1
+  yaws = np.array([r["yaw"] for r in rows])
+  own = np.array([r["dlib_box"] == "own" for r in rows])
+  print("\nNME % against dlib's landmarks (2-D, / sqrt(w h) of dlib's landmark box); yaw bins "
+        f"from the fit to {args.yaw}'s points.\nAll faces:")
+  print("\n".join(_table(rows, systems, yaws)))
+  if own.any() and not own.all():
+    print(f"Faces dlib's own detector finds ({int(own.sum())} of {len(rows)}; the more "
+          "trustworthy reference):")
+    print("\n".join(_table([r for r, o in zip(rows, own) if o], systems, yaws[own])))
+  print(CAVEAT)
+  out.mkdir(parents=True, exist_ok=True)
+  tmp = out / ".results.json.partial"
+  tmp.write_text(json.dumps(dict(caveat=CAVEAT, systems=systems, faces=rows), indent=1))
+  os.replace(tmp, out / "results.json")
+  print(f"wrote {out / 'results.json'}" + ("" if args.no_figures else f" and {len(rows)} "
+                                           f"figures in {out / 'faces'}"))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
