@@ -21,6 +21,7 @@ benchmark scenes never coincide with training faces 0..n-1.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import pathlib
 import sys
@@ -185,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--workers", type=_positive(int, 0, "--workers"), default=0,
                  metavar="W",
                  help="worker processes sampling geometry (default 0: in this process)")
+  p.add_argument("--world", choices=synth_dataset.WORLDS, default="faces",
+                 help="faces: the skin-only faces (default); scenes: the face-scene world of "
+                      "data.synth.scene (BioFaceNet's crop; the ISET scenes stay faces)")
   p.add_argument("--overwrite", action="store_true", help="replace existing output files")
   return p
 
@@ -214,9 +218,17 @@ def main(argv: Sequence[str] | None = None) -> int:
   options = synth_faces.FaceOptions(noise=args.noise, jpeg_quality=args.jpeg_quality,
                                     quantise=not args.no_quantise)
   if args.n:
-    meta = synth_dataset.write_dataset(args.out, args.n, args.size, args.seed, options,
+    world_options = options
+    if args.world == "scenes":
+      from data.synth import scene  # pylint: disable=g-import-not-at-top
+      default = scene.SceneOptions().face
+      world_options = scene.SceneOptions(
+          framing="face", size=args.size,
+          face=dataclasses.replace(default, noise=args.noise, jpeg_quality=args.jpeg_quality,
+                                   quantise=not args.no_quantise))
+    meta = synth_dataset.write_dataset(args.out, args.n, args.size, args.seed, world_options,
                                        shard_size=args.shard_size, batch_size=args.batch_size,
-                                       workers=args.workers)
+                                       workers=args.workers, world=args.world)
     print(f"wrote {args.n} faces in {len(meta['shards'])} shard(s) to {args.out} "
           f"({meta['faces_per_second']:.1f} faces/s overall)")
   if args.iset:

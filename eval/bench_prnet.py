@@ -5,7 +5,9 @@
 
 For each encoder and (R, w): the compile time and steady images/s of one jitted training step
 (forward + backward + Adam, training-mode BatchNorm, the weighted loss) and of inference
-(`prnet.predict`), timed after one warm-up call over ``--steps`` calls on random inputs.
+(`prnet.predict`) on random inputs, all sides timed in interleaved rounds (`eval.bench_rounds`:
+``--rounds`` rounds of ``--steps`` calls, the order reversed every other round; the median
+round counts, and ResFCN256's ratio JAX / PyTorch is the median of the per-round ratios).
 The PyTorch column is the same ResFCN256 built from prnet-spec.md §2 (4x4 kernels, TF SAME
 padding, no biases, BN + ReLU, 17 transposed convs, sigmoid), same batch, same machine, same
 command; it is skipped with a message if torch is not installed. Parameter counts are printed
@@ -14,12 +16,14 @@ so that both networks are checked to be the same size.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 
+from absl import app
 from absl import flags
 
-from train import absl_app
+from eval import bench_rounds
 
 FLAGS = flags.FLAGS
 
@@ -29,21 +33,15 @@ def define_flags():
   flags.DEFINE_list("encoders", ["resfcn", "resnet18", "mobilenet_v2"], "Encoders to time.")
   flags.DEFINE_list("configs", ["128:0.25", "256:1.0"], "R:width pairs.")
   flags.DEFINE_integer("batch", 4, "Batch size.")
-  flags.DEFINE_integer("steps", 3, "Timed calls after the warm-up.")
+  flags.DEFINE_integer("steps", 2, "Timed calls per side per round (the round's median counts).")
+  flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds over all sides.")
   flags.DEFINE_bool("torch", True, "Also time the PyTorch ResFCN256 (if torch is installed).")
+  flags.DEFINE_bool("xla_cpu_options", True, "Compile our steps with "
+                    "bioface_jax.xla_options.cpu_compiler_options() (convolutions to Eigen).")
 
 
-def _time(fn, steps):
-  t0 = time.perf_counter()
-  fn()
-  compile_s = time.perf_counter() - t0
-  t0 = time.perf_counter()
-  for _ in range(steps):
-    fn()
-  return compile_s, (time.perf_counter() - t0) / steps
-
-
-def bench_jax(encoder: str, size: int, width: float, batch: int, steps: int) -> dict:
+def make_jax_step(encoder: str, size: int, width: float, batch: int, compiler_options=None):
+  """(jitted train step, its arguments, params): step(params, stats, opt, batch)."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -53,32 +51,50 @@ def bench_jax(encoder: str, size: int, width: float, batch: int, steps: int) -> 
                           bn_momentum=0.9)
   params, stats = prnet.init(jax.random.key(0), (batch, size, size, 3), cfg)
   tx = prnet.optimizer(cfg)
-  opt = tx.init(params)
   rng = np.random.default_rng(0)
   batch_d = dict(image=jnp.asarray(rng.uniform(0, 1, (batch, size, size, 3)), jnp.float32),
                  posmap=jnp.asarray(rng.uniform(0, size, (batch, size, size, 3)), jnp.float32))
 
-  @jax.jit
+  @functools.partial(jax.jit, compiler_options=compiler_options)
   def step(params, stats, opt, b):
     (loss, (_, new_stats, _)), g = jax.value_and_grad(
         lambda p: prnet.compute_loss(p, stats, b, cfg, train=True), has_aux=True)(params)
     upd, opt = tx.update(g, opt, params)
     return optax.apply_updates(params, upd), new_stats, opt, loss
 
-  state = [params, stats, opt]
+  return step, (params, stats, tx.init(params), batch_d), params
+
+
+def jax_sides(encoder: str, size: int, width: float, batch: int, compiler_options=None) -> dict:
+  """Train and inference callables with their compile times (first calls)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from bioface_jax.models import prnet  # pylint: disable=g-import-not-at-top
+  cfg = prnet.PRNetConfig(encoder=encoder, width_multiplier=width, input_size=size,
+                          bn_momentum=0.9)
+  step, args, params = make_jax_step(encoder, size, width, batch, compiler_options)
+  state = list(args[:3])
+  batch_d = args[3]
 
   def train_once():
     out = step(*state, batch_d)
     jax.block_until_ready(out[3])
     state[:3] = out[:3]
 
-  infer = jax.jit(lambda p, s, x: prnet.predict(p, s, x, cfg))
-  c_train, t_train = _time(train_once, steps)
-  c_inf, t_inf = _time(lambda: jax.block_until_ready(infer(params, stats, batch_d["image"])),
-                       steps)
+  infer = jax.jit(lambda p, s, x: prnet.predict(p, s, x, cfg), compiler_options=compiler_options)
+
+  def infer_once():
+    jax.block_until_ready(infer(state[0], state[1], batch_d["image"]))
+
+  t0 = time.perf_counter()
+  train_once()
+  c_train = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  infer_once()
+  c_inf = time.perf_counter() - t0
   n = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
-  return dict(params=n, train_compile_s=c_train, train_ips=batch / t_train,
-              infer_compile_s=c_inf, infer_ips=batch / t_inf)
+  return dict(params=n, train=train_once, infer=infer_once, train_compile_s=c_train,
+              infer_compile_s=c_inf)
 
 
 def torch_resfcn(width: float = 1.0):
@@ -159,7 +175,8 @@ def torch_resfcn(width: float = 1.0):
   return ResFCN()
 
 
-def bench_torch(size: int, width: float, batch: int, steps: int) -> dict:
+def torch_sides(size: int, width: float, batch: int) -> dict:
+  """Train and inference callables of the PyTorch ResFCN256, with their first-call times."""
   import torch  # pylint: disable=g-import-not-at-top
   torch.manual_seed(0)
   model = torch_resfcn(width)
@@ -170,53 +187,73 @@ def bench_torch(size: int, width: float, batch: int, steps: int) -> dict:
   w = torch.rand(size, size)
 
   def train_once():
+    model.train()
     opt.zero_grad()
     loss = (w * ((model(x) - y) ** 2).sum(1).add(1e-12).sqrt()).sum() / w.sum()
     loss.backward()
     opt.step()
 
-  model.train()
-  c_train, t_train = _time(train_once, steps)
-  model.eval()
-
   def infer():
+    model.eval()
     with torch.no_grad():
       model(x)
 
-  c_inf, t_inf = _time(infer, steps)
-  return dict(params=n, train_compile_s=c_train, train_ips=batch / t_train,
-              infer_compile_s=c_inf, infer_ips=batch / t_inf, threads=torch.get_num_threads())
+  t0 = time.perf_counter()
+  train_once()
+  c_train = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  infer()
+  c_inf = time.perf_counter() - t0
+  return dict(params=n, train=train_once, infer=infer, train_compile_s=c_train,
+              infer_compile_s=c_inf, threads=torch.get_num_threads())
 
 
 def main(argv):
   del argv
+  import os  # pylint: disable=g-import-not-at-top
+  import statistics  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
+  print(f"command: python -m eval.bench_prnet {' '.join(sys.argv[1:])}")
   print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()} "
-        f"({jax.devices()[0].platform}); batch {FLAGS.batch}, float32, {FLAGS.steps} timed calls")
-  print("| encoder | R | w | params | train img/s | train compile s | infer img/s | "
-        "infer compile s |")
-  print("|---|---|---|---|---|---|---|---|")
+        f"({jax.devices()[0].platform}); batch {FLAGS.batch}, float32; {FLAGS.rounds} "
+        f"interleaved rounds of {FLAGS.steps} calls; load average {os.getloadavg()[0]:.2f}")
+  from bioface_jax import xla_options  # pylint: disable=g-import-not-at-top
+  options = xla_options.cpu_compiler_options() if FLAGS.xla_cpu_options else {}
+  print(f"JAX compiler options: {options or 'XLA defaults'}")
+  have_torch = FLAGS.torch
+  if have_torch:
+    try:
+      import torch  # pylint: disable=g-import-not-at-top,unused-import
+    except ImportError:
+      print("torch is not installed: the PyTorch rows are skipped")
+      have_torch = False
   for cfg in FLAGS.configs:
     size, width = cfg.split(":")
     size, width = int(size), float(width)
-    for enc in FLAGS.encoders:
-      r = bench_jax(enc, size, width, FLAGS.batch, FLAGS.steps)
-      print(f"| {enc} (JAX) | {size} | {width} | {r['params']:,} | {r['train_ips']:.2f} | "
-            f"{r['train_compile_s']:.1f} | {r['infer_ips']:.2f} | {r['infer_compile_s']:.1f} |",
+    sides = {f"{enc} (JAX)": jax_sides(enc, size, width, FLAGS.batch, options)
+             for enc in FLAGS.encoders}
+    if have_torch:
+      sides["resfcn (PyTorch)"] = torch_sides(size, width, FLAGS.batch)
+    rates = {}
+    for what in ("train", "infer"):
+      t = bench_rounds.timed_rounds({k: v[what] for k, v in sides.items()}, FLAGS.rounds,
+                                    FLAGS.steps)
+      rates[what] = {k: FLAGS.batch / statistics.median(v) for k, v in t.items()}
+      if have_torch and "resfcn (JAX)" in t:
+        print(bench_rounds.format_row(f"ResFCN256 R {size} w {width} {what} vs PyTorch",
+                                      bench_rounds.summary(t["resfcn (JAX)"],
+                                                           t["resfcn (PyTorch)"], FLAGS.batch)))
+    print("| encoder | R | w | params | train img/s | train compile s | infer img/s | "
+          "infer compile s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for k, r in sides.items():
+      print(f"| {k} | {size} | {width} | {r['params']:,} | {rates['train'][k]:.2f} | "
+            f"{r['train_compile_s']:.1f} | {rates['infer'][k]:.2f} | {r['infer_compile_s']:.1f} |",
             flush=True)
-    if FLAGS.torch:
-      try:
-        import torch  # pylint: disable=g-import-not-at-top,unused-import
-      except ImportError:
-        print(f"| resfcn (PyTorch) | {size} | {width} | skipped: torch is not installed |")
-        continue
-      r = bench_torch(size, width, FLAGS.batch, FLAGS.steps)
-      print(f"| resfcn (PyTorch, {r['threads']} threads) | {size} | {width} | {r['params']:,} | "
-            f"{r['train_ips']:.2f} | {r['train_compile_s']:.1f} (first call) | "
-            f"{r['infer_ips']:.2f} | {r['infer_compile_s']:.1f} (first call) |", flush=True)
+  print(f"load average at the end {os.getloadavg()[0]:.2f}")
   return 0
 
 
 if __name__ == "__main__":
   define_flags()
-  absl_app.run(main)
+  app.run(lambda argv: sys.exit(main(argv)))

@@ -24,11 +24,15 @@ from bioface_jax.models import prnet
 from train import absl_app
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "training run to read (latest checkpoint); else init")
-flags.DEFINE_string("config", "resfcn_cpu", "config variant when --workdir is not given")
-flags.DEFINE_integer("size", 64, "R when --workdir is not given")
-flags.DEFINE_float("width", 0.25, "width multiplier when --workdir is not given")
-flags.DEFINE_integer("seed", 0, "init seed when --workdir is not given")
+
+
+def define_flags():
+  """Defines the command-line flags (only when run as a program, so the module imports cleanly)."""
+  flags.DEFINE_string("workdir", None, "training run to read (latest checkpoint); else init")
+  flags.DEFINE_string("config", "resfcn_cpu", "config variant when --workdir is not given")
+  flags.DEFINE_integer("size", 64, "R when --workdir is not given")
+  flags.DEFINE_float("width", 0.25, "width multiplier when --workdir is not given")
+  flags.DEFINE_integer("seed", 0, "init seed when --workdir is not given")
 
 
 def _rms(x):
@@ -112,4 +116,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   absl_app.run(main)

@@ -32,20 +32,24 @@ from absl import logging
 from train import absl_app
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("runs", [], "label=WORKDIR of train.sdps runs (lcnet, nenet, fused, psfcn) or "
-                  "exports (train.export, train.import_weights sdps_torch); "
-                  "label=NENET_WORKDIR+LCNET_WORKDIR runs that NENet on another LCNet's "
-                  "lights, label=NENET_WORKDIR+true on the true lights.")
-flags.DEFINE_list("sets", ["objects", "faces"], "objects, lambertian, faces, faces_lit, "
-                  "diligent.")
-flags.DEFINE_list("counts", ["1", "2", "4", "8", "16", "32", "64"], "numbers of input images.")
-flags.DEFINE_integer("scenes", 16, "held-out scenes per synthetic set.")
-flags.DEFINE_integer("size", 64, "synthetic scene size (pixels).")
-flags.DEFINE_integer("draws", 0, "subset draws (0 = 1 synthetic, 3 DiLiGenT).")
-flags.DEFINE_integer("seed", 0, "test-set and subset seed.")
-flags.DEFINE_string("data.dir", "", "DiLiGenT root (adds the diligent set).")
-flags.DEFINE_string("out", "", "write all numbers as JSON here.")
-flags.DEFINE_string("markdown", "", "also write the tables (markdown) to this file.")
+
+
+def define_flags():
+  """Defines the command-line flags (only when run as a program, so the module imports cleanly)."""
+  flags.DEFINE_list("runs", [], "label=WORKDIR of train.sdps runs (lcnet, nenet, fused, psfcn) or "
+                    "exports (train.export, train.import_weights sdps_torch); "
+                    "label=NENET_WORKDIR+LCNET_WORKDIR runs that NENet on another LCNet's "
+                    "lights, label=NENET_WORKDIR+true on the true lights.")
+  flags.DEFINE_list("sets", ["objects", "faces"], "objects, lambertian, faces, faces_lit, "
+                    "diligent.")
+  flags.DEFINE_list("counts", ["1", "2", "4", "8", "16", "32", "64"], "numbers of input images.")
+  flags.DEFINE_integer("scenes", 16, "held-out scenes per synthetic set.")
+  flags.DEFINE_integer("size", 64, "synthetic scene size (pixels).")
+  flags.DEFINE_integer("draws", 0, "subset draws (0 = 1 synthetic, 3 DiLiGenT).")
+  flags.DEFINE_integer("seed", 0, "test-set and subset seed.")
+  flags.DEFINE_string("data.dir", "", "DiLiGenT root (adds the diligent set).")
+  flags.DEFINE_string("out", "", "write all numbers as JSON here.")
+  flags.DEFINE_string("markdown", "", "also write the tables (markdown) to this file.")
 
 
 from eval.ps_methods import Method  # noqa: E402
@@ -70,7 +74,7 @@ def evaluate_set(name, data, methods, counts, draws, seed):
   def add(row, col, value):
     rows.setdefault(row, {}).setdefault(col, []).append(float(value))
 
-  set_id = {"objects": 0, "lambertian": 1, "faces": 2, "diligent": 3, "faces_lit": 2}[name]
+  set_id = {"objects": 0, "lambertian": 1, "faces": 2, "diligent": 3}[name]
   same_shape = len({d["images"].shape for d in data}) == 1
   groups = [data] if same_shape else [[d] for d in data]
   for count in counts:
@@ -253,4 +257,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   absl_app.run(main)

@@ -23,13 +23,17 @@ from absl import logging
 from train import absl_app
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("runs", [], "label=WORKDIR of train.sdps runs with a normal output "
-                  "(label=NENET_WORKDIR+LCNET_WORKDIR or +true swaps NENet's lights, as in "
-                  "eval.ps_benchmark).")
-flags.DEFINE_integer("dpi", 80, "figure resolution (keep the PNG under 300 KB).")
-flags.DEFINE_integer("images", 16, "number of input images.")
-flags.DEFINE_integer("size", 64, "image size.")
-flags.DEFINE_string("out", "docs/sdps_faces.png", "figure path.")
+
+
+def define_flags():
+  """Defines the command-line flags (only when run as a program, so the module imports cleanly)."""
+  flags.DEFINE_list("runs", [], "label=WORKDIR of train.sdps runs with a normal output "
+                    "(label=NENET_WORKDIR+LCNET_WORKDIR or +true swaps NENet's lights, as in "
+                    "eval.ps_benchmark).")
+  flags.DEFINE_integer("dpi", 80, "figure resolution (keep the PNG under 300 KB).")
+  flags.DEFINE_integer("images", 16, "number of input images.")
+  flags.DEFINE_integer("size", 64, "image size.")
+  flags.DEFINE_string("out", "docs/sdps_faces.png", "figure path.")
 
 
 def sh_delta_light(direction, intensity):
@@ -124,4 +128,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   absl_app.run(main)

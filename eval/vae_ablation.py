@@ -43,23 +43,28 @@ from absl import logging  # noqa: E402
 from train import absl_app  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("preset", "ablation", "Config preset for every run (ablation, cpu, smoke).")
-flags.DEFINE_integer("steps", 300, "Training steps per configuration (300: every configuration\n"
-                     "beats the mean image on face pixels, docs/face_vae.md).")
-flags.DEFINE_string("out", "runs/vae_ablation", "Directory for the runs, table and figure.")
-flags.DEFINE_list("configs", [], "Subset of configurations (default: all ten + authors).")
-flags.DEFINE_string("data", "synthetic", "synthetic or celeba.")
-flags.DEFINE_string("cache_dir", "", "Synthetic data cache ('' = ~/.cache/bioface_jax).")
-flags.DEFINE_integer("n_test", 0, "Test scenes (0 = the preset's).")
-flags.DEFINE_enum("bn_stats", "precise", ["precise", "running"],
-                  "BatchNorm statistics for scoring: 'precise' re-estimates them from "
-                  "--bn_batches training batches with the trained weights frozen "
-                  "(face_vae.population_batch_stats); 'running' uses the moving averages.")
-flags.DEFINE_integer("bn_batches", 8, "Training batches (of 32) for --bn_stats=precise.")
-flags.DEFINE_list("models", [], "CONFIGURATION=DIR pairs of trained models to score instead of "
-                  "training (runs, exports or the authors' weights imported by\n"
-                  "train.import_weights, e.g. H9=weights/vae_h9; the authors' are 144 px: "
-                  "--preset paper --data celeba --bn_stats running).")
+
+
+def define_flags():
+  """Defines the command-line flags (only when run as a program, so the module imports cleanly)."""
+  flags.DEFINE_string("preset", "ablation", "Config preset for every run (ablation, cpu, smoke).")
+  flags.DEFINE_integer("steps", 300, "Training steps per configuration (300: every configuration\n"
+                       "beats the mean image on face pixels, docs/face_vae.md).")
+  flags.DEFINE_string("out", "runs/vae_ablation", "Directory for the runs, table and figure.")
+  flags.DEFINE_list("configs", [], "Subset of configurations (default: all ten + authors).")
+  flags.DEFINE_string("data", "synthetic", "synthetic or celeba.")
+  flags.DEFINE_string("cache_dir", "", "Synthetic data cache ('' = ~/.cache/bioface_jax).")
+  flags.DEFINE_integer("n_test", 0, "Test scenes (0 = the preset's).")
+  flags.DEFINE_enum("bn_stats", "precise", ["precise", "running"],
+                    "BatchNorm statistics for scoring: 'precise' re-estimates them from "
+                    "--bn_batches training batches with the trained weights frozen "
+                    "(face_vae.population_batch_stats); 'running' uses the moving averages.")
+  flags.DEFINE_integer("bn_batches", 8, "Training batches (of 32) for --bn_stats=precise.")
+  flags.DEFINE_list("models", [], "CONFIGURATION=DIR pairs of trained models to score instead of "
+                    "training (runs, exports or the authors' weights imported by\n"
+                    "train.import_weights, e.g. H9=weights/vae_h9; the authors' are 144 px: "
+                    "--preset paper --data celeba --bn_stats running).")
+
 
 # face-vae-spec.md section 7: README bar charts, +-0.001.
 PAPER = {  # 1-SSIM, 1-MS-SSIM, LPIPS, 1-VIF, 10 l1, 10 l2
@@ -302,4 +307,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   absl_app.run(main)

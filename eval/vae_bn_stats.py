@@ -28,12 +28,16 @@ from absl import flags
 from train import absl_app
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("arg", "ssim_l2_mask,ablation", "Config ARG (train/configs/face_vae.py).")
-flags.DEFINE_integer("steps", 150, "Training steps.")
-flags.DEFINE_list("evals", ["50", "150"], "Steps at which to score.")
-flags.DEFINE_float("bn_momentum", 0.99, "BatchNorm momentum of the running statistics.")
-flags.DEFINE_float("learning_rate", 0.0, "Adam learning rate (0 = the preset's).")
-flags.DEFINE_float("kl_weight", -1.0, "KL weight (< 0 = the authors' 1e-3).")
+
+
+def define_flags():
+  """Defines the command-line flags (only when run as a program, so the module imports cleanly)."""
+  flags.DEFINE_string("arg", "ssim_l2_mask,ablation", "Config ARG (train/configs/face_vae.py).")
+  flags.DEFINE_integer("steps", 150, "Training steps.")
+  flags.DEFINE_list("evals", ["50", "150"], "Steps at which to score.")
+  flags.DEFINE_float("bn_momentum", 0.99, "BatchNorm momentum of the running statistics.")
+  flags.DEFINE_float("learning_rate", 0.0, "Adam learning rate (0 = the preset's).")
+  flags.DEFINE_float("kl_weight", -1.0, "KL weight (< 0 = the authors' 1e-3).")
 
 
 def main(argv):
@@ -102,4 +106,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   absl_app.run(main)

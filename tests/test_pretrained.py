@@ -276,3 +276,25 @@ def test_shipped_biofacenet(tmp_path):
   assert out["weights"].shape == (1, 14)
   np.testing.assert_allclose(out["weights"].sum(-1), 1.0, atol=1e-5)  # convex weights
   assert 1.0 <= float(out["t"][0]) <= 22.0
+
+
+@pytest.mark.parametrize("name", pretrained.NAMES)
+def test_every_system_ships_a_model_that_answers_the_contract(name):
+  """The four shipped exports load and give finite outputs of the contract's shapes."""
+  model = pretrained.load(name)
+  assert model.path == pretrained.shipped_path(name) and model.step > 0
+  s = model.input_size
+  rng = np.random.default_rng(0)
+  if name == "sdps":
+    n = 4
+    x = rng.uniform(0.05, 0.6, (1, n, s, s, 3)).astype(np.float32)
+    out = model.apply(x, mask=np.ones((1, s, s), np.float32))
+    assert out["normals"].shape == (1, s, s, 3) and out["light_directions"].shape == (1, n, 3)
+    np.testing.assert_allclose(np.linalg.norm(out["normals"], axis=-1), 1.0, atol=1e-3)
+  else:
+    x = rng.uniform(0.2, 0.8, (1, s, s, 3)).astype(np.float32)
+    out = model.apply(x)
+    key = {"biofacenet": "linear_srgb", "face_vae": "composite", "prnet": "position_map"}[name]
+    assert out[key].shape == (1, s, s, 3)
+  for k, v in out.items():
+    assert np.all(np.isfinite(np.asarray(v))), (name, k)

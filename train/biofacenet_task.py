@@ -3,7 +3,8 @@
 `make_task(config)` returns a `bioface_jax.train_lib.Task`:
 
 * data: the cached physics-based synthetic faces (``config.data.source = "synthetic"``, the
-  default, generated on first use) or the Neural Face Editing HDF5 shards
+  default, generated on first use; ``config.data.world`` = "scenes", the face-scene world of
+  `data.synth.scene`, or "faces", the previous skin-only faces) or the Neural Face Editing HDF5 shards
   (``"nfe"``, ``config.data.dir``), both read by `data.nfe.NFEDataset`, batched by the
   deterministic `data.pipeline.iterate_batches` (batch s is a pure function of seed and s);
 * state: ``{"params", "batch_stats", "opt_state"}``;
@@ -54,9 +55,13 @@ def load_datasets(config: ml_collections.ConfigDict, lazy: bool = False):
   if data.source == "synthetic":
     from data.synth import dataset as synth_dataset  # pylint: disable=g-import-not-at-top
     options = dict(data.get("synth_options", {}) or {})
+    if data.get("world", "faces") == "scenes":
+      options.update(dict(data.get("scene", {}) or {}))
     return synth_dataset.synthetic_dataset(data.cache_dir or None, data.num_faces, data.size,
                                            data.seed, holdout_fraction=data.holdout_fraction,
-                                           lazy=lazy, **options)
+                                           world=data.get("world", "faces"),
+                                           workers=int(data.get("workers", 0)), lazy=lazy,
+                                           **options)
   if data.source == "nfe":
     if not data.dir:
       raise ValueError("config.data.dir must name the directory of the Neural Face Editing "

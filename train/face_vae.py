@@ -16,8 +16,6 @@ from absl import flags
 
 from train import launch
 
-launch.define_flags("face_vae", "train/configs/face_vae.py:ssim_l2_mask,smoke")
-flags.adopt_module_key_flags(launch)  # --help lists --config and --workdir.
 
 
 def make_task(config):
@@ -27,4 +25,6 @@ def make_task(config):
 
 
 if __name__ == "__main__":
+  launch.define_flags("face_vae", "train/configs/face_vae.py:ssim_l2_mask,smoke")
+  flags.adopt_module_key_flags(launch)  # --help lists --config and --workdir.
   launch.run("face_vae", make_task)

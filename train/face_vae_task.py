@@ -3,7 +3,8 @@
 `make_task(config)` returns a `bioface_jax.train_lib.Task`:
 
 * data: cached synthetic portrait scenes (``config.data.source = "synthetic"``, default,
-  `data.synth_vae`) or CelebA + face-parsing masks through TFDS (``"celeba"``,
+  `data.synth_vae`; ``config.data.world`` "scenes" = the face-scene world, "faces" = the
+  previous portraits) or CelebA + face-parsing masks through TFDS (``"celeba"``,
   `data.celeba_faceparsing`), batched by the deterministic `data.pipeline.iterate_batches`;
 * state: ``{"params", "batch_stats", "opt_state"}``; step: `face_vae.compute_loss` (training
   BatchNorm, sampled z, label-mask compositing) + per-tensor clip + Keras Adam;
@@ -44,7 +45,10 @@ def load_datasets(config: ml_collections.ConfigDict):
   if data.source == "synthetic":
     from data import synth_vae  # pylint: disable=g-import-not-at-top
     return synth_vae.vae_datasets(data.cache_dir or None, data.num_faces, size, data.seed,
-                                  holdout_fraction=data.holdout_fraction, n_test=data.n_test)
+                                  holdout_fraction=data.holdout_fraction, n_test=data.n_test,
+                                  world=data.get("world", "faces"),
+                                  workers=int(data.get("workers", 0)),
+                                  options=dict(data.get("scene", {}) or {}))
   if data.source == "celeba":
     from data import celeba_faceparsing  # pylint: disable=g-import-not-at-top
     return celeba_faceparsing.load_splits(size, data_dir=data.tfds_data_dir or None)

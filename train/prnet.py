@@ -15,8 +15,6 @@ from absl import flags
 
 from train import launch
 
-launch.define_flags("prnet", "train/configs/prnet.py:smoke")
-flags.adopt_module_key_flags(launch)  # --help lists --config and --workdir.
 
 
 def make_task(config):
@@ -26,4 +24,6 @@ def make_task(config):
 
 
 if __name__ == "__main__":
+  launch.define_flags("prnet", "train/configs/prnet.py:smoke")
+  flags.adopt_module_key_flags(launch)  # --help lists --config and --workdir.
   launch.run("prnet", make_task)

@@ -15,9 +15,6 @@ from absl import flags
 
 from train import launch
 
-launch.define_flags(
-    "sdps", "train/configs/sdps.py:lcnet or ...:nenet,ds,res (see that file's docstring)")
-flags.adopt_module_key_flags(launch)  # --help lists --config and --workdir.
 
 
 def make_task(config):
@@ -27,4 +24,7 @@ def make_task(config):
 
 
 if __name__ == "__main__":
+  launch.define_flags(
+      "sdps", "train/configs/sdps.py:lcnet or ...:nenet,ds,res (see that file's docstring)")
+  flags.adopt_module_key_flags(launch)  # --help lists --config and --workdir.
   launch.run("sdps", make_task)

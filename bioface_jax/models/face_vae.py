@@ -42,6 +42,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from bioface_jax.models import pooling
+from bioface_jax.models import small_conv
+from bioface_jax.models import subpixel
+
 ENCODER_STAGES = ((32, 2), (64, 2), (128, 2), (256, 2), (256, 1), (256, 1), (512, 1))
 IMAGE_DECODER = (256, 256, 256, 128, 64, 32, 32)
 MASK_DECODER = (32,) * 7
@@ -151,7 +155,8 @@ class ConvBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool):
-    x = nn.Conv(self.features, (3, 3), padding="SAME", kernel_init=_glorot)(x)
+    x = nn.Conv(self.features, (3, 3), padding="SAME", kernel_init=_glorot,
+                conv_general_dilated=small_conv.conv_general_dilated)(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=self.momentum, epsilon=1e-3)(x)
     return nn.elu(x)
 
@@ -164,8 +169,8 @@ class UpBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool):
-    x = nn.ConvTranspose(self.features, (3, 3), strides=(2, 2), padding=self.padding,
-                         transpose_kernel=True, kernel_init=_glorot)(x)
+    x = subpixel.ConvTranspose(self.features, (3, 3), strides=(2, 2), padding=self.padding,
+                               transpose_kernel=True, kernel_init=_glorot)(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=self.momentum, epsilon=1e-3)(x)
     return nn.elu(x)
 
@@ -183,7 +188,7 @@ class Encoder(nn.Module):
     for features, repeats in ENCODER_STAGES[len(ENCODER_STAGES) - n:]:
       for _ in range(repeats):
         x = ConvBlock(_width(features, self.width_multiplier), self.bn_momentum)(x, train)
-      x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
+      x = pooling.max_pool_2x2(x)  # = nn.max_pool(x, (2, 2), (2, 2), "VALID"), fast gradient
     x = x.reshape(x.shape[0], -1)
     h = nn.elu(nn.Dense(self.latent_dim, kernel_init=_glorot, name="hidden")(x))
     mean = nn.Dense(self.latent_dim, kernel_init=_glorot, name="z_mean")(h)

@@ -19,6 +19,8 @@ import functools
 import flax.linen as nn
 import jax.numpy as jnp
 
+from bioface_jax.models import subpixel
+
 xavier = nn.initializers.xavier_uniform()
 he_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
@@ -103,8 +105,8 @@ class PRNetDecoder(nn.Module):
     for k, (features, stride) in enumerate(DECODER_LAYERS):
       c = features if k >= n - 3 else scaled(features, self.width)
       name = "Conv2d_transpose" if k == 0 else f"Conv2d_transpose_{k}"
-      x = nn.ConvTranspose(c, (4, 4), (stride, stride), padding="SAME", use_bias=False,
-                           transpose_kernel=True, kernel_init=xavier, name=name)(x)
+      x = subpixel.ConvTranspose(c, (4, 4), (stride, stride), padding="SAME", use_bias=False,
+                                 transpose_kernel=True, kernel_init=xavier, name=name)(x)
       x = _TFBlocks.bn(train, self.bn_momentum, name=f"{name}_bn")(x)
       x = nn.sigmoid(x) if k == n - 1 else nn.relu(x)
     return x

@@ -31,6 +31,7 @@ import numpy as np
 import optax
 
 from bioface_jax import photometric
+from bioface_jax.models import subpixel
 
 CONVS = ("standard", "depthwise_separable")
 NETS = ("lcnet", "nenet", "fused")
@@ -76,8 +77,9 @@ class Deconv(nn.Module):
   @nn.compact
   def __call__(self, x):
     if self.conv == "standard":
-      return _act(nn.ConvTranspose(self.features, (4, 4), (2, 2), padding=((2, 2), (2, 2)),
-                                   use_bias=False, kernel_init=_INIT)(x))
+      return _act(subpixel.ConvTranspose(self.features, (4, 4), (2, 2),
+                                         padding=((2, 2), (2, 2)), use_bias=False,
+                                         kernel_init=_INIT)(x))
     c_in = x.shape[-1]
     y = _act(nn.Conv(c_in, (4, 4), input_dilation=(2, 2), padding=((2, 2), (2, 2)),
                      feature_group_count=c_in, use_bias=False, kernel_init=_INIT)(x))

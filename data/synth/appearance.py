@@ -122,8 +122,11 @@ def _freckles(rng: np.random.Generator, where: np.ndarray, count: int) -> np.nda
   return ndimage.gaussian_filter(img.reshape(UV, UV), sigma) * (2 * np.pi * sigma**2)
 
 
-def sample_appearance(rng: np.random.Generator,
-                      template: geometry.FaceTemplate) -> dict[str, np.ndarray]:
+def sample_appearance(rng: np.random.Generator, template: geometry.FaceTemplate,
+                      brow_pigment: bool = True,
+                      melanin_range: tuple[float, float] = (-0.6, 0.7),
+                      haemoglobin_range: tuple[float, float] = (-0.3, 0.2)
+                      ) -> dict[str, np.ndarray]:
   """Draws one face's skin: melanin, haemoglobin and specular maps in UV space.
 
   Per face: a skin tone (melanin) uniform across light to dark, a base blood level, smooth
@@ -133,21 +136,27 @@ def sample_appearance(rng: np.random.Generator,
   Args:
     rng: NumPy random generator.
     template: from `geometry.load_template`.
+    brow_pigment: darken the brows with melanin (the skin-only faces of `data.synth.faces`);
+      False when brow hair is drawn over the skin (`data.synth.face_parts`): the same random
+      draws, a fifth of the brow melanin.
+    melanin_range, haemoglobin_range: ranges of the face's base melanin and haemoglobin
+      coordinates (uniform).
 
   Returns:
     dict of (256, 256) float32 maps: fmel_uv and fblood_uv in [-0.99, 0.99] (network
     coordinates), spec_uv in [0, 1].
   """
   r = region_weights(template)
-  mel = (rng.uniform(-0.6, 0.7) + rng.uniform(0.02, 0.08) * smooth_noise(rng)
+  mel = (rng.uniform(*melanin_range) + rng.uniform(0.02, 0.08) * smooth_noise(rng)
          + rng.uniform(0.01, 0.03) * smooth_noise(rng, cells=20)
-         + rng.uniform(0.25, 0.5) * r["brows"] + rng.uniform(0.05, 0.2) * r["eyes"]
+         + rng.uniform(0.25, 0.5) * (1.0 if brow_pigment else 0.2) * r["brows"]
+         + rng.uniform(0.05, 0.2) * r["eyes"]
          - rng.uniform(0.0, 0.15) * r["lips"])
   if rng.uniform() < 0.3:
     where = 0.2 + r["cheeks"] + r["nose"] + r["cheekbones"] + 0.5 * r["forehead"]
     where = where * r["face"] * (1.0 - r["eyes"]) * (1.0 - r["lips"])
     mel = mel + rng.uniform(0.1, 0.35) * _freckles(rng, where, int(rng.integers(40, 250)))
-  blood = (rng.uniform(-0.3, 0.2) + rng.uniform(0.03, 0.08) * smooth_noise(rng)
+  blood = (rng.uniform(*haemoglobin_range) + rng.uniform(0.03, 0.08) * smooth_noise(rng)
            + rng.uniform(0.35, 0.6) * r["lips"] + rng.uniform(0.15, 0.3) * r["cheeks"]
            + rng.uniform(0.05, 0.2) * r["nose"] + rng.uniform(0.0, 0.1) * r["chin"]
            + rng.uniform(0.0, 0.1) * r["eyes"])

@@ -13,11 +13,17 @@ index order):
 plus ``synth_meta.json`` (seed, size, options, generator version, timing), written last: a
 directory without it is incomplete. Every file is written under a temporary name and renamed.
 
+Two worlds write this layout: ``world="scenes"`` (BioFaceNet's default: `data.synth.scene`,
+faces with parts, hair, body, occluders and context, framed as its face crop; its truth adds
+`SCENE_TRUTH_KEYS`, and its readers serve the exact diffuse shading as the shading target)
+and ``world="faces"`` (the previous skin-only faces of `data.synth.faces`, for comparison).
+
 `synthetic_dataset` is the cached default training set: generated on first use into
-``<cache>/synth_<size>_<n>_<seed>_<hash of options>/`` (built in a temporary directory that is
-renamed when complete, so an interrupted generation is redone, never half-used), then just
-opened. The last `holdout_fraction` of the faces are held out; their truth is available through
-`SynthSubset.truth` for the recovery evaluation.
+``<cache>/synth_<size>_<n>_<seed>_<hash of world and options>/`` (built in a temporary
+directory that is renamed when complete, so an interrupted generation is redone, never
+half-used), then just opened (or, with ``lazy``, generated face by face in memory by
+`data.synth.generated.GeneratedSubset`). The last `holdout_fraction` of the faces are held out;
+their truth is available through `SynthSubset.truth` for the recovery evaluation.
 """
 
 from __future__ import annotations
@@ -40,9 +46,10 @@ import numpy as np
 
 from bioface_jax.train_lib.progress import Progress
 from data import nfe
-from data import nfe_writer
 from data.pipeline import Subset
 from data.synth import faces as synth_faces
+from data.synth import scene as synth_scene
+from data.synth import scene_render
 
 TRUTH_TEMPLATE = "synth_truth_{}.hdf5"
 META_NAME = "synth_meta.json"
@@ -52,22 +59,30 @@ TRUTH_KEYS = ("index", "fmel", "fblood", "melanin", "haemoglobin", "diffuse", "s
               "albedo", "linear_image", "normals", "mask", "weights", "t", "b", "sh",
               "exposure", "specular_scale", "shininess", "pose", "landmarks",
               "landmarks_visible")
+# Extra truth of the scene world (data.synth.scene_render): labels, footprint shares, geometry,
+# shape and what was drawn.
+SCENE_TRUTH_KEYS = ("labels", "skin", "vae_mask", "depth", "uv", "face", "landmarks3d",
+                    "identity", "expression", "luminance", "masculine", "hair_style", "glasses",
+                    "edge_occluder", "other_person", "beard")
+WORLDS = ("scenes", "faces")
 DEFAULT_CACHE = pathlib.Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "bioface_jax"
 
 
 class TruthWriter:
   """Writes one ``synth_truth_XX.hdf5`` incrementally (temporary name, renamed on `close`)."""
 
-  def __init__(self, directory: str | os.PathLike, shard_id: str):
+  def __init__(self, directory: str | os.PathLike, shard_id: str,
+               keys: Sequence[str] = TRUTH_KEYS):
+    self.keys = tuple(keys)
     self.path = pathlib.Path(directory) / TRUTH_TEMPLATE.format(shard_id)
     self._tmp = self.path.with_name(self.path.name + ".partial")
     self._file = h5py.File(self._tmp, "w")
     self.count = 0
 
   def append(self, batch: dict[str, np.ndarray]) -> None:
-    """Appends the rows of a rendered batch (`FaceGenerator.render`); only `TRUTH_KEYS`."""
+    """Appends the rows of a rendered batch (`FaceGenerator.render`); only `self.keys`."""
     n = len(batch["index"])
-    for key in TRUTH_KEYS:
+    for key in self.keys:
       value = np.asarray(batch[key])
       if key not in self._file:
         per_pixel = value.ndim >= 3
@@ -100,10 +115,27 @@ def shard_ids(n: int, shard_size: int) -> list[str]:
   return [f"{k:0{width}d}" for k in range(count)]
 
 
+def make_generator(world: str, size: int, seed: int, options, batch_size: int, workers: int):
+  """The batch generator of a world: `FaceGenerator` (faces) or `SceneGenerator` (scenes,
+  whose options' size must equal `size`)."""
+  if world == "faces":
+    return synth_faces.FaceGenerator(size, seed, options, batch_size, workers)
+  if world == "scenes":
+    options = synth_scene.SceneOptions(size=size) if options is None else options
+    if options.size != size:
+      raise ValueError(f"SceneOptions.size {options.size} differs from size {size}")
+    return scene_render.SceneGenerator(options, seed, batch_size, workers)
+  raise ValueError(f"world must be one of {WORLDS}, got {world!r}")
+
+
+def _options_dict(options) -> dict:
+  return json.loads(json.dumps(dataclasses.asdict(options), default=list))
+
+
 def write_dataset(directory: str | os.PathLike, n: int, size: int = 64, seed: int = 0,
-                  options: synth_faces.FaceOptions | None = None, *, shard_size: int = 4096,
-                  batch_size: int = 32, workers: int = 0,
-                  progress: bool | TextIO = True) -> dict:
+                  options=None, *, shard_size: int = 4096, batch_size: int = 32,
+                  workers: int = 0, progress: bool | TextIO = True,
+                  world: str = "faces") -> dict:
   """Generates faces 0..n-1 of `seed` into `directory` (layout in the module docstring).
 
   Args:
@@ -111,11 +143,12 @@ def write_dataset(directory: str | os.PathLike, n: int, size: int = 64, seed: in
     n: number of faces (>= 1).
     size: image size.
     seed: dataset seed.
-    options: `FaceOptions`.
+    options: `FaceOptions` (world "faces") or `scene.SceneOptions` (world "scenes").
     shard_size: faces per shard.
     batch_size: faces per render call.
     workers: geometry worker processes (0 = in this process).
     progress: True for stdout, a stream, or False.
+    world: "faces" (the skin-only faces) or "scenes" (the face-scene world).
 
   Returns:
     The metadata written to ``synth_meta.json``.
@@ -124,10 +157,11 @@ def write_dataset(directory: str | os.PathLike, n: int, size: int = 64, seed: in
     raise ValueError(f"n must be a positive int, got {n!r}")
   if not (isinstance(shard_size, (int, np.integer)) and shard_size >= 1):
     raise ValueError(f"shard_size must be a positive int, got {shard_size!r}")
-  options = synth_faces.FaceOptions() if options is None else options
+  gen = make_generator(world, size, seed, options, batch_size, workers)
+  options = gen.options
+  keys = TRUTH_KEYS + (SCENE_TRUTH_KEYS if world == "scenes" else ())
   directory = pathlib.Path(directory)
   directory.mkdir(parents=True, exist_ok=True)
-  gen = synth_faces.FaceGenerator(size, seed, options, batch_size, workers)
   ids = shard_ids(n, shard_size)
   stream = sys.stdout if progress is True else (progress or None)
   steps = -(-n // batch_size)
@@ -141,7 +175,7 @@ def write_dataset(directory: str | os.PathLike, n: int, size: int = 64, seed: in
       for s in np.unique(shard_of):
         if writers is None:
           writers = (nfe.NFEShardWriter(directory, ids[s], size, size),
-                     TruthWriter(directory, ids[s]))
+                     TruthWriter(directory, ids[s], keys))
         rows = {k: v[shard_of == s] for k, v in batch.items()}
         writers[0].append(rows["image"], rows["normals"], rows["mask"], rows["coord"],
                           np.repeat(rows["sh"][:, None], 3, 1))
@@ -159,15 +193,21 @@ def write_dataset(directory: str | os.PathLike, n: int, size: int = 64, seed: in
     raise
   finally:
     bar.close()
+    if hasattr(gen, "close"):  # Stop the scene generator's worker processes.
+      gen.close()
   elapsed = time.perf_counter() - start
   meta = dict(n=int(n), size=int(size), seed=int(seed), shard_size=int(shard_size),
-              shards=ids, options=dataclasses.asdict(options),
-              generator_version=synth_faces.GENERATOR_VERSION, seconds=round(elapsed, 3),
+              shards=ids, world=world, options=_options_dict(options),
+              generator_version=_version(world), seconds=round(elapsed, 3),
               faces_per_second=round(n / elapsed, 3))
   tmp = directory / (META_NAME + ".partial")
   tmp.write_text(json.dumps(meta, indent=1))
   os.replace(tmp, directory / META_NAME)
   return meta
+
+
+def _version(world: str) -> int:
+  return synth_faces.GENERATOR_VERSION if world == "faces" else synth_scene.SCENE_VERSION
 
 
 def _truth_files(directory: pathlib.Path) -> list[pathlib.Path]:
@@ -185,16 +225,16 @@ def load_truth(directory: str | os.PathLike, indices: Sequence[int] | np.ndarray
   Args:
     directory: a dataset directory (`write_dataset`).
     indices: global row indices (over the shards in id order, as in `NFEDataset`).
-    keys: subset of `TRUTH_KEYS` (default all).
+    keys: subset of `TRUTH_KEYS` + `SCENE_TRUTH_KEYS` (default `TRUTH_KEYS`).
 
   Returns:
     dict of arrays with the requested rows along axis 0.
   """
   directory = pathlib.Path(directory)
   keys = TRUTH_KEYS if keys is None else tuple(keys)
-  bad = [k for k in keys if k not in TRUTH_KEYS]
+  bad = [k for k in keys if k not in TRUTH_KEYS + SCENE_TRUTH_KEYS]
   if bad:
-    raise KeyError(f"unknown truth keys {bad}; available: {TRUTH_KEYS}")
+    raise KeyError(f"unknown truth keys {bad}; available: {TRUTH_KEYS + SCENE_TRUTH_KEYS}")
   indices = np.asarray(indices, np.int64).reshape(-1)
   files = _truth_files(directory)
   handles = [h5py.File(p, "r") for p in files]
@@ -225,9 +265,19 @@ def load_truth(directory: str | os.PathLike, indices: Sequence[int] | np.ndarray
 class SynthSubset(Subset):
   """A `Subset` of a synthetic dataset directory that can also read its ground truth."""
 
-  def __init__(self, dataset: nfe.NFEDataset, indices: np.ndarray, directory: pathlib.Path):
+  def __init__(self, dataset: nfe.NFEDataset, indices: np.ndarray, directory: pathlib.Path,
+               exact_shading: bool = False):
     super().__init__(dataset, indices)
     self.directory = directory
+    self.exact_shading = exact_shading
+
+  def get(self, indices: np.ndarray):
+    """Rows as `NFEDataset.get`; with `exact_shading` (the scene world, whose light need not be
+    the stored SH) the shading target is the true diffuse shading instead of max(0, E(n; L))."""
+    batch = super().get(indices)
+    if self.exact_shading:
+      batch["shading"] = self.truth(indices, ("diffuse",))["diffuse"]
+    return batch
 
   def truth(self, indices: Sequence[int] | np.ndarray,
             keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
@@ -235,79 +285,13 @@ class SynthSubset(Subset):
     return load_truth(self.directory, self.indices[np.asarray(indices, np.int64)], keys)
 
 
-class GeneratedSubset:
-  """Faces of a synthetic dataset generated when first asked for, instead of read from disk.
-
-  The same `get` and `truth` rows as the `SynthSubset` of the cached dataset of `seed`,
-  `size` and `options` (a face is a pure function of ``(seed, index)``, and the rows pass
-  through the same float32 storage encoding), for callers that need a few faces of a large
-  dataset that is not cached: evaluating 64 held-out faces then generates those 64, not all
-  4,096. Nothing is written; generated faces are kept in memory.
-
-  Args:
-    indices: the global face indices this view covers, in order (local row i = indices[i]).
-    size, seed, options: the dataset's (`write_dataset`).
-    batch_size: faces per render call.
-    progress: a stream told how many faces are generated, or None.
-  """
-
-  def __init__(self, indices: Sequence[int] | np.ndarray, size: int, seed: int,
-               options: synth_faces.FaceOptions, *, batch_size: int = 32,
-               progress: TextIO | None = None):
-    self.indices = np.asarray(indices, np.int64)
-    self.size, self.seed, self.options = int(size), int(seed), options
-    self.batch_size, self.progress = batch_size, progress
-    self.directory = None
-    self._rows: dict[int, dict[str, np.ndarray]] = {}
-    self._generator = None
-
-  def __len__(self) -> int:
-    return int(self.indices.size)
-
-  def _faces(self, local: Sequence[int] | np.ndarray) -> list[dict[str, np.ndarray]]:
-    """The stored rows of local faces `local`, generating the missing ones."""
-    wanted = self.indices[np.asarray(local, np.int64).reshape(-1)]
-    missing = sorted(set(wanted.tolist()) - set(self._rows))
-    if missing:
-      if self._generator is None:
-        self._generator = synth_faces.FaceGenerator(self.size, self.seed, self.options,
-                                                    self.batch_size)
-      if self.progress is not None and not self._rows:  # Said once per view.
-        print(f"generating synthetic {self.size}x{self.size} faces (seed {self.seed}) in "
-              f"memory as they are read ({len(missing)} now)", file=self.progress, flush=True)
-      for batch in self._generator.batches(missing):
-        # Exactly what write_dataset stores: NFE rows (float32) and the truth arrays.
-        inmc = nfe_writer.encode_inmc(batch["image"], batch["normals"], batch["mask"],
-                                      batch["coord"]).astype(np.float32)
-        lights = np.repeat(batch["sh"][:, None], 3, 1).astype(np.float32)
-        for k, index in enumerate(batch["index"]):
-          row = {key: np.asarray(batch[key][k]) for key in TRUTH_KEYS}
-          row["_inmc"], row["_lights"] = inmc[k], lights[k]
-          self._rows[int(index)] = row
-    return [self._rows[int(i)] for i in wanted]
-
-  def get(self, indices: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
-    """Examples of local rows `indices`, as `data.nfe.NFEDataset.get` returns them."""
-    faces = self._faces(indices)
-    return nfe.decode_inmc(np.stack([f["_inmc"] for f in faces]),
-                           np.stack([f["_lights"] for f in faces]))
-
-  def truth(self, indices: Sequence[int] | np.ndarray,
-            keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    """Ground truth of local rows `indices` (see `load_truth`)."""
-    keys = TRUTH_KEYS if keys is None else tuple(keys)
-    bad = [k for k in keys if k not in TRUTH_KEYS]
-    if bad:
-      raise KeyError(f"unknown truth keys {bad}; available: {TRUTH_KEYS}")
-    faces = self._faces(indices)
-    return {k: np.stack([f[k] for f in faces]) for k in keys}
-
-
-def cache_name(n: int, size: int, seed: int, options: synth_faces.FaceOptions,
-               shard_size: int) -> str:
-  """``synth_<size>_<n>_<seed>_<hash>``: the hash covers options, shard size and version."""
-  spec = dict(options=dataclasses.asdict(options), shard_size=shard_size,
-              version=synth_faces.GENERATOR_VERSION)
+def cache_name(n: int, size: int, seed: int, options, shard_size: int,
+               world: str = "faces") -> str:
+  """``synth_<size>_<n>_<seed>_<hash>``: the hash covers world, options, shard size and version
+  (the faces world's hash is unchanged, so its caches stay valid)."""
+  spec = dict(options=_options_dict(options), shard_size=shard_size, version=_version(world))
+  if world != "faces":
+    spec["world"] = world
   digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
   return f"synth_{size}_{n}_{seed}_{digest}"
 
@@ -333,8 +317,8 @@ def _remove_stale_partials(cache: pathlib.Path, name: str) -> None:
 def synthetic_dataset(cache_dir: str | os.PathLike | None, n: int, size: int = 64,
                       seed: int = 0, *, holdout_fraction: float = 0.1, shard_size: int = 4096,
                       batch_size: int = 32, workers: int = 0, progress: bool | TextIO = True,
-                      lazy: bool = False, **options
-                      ) -> tuple[SynthSubset | GeneratedSubset, SynthSubset | GeneratedSubset]:
+                      world: str = "faces", lazy: bool = False, **options
+                      ) -> tuple[SynthSubset, SynthSubset]:
   """The cached synthetic training set: (train, holdout) views of faces 0..n-1 of `seed`.
 
   Args:
@@ -346,24 +330,39 @@ def synthetic_dataset(cache_dir: str | os.PathLike | None, n: int, size: int = 6
     holdout_fraction: the last round(n * fraction) faces form the held-out set.
     shard_size, batch_size, workers: see `write_dataset`.
     progress: True for stdout, a stream, or False (messages and the progress bar).
+    world: "faces" (skin-only faces, `data.synth.faces`) or "scenes" (`data.synth.scene`,
+      framing "face").
     lazy: when the dataset is not cached yet, return `GeneratedSubset`s that generate only the
       faces asked for (in memory, nothing written) instead of generating all n faces: for
       evaluations that need a few held-out faces. A cached dataset is read as usual.
-    **options: `FaceOptions` fields (e.g. noise=0.01, jpeg_quality=90).
+    **options: `FaceOptions` fields (e.g. noise=0.01, jpeg_quality=90) and, for scenes, also
+      `scene.SceneOptions` fields (e.g. context=False).
 
   Returns:
     (train, holdout) `SynthSubset`s of one `NFEDataset` (the `data.pipeline.Dataset` protocol);
-    each has `.directory` and `.truth(indices)` (`GeneratedSubset`s with `lazy` and no cache).
+    each has `.directory` and `.truth(indices)` (`generated.GeneratedSubset`s, with the same
+    `get` and `truth`, when `lazy` and not cached).
   """
-  fields = {f.name for f in dataclasses.fields(synth_faces.FaceOptions)}
-  unknown = sorted(set(options) - fields)
+  face_fields = {f.name for f in dataclasses.fields(synth_faces.FaceOptions)}
+  scene_fields = ({f.name for f in dataclasses.fields(synth_scene.SceneOptions)}
+                  - {"face", "size", "framing"} if world == "scenes" else set())
+  unknown = sorted(set(options) - face_fields - scene_fields)
   if unknown:
-    raise ValueError(f"unknown synthetic face options {unknown}; valid: {sorted(fields)}")
+    raise ValueError(f"unknown synthetic face options {unknown} (world {world!r}); valid: "
+                     f"{sorted(face_fields | scene_fields)}")
+  if world not in WORLDS:
+    raise ValueError(f"world must be one of {WORLDS}, got {world!r}")
   if not 0.0 <= holdout_fraction < 1.0:
     raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
-  face_options = synth_faces.FaceOptions(**options)
+  face_kw = {k: v for k, v in options.items() if k in face_fields}
+  face_options = synth_faces.FaceOptions(**face_kw)
+  if world == "scenes":  # The scene world's own face defaults, overridden by `options`.
+    face_options = synth_scene.SceneOptions(
+        framing="face", size=size,
+        face=dataclasses.replace(synth_scene.SceneOptions().face, **face_kw),
+        **{k: v for k, v in options.items() if k in scene_fields})
   cache = pathlib.Path(DEFAULT_CACHE if cache_dir is None else cache_dir).expanduser()
-  name = cache_name(n, size, seed, face_options, shard_size)
+  name = cache_name(n, size, seed, face_options, shard_size, world)
   final = cache / name
   stream = sys.stdout if progress is True else (progress or None)
   say = (lambda text: print(text, file=stream, flush=True)) if stream else (lambda text: None)
@@ -375,18 +374,20 @@ def synthetic_dataset(cache_dir: str | os.PathLike | None, n: int, size: int = 6
     raise ValueError(f"holdout_fraction {holdout_fraction} of {n} faces leaves no training data")
   all_idx = np.arange(n, dtype=np.int64)
   if lazy and not final.exists():
+    from data.synth.generated import GeneratedSubset  # pylint: disable=g-import-not-at-top
     say(f"{final} is not cached: generating only the faces used")
     views = (all_idx[:n - n_hold], all_idx[n - n_hold:])
     return tuple(GeneratedSubset(v, size, seed, face_options, batch_size=batch_size,
-                                 progress=stream) for v in views)
+                                 progress=stream, world=world) for v in views)
   if not final.exists():
     cache.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(cache, name)
     tmp = cache / f".{name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    say(f"generating {n} synthetic {size}x{size} faces (seed {seed}) into {final}")
+    say(f"generating {n} synthetic {size}x{size} {world} (seed {seed}) into {final}")
     try:
       write_dataset(tmp, n, size, seed, face_options, shard_size=shard_size,
-                    batch_size=batch_size, workers=workers, progress=stream or False)
+                    batch_size=batch_size, workers=workers, progress=stream or False,
+                    world=world)
       try:
         os.rename(tmp, final)
       except OSError:
@@ -401,5 +402,14 @@ def synthetic_dataset(cache_dir: str | os.PathLike | None, n: int, size: int = 6
   full = nfe.NFEDataset(final)
   if len(full) != n:
     raise RuntimeError(f"{final}: expected {n} faces, found {len(full)}; delete it to regenerate")
-  return (SynthSubset(full, all_idx[:n - n_hold], final),
-          SynthSubset(full, all_idx[n - n_hold:], final))
+  exact = world == "scenes"
+  return (SynthSubset(full, all_idx[:n - n_hold], final, exact),
+          SynthSubset(full, all_idx[n - n_hold:], final, exact))
+
+
+def __getattr__(name: str):
+  """`GeneratedSubset` lives in `data.synth.generated` (imported on first use)."""
+  if name == "GeneratedSubset":
+    from data.synth.generated import GeneratedSubset  # pylint: disable=g-import-not-at-top
+    return GeneratedSubset
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

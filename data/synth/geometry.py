@@ -303,8 +303,26 @@ def project(vertices: np.ndarray, template: FaceTemplate, pose: Pose, size: int)
                    cam[:, 2] * k], -1)
 
 
+def screen_transform(vertices: np.ndarray, template: FaceTemplate, pose: Pose,
+                     size: int) -> tuple[np.ndarray, np.ndarray]:
+  """The affine map of `project`: screen = vertices @ A.T + t, as (A (3, 3), t (3,)).
+
+  A = k diag(1, -1, 1) R with k = pose.scale * size / ref_size, so any point of the model
+  frame (a skull, hair, glasses) lands where `project` would put a vertex there.
+  """
+  rot = pose.rotation()
+  cam = np.asarray(vertices, np.float64) @ rot.T
+  k = pose.scale * size / template.ref_size
+  centre = 0.5 * (cam[:, :2].min(0) + cam[:, :2].max(0))
+  a = k * np.diag([1.0, -1.0, 1.0]) @ rot
+  t = np.array([-centre[0] * k + size * (0.5 + pose.tx), centre[1] * k + size * (0.5 + pose.ty),
+                0.0])
+  return a, t
+
+
 def rasterise(vertices: np.ndarray, template: FaceTemplate, pose: Pose,
-              size: int = 64) -> dict[str, np.ndarray]:
+              size: int = 64, attributes: np.ndarray | None = None,
+              screen: np.ndarray | None = None) -> dict[str, np.ndarray]:
   """Renders the geometry buffers of a posed face (orthographic, z-buffered, exact barycentrics).
 
   Args:
@@ -312,6 +330,9 @@ def rasterise(vertices: np.ndarray, template: FaceTemplate, pose: Pose,
     template: from `load_template`.
     pose: head pose and framing.
     size: output height = width in pixels.
+    attributes: optional (N, C) per-vertex values to interpolate like the normals (e.g. the
+      model-frame positions), returned as ``attributes`` (H, W, C) float32, 0 off the mask.
+    screen: optional `project(vertices, template, pose, size)` when the caller has it already.
 
   Returns:
     dict of float32 arrays (conventions in the module docstring):
@@ -326,7 +347,8 @@ def rasterise(vertices: np.ndarray, template: FaceTemplate, pose: Pose,
     raise ValueError(f"vertices must have shape {template.vertices.shape}, got {vertices.shape}")
   if not (isinstance(size, (int, np.integer)) and size > 0):
     raise ValueError(f"size must be a positive int, got {size!r}")
-  screen = project(vertices, template, pose, size)
+  if screen is None:
+    screen = project(vertices, template, pose, size)
   tris = template.triangles
   pix, t, wts = _rasterise_flat(screen, tris, size, size)
   vid = tris[t]  # (M, 3) vertices of the triangle drawn at each covered pixel.
@@ -342,7 +364,11 @@ def rasterise(vertices: np.ndarray, template: FaceTemplate, pose: Pose,
 
   cam_n = grid_normals(screen * np.array([1.0, -1.0, 1.0]), template)  # x right, y up, z to cam
   # One gather of all per-vertex attributes: normal (3), depth (1), uv (2).
-  values = interp(np.concatenate([cam_n, screen[:, 2:3], template.uv], 1))
+  extra = [] if attributes is None else [np.asarray(attributes, np.float64)]
+  if extra and (extra[0].ndim != 2 or len(extra[0]) != len(vertices)):
+    raise ValueError(f"attributes must be (N, C) with N = {len(vertices)}, got "
+                     f"{extra[0].shape}")
+  values = interp(np.concatenate([cam_n, screen[:, 2:3], template.uv] + extra, 1))
   n = values[:, :3]
   # At silhouettes interpolated vertex normals can tilt slightly away from the camera: drop the
   # away-facing component so that every visible normal has n_z >= 0.
@@ -363,8 +389,9 @@ def rasterise(vertices: np.ndarray, template: FaceTemplate, pose: Pose,
   slope = np.minimum(np.linalg.norm(ln[:, :2], axis=-1) / np.maximum(ln[:, 2], 1e-6), 4.0)
   tol = 0.75 * slope + 0.05 * pose.scale * size
   visible = inb & mask[rr, cc] & (ln[:, 2] > 0) & (depth[rr, cc] - lmk[:, 2] <= tol)
-  return dict(normals=to_image(n.astype(np.float32)), mask=mask,
-              depth=depth.astype(np.float32), uv=to_image(values[:, 4:].astype(np.float32)),
+  out = {} if attributes is None else {"attributes": to_image(values[:, 6:].astype(np.float32))}
+  return dict(**out, normals=to_image(n.astype(np.float32)), mask=mask,
+              depth=depth.astype(np.float32), uv=to_image(values[:, 4:6].astype(np.float32)),
               view_dir=VIEW_DIR.astype(np.float32), triangle=to_image(t.astype(np.int32), -1),
               landmarks=lmk[:, :2].astype(np.float32),
               landmarks_depth=lmk[:, 2].astype(np.float32), landmarks_visible=visible)

@@ -77,6 +77,13 @@ NFE_IMAGES = 50765
 DEFAULT_TRUTH_WEIGHTS = (1.0, 1.0, 0.01, 0.1)
 
 
+def scene_switches() -> ml_collections.ConfigDict:
+  """The scene world's realism switches (`data.synth.scene.SceneOptions` fields), defaults."""
+  return ml_collections.ConfigDict(dict(parts=True, context=True, occluders=True,
+                                        expressions=True, identity_scale=1.0, light="sh",
+                                        camera="srgb", background="textures"))
+
+
 def _base() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.variant = "default"
@@ -131,6 +138,12 @@ def _base() -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "synthetic"
+  # Synthetic world: "scenes" = data.synth.scene (faces with eyes, mouths, hair, neck, clothes,
+  # occluders and backgrounds; docs/synthetic_world.md); "faces" = the previous skin-only
+  # faces of data.synth.faces (for comparison; runs whose config lacks the key used it).
+  c.data.world = "scenes"
+  c.data.workers = 2             # processes that lay out synthetic scenes on first use
+  c.data.scene = scene_switches()  # world "scenes": realism switches (data.synth.scene)
   c.data.dir = ""                # NFE shards directory (source = "nfe")
   c.data.cache_dir = ""          # synthetic cache; "" = ~/.cache/bioface_jax
   c.data.num_faces = 4096
@@ -172,6 +185,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.num_faces = 64
     c.data.size = 32
     c.data.holdout_fraction = 0.25
+    c.data.world = "faces"  # Seconds: the scene world takes ~0.1 s a face (tests use smoke).
+    c.data.workers = 0
   elif variant in ("nfe", "paper", "synthetic_full"):
     c.model.base_filters = 32
     c.model.fc_width = 512

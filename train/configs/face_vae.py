@@ -128,6 +128,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "synthetic"    # or "celeba" (TFDS celeba_faceparsing, optional extra)
+  c.data.world = "scenes"        # synthetic: "scenes" (data.synth.scene) or "faces" (previous)
+  c.data.workers = 2             # processes that lay out synthetic scenes on first use
+  c.data.scene = ml_collections.ConfigDict(dict(  # world "scenes": realism switches
+      parts=True, context=True, occluders=True, expressions=True, identity_scale=1.0,
+      light="sh", camera="srgb", background="textures"))
   c.data.cache_dir = ""          # synthetic cache; "" = ~/.cache/bioface_jax
   c.data.num_faces = 2048
   c.data.n_test = 256
@@ -150,6 +155,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.num_faces = 64
     c.data.n_test = 8
     c.data.holdout_fraction = 0.25
+    c.data.world = "faces"       # seconds (the scene world takes ~0.1 s a scene)
+    c.data.workers = 0
   elif preset == "ablation":
     c.num_train_steps = 300
     c.batch_size = 16

