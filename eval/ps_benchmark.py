@@ -74,7 +74,7 @@ def evaluate_set(name, data, methods, counts, draws, seed):
   def add(row, col, value):
     rows.setdefault(row, {}).setdefault(col, []).append(float(value))
 
-  set_id = {"objects": 0, "lambertian": 1, "faces": 2, "diligent": 3}[name]
+  set_id = {"objects": 0, "lambertian": 1, "faces": 2, "diligent": 3, "faces_lit": 2}[name]
   same_shape = len({d["images"].shape for d in data}) == 1
   groups = [data] if same_shape else [[d] for d in data]
   for count in counts:
