@@ -150,6 +150,20 @@ def _slug(label: str) -> str:
   return re.sub(r"[^a-z0-9]+", "_", text).strip("_")
 
 
+def write_edits(out_dir: pathlib.Path, name: str, x: np.ndarray, images: dict[str, np.ndarray],
+                title: str) -> list[pathlib.Path]:
+  """``<name>_edits.png`` (input and every edit), ``<name>_edit_<label>.png`` per edit and
+  ``<name>_edits.npz`` (linear sRGB by label, and the input)."""
+  paths = [out_dir / f"{name}_edits.png"]
+  save_figure(paths[0], x, images, f"{title}; pigment shifts in network coordinates; lights "
+              "keep the estimated light's white balance")
+  for label, image in images.items():
+    paths.append(cli.save_png(out_dir / f"{name}_edit_{_slug(label)}.png", _display(image[0])))
+  paths.append(cli.save_npz(out_dir / f"{name}_edits.npz",
+                            **{_slug(k): v[0] for k, v in images.items()}, input=x))
+  return paths
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = cli.Parser("python -m eval.edit", __doc__)
   predict.add_photo_arguments(parser, default_out="edits", refine_steps=0)
@@ -181,13 +195,8 @@ def _main(argv) -> int:
     images = edits(outputs, spectra, lut, model.config, args.melanin, args.haemoglobin,
                    args.lights)
     note = "" if refinement is None else f", refined {refinement.steps} steps"
-    save_figure(out_dir / f"{name}_edits.png", x, images,
-                f"{name}: BioFaceNet edits (model step {model.step}{note}); pigment "
-                "shifts in network coordinates; lights keep the estimated light's white balance")
-    for label, image in images.items():
-      cli.save_png(out_dir / f"{name}_edit_{_slug(label)}.png", _display(image[0]))
-    cli.save_npz(out_dir / f"{name}_edits.npz", **{_slug(k): v[0] for k, v in images.items()},
-                 input=x)
+    write_edits(out_dir, name, x, images, f"{name}: BioFaceNet edits (model step "
+                f"{model.step}{note})")
     return (f"{name}: wrote {out_dir / (name + '_edits.png')}, {len(images)} edited images "
             f"({', '.join(images)}) and {name}_edits.npz")
   return cli.run_batch(items, work, problems)

@@ -39,7 +39,8 @@ def collect(paths) -> tuple[list[pathlib.Path], int]:
 
 
 def photo_jobs(args, log=print) -> tuple[list[tuple[str, np.ndarray, tuple | None]], int]:
-  """(name, RGB image in [0, 1], crop box or None) per face to evaluate, and the number of
+  """(name, RGB image in [0, 1], crop box or None, face box (x, y, w, h) or None) per face to
+  evaluate, and the number of
   inputs that were missing or could not be read (reported and skipped); photos without a face
   under ``--crop face`` are skipped with a message."""
   from bioface_jax.photo import framing, read  # pylint: disable=g-import-not-at-top
@@ -61,17 +62,45 @@ def photo_jobs(args, log=print) -> tuple[list[tuple[str, np.ndarray, tuple | Non
       continue
     if note:
       log(f"{path.name}: {note}")
-    boxes = [framing.biofacenet_crop(f, photo.width, photo.height) for f in faces] or [None]
-    for k, box in enumerate(boxes):
+    faces = list(faces) or [None]
+    boxes = [None if f is None else framing.biofacenet_crop(f, photo.width, photo.height)
+             for f in faces]
+    for k, (box, face) in enumerate(zip(boxes, faces)):
       label = "central square" if box is None else (f"face {k + 1}" if len(boxes) > 1 else
                                                     "face")
-      jobs.append((f"{path.name} ({label})", image, box))
+      jobs.append((f"{path.name} ({label})", image, box, face))
   for name in args.examples:
     image = cli.load_example(name).astype(np.float32) / 255.0
-    jobs.append((f"{name} (face box)", image, predict.EXAMPLES[name]))
+    box = predict.EXAMPLES[name]
+    jobs.append((f"{name} (face box)", image, box, face_in_crop(box)))
     if args.central_crops:
-      jobs.append((f"{name} (central square)", image, None))
+      jobs.append((f"{name} (central square)", image, None, None))
   return jobs, unreadable
+
+
+def face_in_crop(box) -> tuple[float, float, float, float]:
+  """The detector face box (x, y, w, h) that BioFaceNet's training framing turns into the
+  square crop `box` (`detect.training_frame` inverted), for PRNet's framing."""
+  from bioface_jax.photo import detect  # pylint: disable=g-import-not-at-top
+  left, top, right, _ = box
+  side = right - left
+  w = side * detect.BOX_TO_CROP
+  return (left + side / 2 - w / 2, top + detect.BOX_CENTRE_Y * side - w / 2, w, w)
+
+
+def shading_target(prnet, image, box, face, size, x, sigma=np.inf):
+  """PRNet's shading prior in BioFaceNet's crop (`photo.shading_prior`), or None when the
+  face mesh covers too little of the crop to fit a light."""
+  from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
+  from bioface_jax.photo import framing, prnet_face, shading_prior  # pylint: disable=g-import-not-at-top
+  h, w = image.shape[:2]
+  rec = prnet_face.reconstruct(prnet, image, face)
+  pm = face3d.uncrop_points(rec.position_map, rec.transform)
+  geo = shading_prior.crop_normals(pm, framing.central_square(w, h) if box is None else box,
+                                   size, sigma)
+  if geo["mask"].sum() < 64:
+    return None, geo
+  return shading_prior.shading_prior(x, geo["normals"], geo["mask"]), geo
 
 
 def save_figure(path, rows) -> None:
@@ -134,6 +163,16 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--refine-smoothness", type=float,
                       default=predict.photo_fit_default("smoothness"),
                       help="see eval.predict (default %(default)s)")
+  parser.add_argument("--prnet", default=None, metavar="DIR",
+                      help="a PRNet model (run, export or 'shipped'): its mesh normals give the "
+                           "refinement a shading prior (SH light fitted to the photo; "
+                           "bioface_jax.photo.shading_prior); needs --refine-steps")
+  parser.add_argument("--prior-sigma", type=float, default=float("inf"),
+                      help="regularisation of PRNet's map for the prior (face3d.mean_face; "
+                           "default inf = the posed mean face)")
+  parser.add_argument("--shading-weight", type=float,
+                      default=predict.photo_fit_default("shading_weight"),
+                      help="weight of the shading-prior term (default %(default)s)")
   parser.add_argument("--figure", default=None, help="write the real-photo figure here")
   parser.add_argument("--figure-rows", nargs="*", type=int, default=None,
                       help="indices (0-based, in the table's order) of the faces in the figure "
@@ -187,6 +226,13 @@ def _main(argv) -> int:
     parser.error(f"--figure-rows must lie in 0..{len(jobs) - 1}, got {args.figure_rows}")
   model = cli.load_model("biofacenet", args.workdir)
   size = model.input_size
+  prnet = None
+  if args.prnet:
+    if not args.refine_steps:
+      parser.error("--prnet gives the refinement a shading prior: add --refine-steps N")
+    prnet = cli.load_model("prnet", None if args.prnet == "shipped" else args.prnet)
+    print(f"shading prior: PRNet {prnet.path} (step {prnet.step}), weight "
+          f"{args.shading_weight:g}")
   print(f"command: python -m eval.photo_rmse {' '.join(sys.argv[1:] if argv is None else argv)}")
   print(f"model: {model.path} (step {model.step}); central-region sRGB RMSE "
         f"(middle {photo_fit.CENTRAL_FRACTION:g} of each side); refinement: "
@@ -196,16 +242,22 @@ def _main(argv) -> int:
         "(skin) | Hb lips - forehead | Hb cheeks - forehead | r(mel, shading) |")
   print("|---|---|---|---|---|---|---|---|---|---|---|")
   rows, records = [], []
-  for index, (name, image, box) in enumerate(jobs):
+  for index, (name, image, box, face) in enumerate(jobs):
     x = photo_fit.prepare(image, size, box)
     base, _ = photo_fit.decompose(model, x)
     e0 = photo_fit.central_srgb_rmse(x, base["render"]["linear_srgb"][0])
     refined, e1 = None, e0
+    target = prior_r = None
+    if prnet is not None:
+      target, geo = shading_target(prnet, image, box, face, size, x, args.prior_sigma)
+      if target is None:
+        print(f"{name}: PRNet's face covers {int(geo['mask'].sum())} crop pixels: no prior")
     if args.refine_steps:
       refined, info = photo_fit.decompose(
           model, x, refine_steps=args.refine_steps, mode=args.refine_mode,
           learning_rate=args.refine_lr, anchor=args.refine_anchor,
-          smoothness=args.refine_smoothness)
+          smoothness=args.refine_smoothness, shading_target=target,
+          shading_weight=args.shading_weight)
       e1 = info.rmse_after
     final = refined or base
     colour_out = np.clip(final["render"]["linear_srgb"][0], 0, 1)**(1 / 2.2)
@@ -218,7 +270,11 @@ def _main(argv) -> int:
           f"{stats['haemoglobin_cheeks'] - stats['haemoglobin_forehead']:+.3f} | "
           f"{stats['melanin_shading_r']:+.2f} |", flush=True)
     rows.append((name, x, base, refined, e0, e1))
+    if target is not None:
+      on = target > 0
+      prior_r = float(np.corrcoef(target[on], (refined or base)["shading"][0][on])[0, 1])
     records.append(dict(name=name, box=box, rmse_network=e0, rmse_refined=e1, refined=stats,
+                        prior_shading_r=prior_r,
                         network=stats_network, colour_in=x.mean((0, 1)).tolist(),
                         colour_network=_mean_colour(base), colour_refined=_mean_colour(final)))
   before_all = [r["rmse_network"] for r in records]

@@ -40,7 +40,8 @@ def define_flags():
                     "exports (train.export, train.import_weights sdps_torch); "
                     "label=NENET_WORKDIR+LCNET_WORKDIR runs that NENet on another LCNet's "
                     "lights, label=NENET_WORKDIR+true on the true lights.")
-  flags.DEFINE_list("sets", ["objects", "faces"], "objects, lambertian, faces, diligent.")
+  flags.DEFINE_list("sets", ["objects", "faces"], "objects, lambertian, faces, faces_lit, "
+                    "diligent.")
   flags.DEFINE_list("counts", ["1", "2", "4", "8", "16", "32", "64"], "numbers of input images.")
   flags.DEFINE_integer("scenes", 16, "held-out scenes per synthetic set.")
   flags.DEFINE_integer("size", 64, "synthetic scene size (pixels).")
@@ -73,7 +74,7 @@ def evaluate_set(name, data, methods, counts, draws, seed):
   def add(row, col, value):
     rows.setdefault(row, {}).setdefault(col, []).append(float(value))
 
-  set_id = {"objects": 0, "lambertian": 1, "faces": 2, "diligent": 3}[name]
+  set_id = {"objects": 0, "lambertian": 1, "faces": 2, "diligent": 3, "faces_lit": 2}[name]
   same_shape = len({d["images"].shape for d in data}) == 1
   groups = [data] if same_shape else [[d] for d in data]
   for count in counts:

@@ -314,7 +314,7 @@ def judge_biofacenet(bio, spectra, jobs, n_synthetic: int) -> tuple[dict, str, n
   size = bio.input_size
   seed = int(((bio.run_config or {}).get("data") or {}).get("seed", 0))
   synth = synthetic_faces(n_synthetic, size, seed)
-  real_x = np.stack([biofacenet_fit.prepare(image, size, box) for _, image, box in jobs])
+  real_x = np.stack([biofacenet_fit.prepare(image, size, box) for _, image, box, *_ in jobs])
   synthetic, _ = biofacenet_rows(bio, spectra, synth["image"], synth["mask"])
   real, real_out = biofacenet_rows(bio, spectra, real_x)
   q = np.percentile(illuminant_cct(spectra, synth["weights"], synth["t"]), [25, 50, 75])
@@ -337,7 +337,7 @@ def judge_face_vae(vae, jobs, n_synthetic: int, n_mean: int
   test_x, test_m = synthetic_scenes(synth_vae.TEST_OFFSET + np.arange(n_synthetic), size, seed)
   mean_image = synthetic_scenes(np.arange(n_mean), size, seed)[0].mean(0)
   real_v = np.stack([crop_padded(image, vae_box(box, image.shape[1], image.shape[0]), size)
-                     for _, image, box in jobs])
+                     for _, image, box, *_ in jobs])
   synthetic, _ = vae_rows(vae, test_x, mean_image, test_m)
   real, real_out = vae_rows(vae, real_v, mean_image)
   text = table(f"Face VAE ({size} px; synthetic: test scenes of seed {seed}; baseline: mean of "
@@ -398,7 +398,7 @@ def main(argv=None) -> int:
         f"{'-' if vae is None else f'{vae.path} (step {vae.step})'}; networks alone, no "
         f"refinement; {len(jobs)} real faces, {args.synthetic} synthetic", flush=True)
   record = dict(command=sys.argv[1:] if argv is None else argv,
-                faces=[name for name, _, _ in jobs])
+                faces=[name for name, *_ in jobs])
   bio_x = bio_out = vae_x = vae_out = None
   if bio is not None:
     record["biofacenet"], text, bio_x, bio_out = judge_biofacenet(

@@ -114,8 +114,11 @@ def test_config_variants():
   g = configs.get_config("fused,gpu")
   assert (g.data.size, g.model.width_multiplier, g.data.num_images, g.batch_size) == (
       128, 1.0, 32, 16)
-  m = configs.get_config("nenet,ds,res,w0.5,ints_strat,faces")
+  m = configs.get_config("nenet,ds,res,w0.5,ints_strat,faces_mix")
   assert (m.model.conv, m.model.residual, m.model.width_multiplier, m.data.strategy,
           m.data.mix.face) == ("depthwise_separable", True, 0.5, "stratified", 0.25)
+  f = configs.get_config("nenet,faces")
+  assert f.data.eval_set == "faces" and f.data.mix.face / sum(f.data.mix.values()) == 0.8
+  assert min(f.data.ambient, f.data.tint, f.data.shot_noise) > 0
   with pytest.raises(ValueError, match="unknown"):
     configs.get_config("lcnet,turbo")

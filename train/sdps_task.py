@@ -9,8 +9,8 @@ figures, and restoring trained runs.
 * state: ``{"params", "opt_state"}`` (+ ``"lcnet_params"`` for ``nenet``: the frozen stage-1
   network, carried unchanged so the checkpoint is self-contained);
 * step: `bioface_jax.models.sdps.compute_loss` + Adam with SDPS's halving schedule;
-* eval: the first `data.eval_scenes` of the held-out ``objects`` set at `data.eval_images`
-  lights: LCNet direction / intensity error, or the normal MAE;
+* eval: the first `data.eval_scenes` of the held-out `data.eval_set` (default ``objects``) at
+  `data.eval_images` lights: LCNet direction / intensity error, or the normal MAE;
 * figure: input images, estimated vs true normals (RGB = (n + 1)/2), error map, and the
   estimated vs true light directions on the hemisphere (x, y).
 """
@@ -97,7 +97,7 @@ class SDPSTask:
         config.init_step = init.step
     bank = synth.scene_bank(d.bank_size, d.size, d.seed, d.mix.to_dict(),
                             d.cache_dir or None, progress)
-    evalset = synth.test_set("objects", d.eval_scenes, d.size, d.seed,
+    evalset = synth.test_set(d.get("eval_set", "objects"), d.eval_scenes, d.size, d.seed,
                              num_lights=max(d.eval_images, 1))
     return cls(config, model, bank, evalset, lcnet_model, lcnet_params, init_params)
 
@@ -109,7 +109,11 @@ class SDPSTask:
         key, scenes, d.num_images if dirs is None else dirs.shape[1],
         strategy=d.strategy, num_strata=d.num_strata or None, max_polar_deg=d.max_polar_deg,
         cast=bool(d.cast_shadows), shadow_steps=d.size // 2, noise=d.noise if train else 0.025,
-        exposure=d.exposure, dirs=dirs, intensities=ints)
+        exposure=d.exposure, dirs=dirs, intensities=ints,
+        factor_range=tuple(d.get("factor_range", (1.0, 3.0))) if train else (1.0, 3.0),
+        ambient=d.get("ambient", 0.0) if train else 0.0,
+        tint=d.get("tint", 0.0) if train else 0.0,
+        shot_noise=d.get("shot_noise", 0.0) if train else 0.0)
 
   def _inputs(self, state, batch, images, dirs, ints, crop: bool):
     """The batch the network sees: LCNet lights for nenet; crops for nenet/psfcn."""

@@ -107,19 +107,28 @@ def _predict_fn(model):
   return run
 
 
-def _photo_loss_terms(linear_input, rendered_linear, specular_rgb, b, mask, model):
+def _photo_loss_terms(linear_input, rendered_linear, specular_rgb, b, mask, model,
+                      shading=None, shading_target=None, shading_weight=0.0):
   """Weighted appearance + camera prior + specular sparsity (the authors' weights), per image.
 
-  The shading term is left out (no target for a photo).
+  With a ``shading_target`` (B, H, W) (a shading prior for the photo, e.g. `shading_prior`),
+  adds ``shading_weight`` times BioFaceNet's scale-invariant shading loss on the mask;
+  otherwise there is no shading term (no target for a photo).
   """
   from bioface_jax.models import biofacenet  # pylint: disable=g-import-not-at-top
   w_app, w_cam, w_spec, _ = model.loss_weights
-  return (w_app * biofacenet.appearance_loss(linear_input, rendered_linear, mask)
+  loss = (w_app * biofacenet.appearance_loss(linear_input, rendered_linear, mask)
           + w_cam * biofacenet.camera_prior_loss(b)
           + w_spec * biofacenet.specular_sparsity_loss(specular_rgb))
+  if shading_target is not None:
+    target_mask = mask * (shading_target > 0)
+    loss = loss + shading_weight * biofacenet.shading_loss(shading_target, shading,
+                                                           target_mask)[0]
+  return loss
 
 
-def _refine_network(params, batch_stats, model, image, mask, spectra, lut, steps, lr):
+def _refine_network(params, batch_stats, model, image, mask, spectra, lut, steps, lr,
+                    shading_target=None, shading_weight=0.0):
   import jax  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
   from bioface_jax.models import biofacenet  # pylint: disable=g-import-not-at-top
@@ -128,7 +137,8 @@ def _refine_network(params, batch_stats, model, image, mask, spectra, lut, steps
     out = biofacenet.predict(p, batch_stats, image, model, spectra=spectra, lut=lut)
     render = out["render"]
     return _photo_loss_terms(out["linear_input"], render["linear_srgb"], render["specular"],
-                             out["b"], mask, model).mean()
+                             out["b"], mask, model, out["shading"], shading_target,
+                             shading_weight).mean()
 
   tx = optax.adam(lr)
 
@@ -177,18 +187,18 @@ def render_maps(maps, spectra, lut, model):
 
 
 @functools.lru_cache(maxsize=8)
-def _maps_refiner(model, steps, lr, anchor, smoothness):
+def _maps_refiner(model, steps, lr, anchor, smoothness, shading_weight=0.0):
   """Jitted refinement loop of mode "maps", cached so that a folder of photos compiles once."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
   tx = optax.adam(lr)
 
-  def loss_fn(z, z0, linear, mask, spectra, lut):
+  def loss_fn(z, z0, linear, mask, spectra, lut, target):
     maps = _from_logits(z)
     render = render_maps(maps, spectra, lut, model)
     loss = _photo_loss_terms(linear, render["linear_srgb"], render["specular"], maps["b"],
-                             mask, model).mean()
+                             mask, model, maps["shading"], target, shading_weight).mean()
     for key in ANCHORED:
       loss += anchor * jnp.mean((z[key] - z0[key])**2)
     for f in (maps["fmel"], maps["fblood"]):
@@ -197,10 +207,10 @@ def _maps_refiner(model, steps, lr, anchor, smoothness):
     return loss
 
   @jax.jit
-  def run(z0, linear, mask, spectra, lut):
+  def run(z0, linear, mask, spectra, lut, target):
     def step(carry, _):
       z, state = carry
-      loss, grad = jax.value_and_grad(loss_fn)(z, z0, linear, mask, spectra, lut)
+      loss, grad = jax.value_and_grad(loss_fn)(z, z0, linear, mask, spectra, lut, target)
       updates, state = tx.update(grad, state, z)
       return (optax.apply_updates(z, updates), state), loss
     (z, _), losses = jax.lax.scan(step, (z0, tx.init(z0)), None, length=steps)
@@ -208,9 +218,11 @@ def _maps_refiner(model, steps, lr, anchor, smoothness):
   return run
 
 
-def _refine_maps(out, model, mask, spectra, lut, steps, lr, anchor, smoothness):
-  z, _ = _maps_refiner(model, steps, lr, float(anchor), float(smoothness))(
-      _to_logits(out), out["linear_input"], mask, spectra, lut)
+def _refine_maps(out, model, mask, spectra, lut, steps, lr, anchor, smoothness,
+                 shading_target=None, shading_weight=0.0):
+  z, _ = _maps_refiner(model, steps, lr, float(anchor), float(smoothness),
+                       float(shading_weight) if shading_target is not None else 0.0)(
+      _to_logits(out), out["linear_input"], mask, spectra, lut, shading_target)
   maps = _from_logits(z)
   return dict(maps, linear_input=out["linear_input"],
               render=render_maps(maps, spectra, lut, model))
@@ -260,7 +272,8 @@ def prepare(pixels: np.ndarray, size: int, box=None) -> np.ndarray:
 
 def decompose(model, image: np.ndarray, mask: np.ndarray | None = None, *,
               refine_steps: int = 0, mode: str = "maps", learning_rate: float | None = None,
-              anchor: float = 0.03, smoothness: float = 1e-2, spectra=None, lut=None
+              anchor: float = 0.03, smoothness: float = 1e-2, spectra=None, lut=None,
+              shading_target: np.ndarray | None = None, shading_weight: float = 1e-4
               ) -> tuple[dict[str, Any], Refinement | None]:
   """Network prediction for one prepared photo, optionally refined on it.
 
@@ -272,11 +285,16 @@ def decompose(model, image: np.ndarray, mask: np.ndarray | None = None, *,
     mode: "network" (fine-tune the weights) or "maps" (optimise the maps directly).
     learning_rate: Adam step (default 3e-4 for "network", 2e-2 for "maps").
     anchor, smoothness: the extra terms of mode "maps" (see the module docstring).
+    shading_target: optional (H, W) shading prior of the photo (>= 0; 0 = no prior at that
+      pixel), e.g. `shading_prior.shading_prior` from PRNet's normals; the refinement then
+      adds ``shading_weight`` times BioFaceNet's scale-invariant shading loss.
+    shading_weight: weight of that term (the authors' NFE shading weight is 1e-5).
     spectra, lut: `physics.load_spectra()`, `physics.skin_lut(spectra)` (default: `assets()`).
 
   Returns:
     (outputs, refinement): ``outputs`` as `biofacenet.predict` with ``render`` (NumPy, batch
-    of 1); ``refinement`` None when refine_steps is 0.
+    of 1); ``refinement`` None when refine_steps is 0 (its losses are the photo loss without
+    the shading-prior term).
 
   Raises:
     ValueError: not a BioFaceNet model, an unknown mode, negative steps, an image of the wrong
@@ -298,6 +316,13 @@ def decompose(model, image: np.ndarray, mask: np.ndarray | None = None, *,
   x = jnp.asarray(image[None])
   m = jnp.ones(x.shape[:3], jnp.float32) if mask is None else jnp.asarray(mask[None],
                                                                            jnp.float32)
+  target = None
+  if shading_target is not None:
+    t = np.asarray(shading_target, np.float32)
+    if t.shape != image.shape[:2] or not np.isfinite(t).all() or t.min() < 0:
+      raise ValueError(f"shading_target must be a finite (H, W) = {image.shape[:2]} map >= 0, "
+                       f"got shape {t.shape}")
+    target = jnp.asarray(t[None])
   out = _predict_fn(config)(params, batch_stats, x, spectra, lut)
   if not refine_steps:
     return _to_numpy(out), None
@@ -309,10 +334,10 @@ def decompose(model, image: np.ndarray, mask: np.ndarray | None = None, *,
   lr = float(learning_rate if learning_rate is not None else DEFAULT_LEARNING_RATE[mode])
   if mode == "network":
     refined = _refine_network(params, batch_stats, config, x, m, spectra, lut,
-                              int(refine_steps), lr)
+                              int(refine_steps), lr, target, shading_weight)
   else:
     refined = _refine_maps(out, config, m, spectra, lut, int(refine_steps), lr, anchor,
-                           smoothness)
+                           smoothness, target, shading_weight)
   before, after = _to_numpy(out), _to_numpy(refined)
   info = Refinement(
       steps=int(refine_steps), mode=mode, learning_rate=lr, loss_before=loss_of(out),

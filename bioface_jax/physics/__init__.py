@@ -24,6 +24,8 @@ from bioface_jax.physics.render import render
 from bioface_jax.physics.shading import decode_normals
 from bioface_jax.physics.shading import sh_irradiance
 from bioface_jax.physics.shading import shading_target
+from bioface_jax.physics.sh_fit import fit_sh_lighting
+from bioface_jax.physics.sh_fit import sh_shading
 from bioface_jax.physics.skin import fractions_to_network
 from bioface_jax.physics.skin import network_to_fractions
 from bioface_jax.physics.skin import skin_lut
@@ -35,8 +37,8 @@ from bioface_jax.physics.spectra import SpectraFormatError
 
 __all__ = [
     "camera_sensitivity", "cct_to_index", "daylight_cie", "daylight_table", "decode_normals",
-    "fold_lut", "fractions_to_network", "gamma_decode", "gamma_encode", "illuminant",
+    "fit_sh_lighting", "fold_lut", "fractions_to_network", "gamma_decode", "gamma_encode", "illuminant",
     "index_to_cct", "light_colour", "load_spectra", "network_to_fractions", "raw_to_xyz", "render",
-    "sh_irradiance", "shading_target", "skin_lut", "skin_model", "skin_reflectance", "Spectra",
+    "sh_irradiance", "sh_shading", "shading_target", "skin_lut", "skin_model", "skin_reflectance", "Spectra",
     "SpectraFormatError", "srgb_decode", "srgb_encode", "to_uint8", "xyz_to_linear_srgb",
 ]

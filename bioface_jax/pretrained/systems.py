@@ -166,6 +166,7 @@ def _sdps_net_config(run: Mapping[str, Any], net: str, model: Mapping[str, Any]
       net=net, conv=model["conv"], residual=bool(model["residual"]),
       width_multiplier=float(model["width_multiplier"]), input_size=int(model["input_size"]),
       light_w=float(model["light_w"]), masked_loss=bool(model["masked_loss"]),
+      nenet_scale=int(model.get("nenet_scale", 1)),
       learning_rate=float(run["learning_rate"]), num_steps=int(run["num_train_steps"]),
       milestones=tuple(float(x) for x in run["milestones"]))
 

@@ -8,8 +8,9 @@ and renders inside the jitted train step (sdps-spec.md §8), so every step sees 
 
 Fixed test sets (`test_set`) use scene indices from 10⁹ and 64 fixed lights each:
 ``objects`` (spheres + blobs, every material specular, cast shadows, noise), ``lambertian``
-(k = 0, no cast shadows, no noise: Woodham must be exact) and ``faces`` (face geometry,
-``objects`` materials).
+(k = 0, no cast shadows, no noise: Woodham must be exact), ``faces`` (face geometry,
+``objects`` materials) and ``faces_lit`` (the ``faces`` scenes and lights rendered under
+realistic light: ambient, coloured lights, shot noise, darker exposures; `LIT`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from bioface_jax import photometric
 from data.photometric import shapes
 
 SCENE_KEYS = ("normals", "mask", "depth") + shapes.MATERIAL_KEYS
-TEST_SETS = ("objects", "lambertian", "faces")
+TEST_SETS = ("objects", "lambertian", "faces", "faces_lit")
+# faces_lit: the faces set's scenes and lights under realistic light (render_scenes' options).
+LIT = dict(ambient=0.3, tint=0.15, shot_noise=1e-3, factor_range=(0.3, 3.0))
 TEST_INDEX_BASE = 10**9
 DEFAULT_CACHE = (pathlib.Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "bioface_jax"
                  / "photometric")
@@ -87,7 +90,8 @@ def render_scenes(key, scenes: Mapping[str, jax.Array], num_images: int, *,
                   strategy: str = "uniform", num_strata: int | None = None,
                   max_polar_deg: float = 90.0, cast: bool = True, shadow_steps: int = 32,
                   noise: float = 0.025, factor_range=(1.0, 3.0), exposure: float = 1.0,
-                  dirs=None, intensities=None):
+                  dirs=None, intensities=None, ambient: float = 0.0, tint: float = 0.0,
+                  shot_noise: float = 0.0):
   """Renders a batch of scenes (leading dim B) under N random (or given) lights, in jnp.
 
   Lights: `sample_light_directions` (z > 0 within `max_polar_deg`) and
@@ -95,11 +99,22 @@ def render_scenes(key, scenes: Mapping[str, jax.Array], num_images: int, *,
   (not part of the labels); cast shadows from the depth map; I = exposure · factor ·
   `photometric.render`, background 0, then U(±noise) everywhere; never clipped.
 
+  Realistic-light options (all 0 = off, the SDPS-Net recipe):
+
+  * ``ambient``: an unshadowed ambient term a · albedo added to every image of a sample (the
+    same room light in all N shots), a ~ U(0, ambient) per sample;
+  * ``tint``: coloured lights: image i is multiplied per channel by exp(u_ic), u ~ U(±tint),
+    normalised to channel mean 1, so the labelled intensity stays the grey one;
+  * ``shot_noise``: signal-dependent camera noise, Gaussian with variance g · I, g ~ U(0,
+    shot_noise) per sample (on top of the U(±noise) read noise).
+
   Returns:
     (images (B, N, S, S, 3), dirs (B, N, 3), intensities (B, N)).
   """
   b = scenes["normals"].shape[0]
   kd, ki, kf, kn = jax.random.split(key, 4)
+  # The realistic-light keys come from a side stream: the SDPS-Net recipe's draws are unchanged.
+  ka, kt, ks, kg = jax.random.split(jax.random.fold_in(key, 1), 4)
   if dirs is None:
     dirs = photometric.sample_light_directions(kd, (b, num_images), max_polar_deg)
   if intensities is None:
@@ -111,9 +126,20 @@ def render_scenes(key, scenes: Mapping[str, jax.Array], num_images: int, *,
       scenes["normals"], dirs, intensities, scenes["albedo"],
       blinn_phong=(scenes["bp_k"], scenes["bp_s"]),
       cook_torrance=(scenes["ct_k"], scenes["ct_r"], scenes["ct_f0"]), visibility=vis)
+  if ambient:
+    level = jax.random.uniform(ka, (b, 1, 1, 1, 1), maxval=ambient)
+    images = images + level * scenes["albedo"][:, None]
+  if tint:
+    u = jnp.exp(jax.random.uniform(kt, images.shape[:2] + (1, 1, 3), minval=-tint,
+                                   maxval=tint))
+    images = images * (u / jnp.mean(u, -1, keepdims=True))
   factor = jax.random.uniform(kf, (b, 1, 1, 1, 3), minval=factor_range[0],
                               maxval=factor_range[1])
   images = exposure * factor * images * mask[:, None, :, :, None]
+  if shot_noise:
+    gain = jax.random.uniform(kg, (b, 1, 1, 1, 1), maxval=shot_noise)
+    images = images + jnp.sqrt(gain * jnp.maximum(images, 0.0)) * jax.random.normal(
+        ks, images.shape)
   if noise:
     images = images + jax.random.uniform(kn, images.shape, minval=-noise, maxval=noise)
   return images, dirs, intensities
@@ -125,6 +151,8 @@ def test_set(name: str, num: int, size: int, seed: int = 0, num_lights: int = 64
   rendering options, all deterministic. Render with `render_test_scene`."""
   if name not in TEST_SETS:
     raise ValueError(f"test set must be one of {TEST_SETS}, got {name!r}")
+  lit = name == "faces_lit"
+  name = "faces" if lit else name  # same scenes and lights
   mix = {"face": 1.0} if name == "faces" else {"sphere": 0.1, "blob": 0.9}
   scenes = [make_scene(seed, TEST_INDEX_BASE + i, size, mix, lambertian=name == "lambertian",
                        specular_only=name != "lambertian") for i in range(num)]
@@ -133,30 +161,32 @@ def test_set(name: str, num: int, size: int, seed: int = 0, num_lights: int = 64
   kd, ki = jax.random.split(key)
   out["dirs"] = np.asarray(photometric.sample_light_directions(kd, (num, num_lights)))
   out["intensities"] = np.asarray(photometric.sample_light_intensities(ki, (num, num_lights)))
-  out["name"] = name
+  out["name"] = "faces_lit" if lit else name
   return out
 
 
 def render_test_scene(test: Mapping[str, np.ndarray], index: int, subset=None) -> np.ndarray:
   """Images (N, S, S, 3) of scene `index` of a test set under its fixed lights (or `subset`)."""
   lamb = str(test["name"]) == "lambertian"
+  lit = str(test["name"]) == "faces_lit"
   scene = {k: jnp.asarray(test[k][index:index + 1]) for k in SCENE_KEYS}
   dirs = test["dirs"][index:index + 1]
   ints = test["intensities"][index:index + 1]
   if subset is not None:
     dirs, ints = dirs[:, subset], ints[:, subset]
   key = jax.random.fold_in(jax.random.key(12345), index)
-  images, _, _ = _render_fixed(key, scene, jnp.asarray(dirs), jnp.asarray(ints), lamb)
+  images, _, _ = _render_fixed(key, scene, jnp.asarray(dirs), jnp.asarray(ints), lamb, lit)
   return np.asarray(images[0])
 
 
-@jax.jit(static_argnums=(4,))
-def _render_fixed(key, scene, dirs, ints, lambertian):
+@jax.jit(static_argnums=(4, 5))
+def _render_fixed(key, scene, dirs, ints, lambertian, lit=False):
   size = scene["normals"].shape[-2]
+  options = dict(LIT) if lit else dict(
+      factor_range=(1.0, 1.0) if lambertian else (1.0, 3.0))
   return render_scenes(key, scene, dirs.shape[1], dirs=dirs, intensities=ints,
                        cast=not lambertian, shadow_steps=size // 2,
-                       noise=0.0 if lambertian else 0.025,
-                       factor_range=(1.0, 1.0) if lambertian else (1.0, 3.0))
+                       noise=0.0 if lambertian else 0.025, **options)
 
 
 def random_crops(rng: np.random.Generator, masks: np.ndarray, crop: int,
