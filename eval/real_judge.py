@@ -5,8 +5,9 @@
 
 Runs BioFaceNet and the face VAE **without any per-photo refinement** on the real portraits of
 `data.portraits` (every detected face, ``--faces all``) and the two packaged examples of
-`eval.predict` (their hand-drawn face boxes), and on held-out synthetic faces of the training
-world, and prints one table with the same numbers for both (issue 18, item 3):
+`eval.predict` (their hand-drawn face boxes), and on held-out synthetic faces of the model's
+own training world (the world, seed and realism switches of its run config), and prints one
+table with the same numbers for both (issue 18, item 3):
 
 BioFaceNet (crops framed as its training faces, `bioface_jax.photo.biofacenet_fit.prepare`):
 * median central-region sRGB RMSE of the reconstruction (`bioface_jax.photo.biofacenet_fit.central_srgb_rmse`;
@@ -71,16 +72,33 @@ def load_models(biofacenet: str | None, face_vae: str | None,
   return bio, vae
 
 
-def synthetic_faces(n: int, size: int, seed: int) -> dict[str, np.ndarray]:
-  """Held-out synthetic BioFaceNet faces: image (N, S, S, 3), mask, melanin, t, weights."""
+def training_world(model) -> tuple[int, str, dict]:
+  """(seed, world, scene switches) of the synthetic data a model was trained on, from its run
+  config (runs without the key used the ``faces`` world)."""
+  data = (model.run_config or {}).get("data") or {}
+  return int(data.get("seed", 0)), str(data.get("world", "faces")), dict(data.get("scene") or {})
+
+
+def synthetic_faces(n: int, size: int, seed: int, world: str = "faces",
+                    scene: dict | None = None) -> dict[str, np.ndarray]:
+  """Held-out synthetic BioFaceNet faces of the model's training world: image (N, S, S, 3),
+  mask, melanin, t, weights (faces from `SYNTH_START`, never in a training set)."""
+  if world == "scenes":
+    from data.synth import scene as synth_scene  # pylint: disable=g-import-not-at-top
+    from data.synth import scene_render  # pylint: disable=g-import-not-at-top
+    options = synth_scene.SceneOptions(framing="face", size=size, **(scene or {}))
+    return scene_render.generate_scenes(n, options, seed, start=SYNTH_START)
   from data.synth import faces  # pylint: disable=g-import-not-at-top
   return faces.generate_faces(n, size, seed=seed, start=SYNTH_START)
 
 
-def synthetic_scenes(indices: np.ndarray, size: int, seed: int):
-  """Synthetic face-VAE scenes: (images float32 (N, S, S, 3) in [0, 1], masks (N, S, S))."""
+def synthetic_scenes(indices: np.ndarray, size: int, seed: int, world: str = "faces",
+                     scene: dict | None = None):
+  """Synthetic face-VAE scenes of the model's training world (`data.synth_vae`): (images
+  float32 (N, S, S, 3) in [0, 1], masks (N, S, S))."""
   from data import synth_vae  # pylint: disable=g-import-not-at-top
-  images, masks = synth_vae.generate(np.asarray(indices), size, seed)
+  images, masks = synth_vae.generate(np.asarray(indices), size, seed, world=world,
+                                     options=scene or {})
   return images.astype(np.float32) / 255.0, masks
 
 
@@ -159,19 +177,17 @@ def vae_box(box, width: int, height: int) -> tuple[int, int, int, int]:
 
 
 def crop_padded(image: np.ndarray, box, size: int) -> np.ndarray:
-  """Square crop (edge-padded outside the photo; uint8 or [0, 1] float), area-resized to size,
-  in [0, 1]."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  if image.dtype != np.uint8:
-    image = np.clip(np.asarray(image, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-  left, top, right, bottom = box
-  h, w = image.shape[:2]
+  """Square crop of a uint8 or [0, 1] float photo, edge-padded where the box leaves the photo,
+  area-resized to `size` in floating point (`framing.resize_crop`): float32 in [0, 1]."""
+  from bioface_jax.photo import framing  # pylint: disable=g-import-not-at-top
+  pixels = np.asarray(image, np.float32)
+  if image.dtype == np.uint8:
+    pixels = pixels / np.float32(255.0)
+  left, top, right, bottom = (int(v) for v in box)
+  h, w = pixels.shape[:2]
   pad = max(0, -left, -top, right - w, bottom - h)
-  padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
-  crop = padded[top + pad:bottom + pad, left + pad:right + pad]
-  resized = Image.fromarray(np.ascontiguousarray(crop).astype(np.uint8)).resize(
-      (size, size), Image.Resampling.BOX)
-  return np.asarray(resized, np.float32) / 255.0
+  padded = np.pad(pixels, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+  return framing.resize_crop(padded, (left + pad, top + pad, right + pad, bottom + pad), size)
 
 
 def vae_regions(size: int) -> dict[str, np.ndarray]:
@@ -312,15 +328,16 @@ def judge_biofacenet(bio, spectra, jobs, n_synthetic: int) -> tuple[dict, str, n
   """(record, printed table, real crops, real outputs) of BioFaceNet."""
   from bioface_jax.photo import biofacenet_fit  # pylint: disable=g-import-not-at-top
   size = bio.input_size
-  seed = int(((bio.run_config or {}).get("data") or {}).get("seed", 0))
-  synth = synthetic_faces(n_synthetic, size, seed)
+  seed, world, scene = training_world(bio)
+  synth = synthetic_faces(n_synthetic, size, seed, world, scene)
   real_x = np.stack([biofacenet_fit.prepare(image, size, box) for _, image, box, *_ in jobs])
   synthetic, _ = biofacenet_rows(bio, spectra, synth["image"], synth["mask"])
   real, real_out = biofacenet_rows(bio, spectra, real_x)
   q = np.percentile(illuminant_cct(spectra, synth["weights"], synth["t"]), [25, 50, 75])
   outside = ~ellipse(size, *FACE_ELLIPSE)
   truth_out = [float(m[outside].sum() / max(m.sum(), 1e-12)) for m in synth["melanin"]]
-  text = table(f"BioFaceNet ({size} px; synthetic: faces {SYNTH_START}.. of seed {seed})",
+  text = table(f"BioFaceNet ({size} px; synthetic: {world} world, faces {SYNTH_START}.. of "
+               f"seed {seed})",
                BIO_TABLE, synthetic, real,
                extra=[("truth: light CCT", f"{q[1]:,.0f} K (IQR {q[0]:,.0f}-{q[2]:,.0f})", ""),
                       ("truth: melanin mass outside the face ellipse, median",
@@ -333,15 +350,16 @@ def judge_face_vae(vae, jobs, n_synthetic: int, n_mean: int
   """(record, printed table, real crops, real outputs) of the face VAE."""
   from data import synth_vae  # pylint: disable=g-import-not-at-top
   size = vae.input_size
-  seed = int(((vae.run_config or {}).get("data") or {}).get("seed", 0))
-  test_x, test_m = synthetic_scenes(synth_vae.TEST_OFFSET + np.arange(n_synthetic), size, seed)
-  mean_image = synthetic_scenes(np.arange(n_mean), size, seed)[0].mean(0)
+  seed, world, scene = training_world(vae)
+  test_x, test_m = synthetic_scenes(synth_vae.TEST_OFFSET + np.arange(n_synthetic), size, seed,
+                                    world, scene)
+  mean_image = synthetic_scenes(np.arange(n_mean), size, seed, world, scene)[0].mean(0)
   real_v = np.stack([crop_padded(image, vae_box(box, image.shape[1], image.shape[0]), size)
                      for _, image, box, *_ in jobs])
   synthetic, _ = vae_rows(vae, test_x, mean_image, test_m)
   real, real_out = vae_rows(vae, real_v, mean_image)
-  text = table(f"Face VAE ({size} px; synthetic: test scenes of seed {seed}; baseline: mean of "
-               f"{n_mean} training scenes)", VAE_TABLE, synthetic, real)
+  text = table(f"Face VAE ({size} px; synthetic: test scenes of the {world} world, seed {seed}; "
+               f"baseline: mean of {n_mean} training scenes)", VAE_TABLE, synthetic, real)
   return dict(synthetic=synthetic, real=real), text, real_v, real_out
 
 

@@ -73,3 +73,24 @@ def test_vae_crop_reads_float_and_uint8_photos_alike():
   b = rj.crop_padded(image.astype(np.float32) / 255.0, box, 10)
   np.testing.assert_array_equal(a, b)
   assert a.max() > 0.5
+
+
+def test_float_crop_keeps_sub_quantum_values():
+  """The crop is area-averaged in float: values between two 8-bit levels survive."""
+  image = np.full((8, 8, 3), 0.5 / 255.0, np.float32)
+  crop = rj.crop_padded(image, (-2, -2, 10, 10), 4)
+  np.testing.assert_allclose(crop, 0.5 / 255.0, rtol=1e-6)
+
+
+def test_synthetic_sets_follow_the_models_training_world():
+  """The judge scores a model on (and takes its mean-image baseline from) its own world."""
+  from types import SimpleNamespace
+  scenes = SimpleNamespace(run_config={"data": {"seed": 3, "world": "scenes",
+                                                "scene": {"camera": "srgb"}}})
+  legacy = SimpleNamespace(run_config={"data": {"seed": 1}})
+  assert rj.training_world(scenes) == (3, "scenes", {"camera": "srgb"})
+  assert rj.training_world(legacy) == (1, "faces", {})
+  a, ma = rj.synthetic_scenes(np.arange(2), 32, 0, "scenes", {"camera": "srgb"})
+  b, mb = rj.synthetic_scenes(np.arange(2), 32, 0, "faces")
+  assert a.shape == b.shape == (2, 32, 32, 3) and ma.shape == (2, 32, 32)
+  assert np.abs(a - b).mean() > 0.02  # two different worlds, not the faces world twice
