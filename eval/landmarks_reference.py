@@ -166,20 +166,33 @@ class PRNetRun:
     self.name = (f"{pathlib.Path(self.workdir).name} ({self.model.encoder} "
                  f"w{self.model.width_multiplier:g} R{self.size}, step {self.step})")
 
-  def landmarks_in(self, image: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """(68, 3) predicted landmarks in photo pixels for the crop `t` (photo -> R x R) of a uint8
-    photo."""
+  def position_map(self, image: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(R, R, 3) predicted position map (crop pixels) for the crop `t` (photo -> R x R) of a
+    uint8 photo."""
     import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
     from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
     crop = face3d.warp_image(image.astype(np.float32) / 255.0, t, self.size).astype(np.float32)
-    pm = np.asarray(self._predict(jnp.asarray(crop[None])))[0]
+    return np.asarray(self._predict(jnp.asarray(crop[None])))[0]
+
+  def landmarks_in(self, image: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(68, 3) predicted landmarks in photo pixels for the crop `t` (photo -> R x R) of a uint8
+    photo."""
+    from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
+    pm = self.position_map(image, t)
     return face3d.uncrop_points(np.asarray(face3d.landmarks_from_position_map(pm)), t)
 
-  def landmarks(self, image: np.ndarray, face) -> tuple[np.ndarray, np.ndarray]:
-    """(68 x 3 predicted, 68 x 3 mean face) landmarks in photo pixels for one face box."""
+  def landmarks(self, image: np.ndarray, face) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(68 x 3 predicted, 68 x 3 mean face, 68 x 3 posed mean face) landmarks in photo pixels
+    for one face box. The posed mean face is PRNet's mean face aligned to the predicted map by
+    a similarity (`face3d.mean_face.regularise`, sigma = inf): the network's pose and size with
+    the mean shape, a regularised read-out of the same prediction."""
     from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
+    from bioface_jax.face3d import mean_face  # pylint: disable=g-import-not-at-top
     t = face3d.face_box_transform(face, self.size)
-    return self.landmarks_in(image, t), face3d.uncrop_points(self.mean_crop_landmarks, t)
+    pm = self.position_map(image, t)
+    posed = mean_face.regularise(pm, np.inf)
+    lmk = lambda m: face3d.uncrop_points(np.asarray(face3d.landmarks_from_position_map(m)), t)  # noqa: E731
+    return lmk(pm), face3d.uncrop_points(self.mean_crop_landmarks, t), lmk(posed)
 
 
 def oracle_mean_face(mean_landmarks: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -288,8 +301,10 @@ def main(argv=None) -> int:
     return 1
   out = pathlib.Path(args.out)
   print(CAVEAT)
-  systems = [r.name for r in runs] + ["mean face (same box)", "mean face on dlib's box (oracle)"]
-  short = [f"run{i + 1}" for i in range(len(runs))] + ["mean", "mean@dlib"]
+  systems = ([r.name for r in runs] + [f"run{i + 1} posed mean face" for i in range(len(runs))]
+             + ["mean face (same box)", "mean face on dlib's box (oracle)"])
+  short = ([f"run{i + 1}" for i in range(len(runs))] + [f"posed{i + 1}" for i in range(len(runs))]
+           + ["mean", "mean@dlib"])
   for i, r in enumerate(runs):
     print(f"run{i + 1} = {r.name}")
   print(f"\n{'face':34s} {'yaw':>5s} {'dlib':6s} " + " ".join(f"{s:>9s}" for s in short)
@@ -307,7 +322,8 @@ def main(argv=None) -> int:
     for k, (face, (ref, _, kind)) in enumerate(zip(faces, dlib_landmarks(image, faces))):
       preds = [run.landmarks(image, face) for run in runs]
       mean = preds[0][1]
-      systems_pts = [p[0][:, :2] for p in preds] + [mean[:, :2], oracle_mean_face(mean, ref)]
+      systems_pts = ([p[0][:, :2] for p in preds] + [p[2][:, :2] for p in preds]
+                     + [mean[:, :2], oracle_mean_face(mean, ref)])
       nmes = [float(face3d.nme(p, ref)) * 100 for p in systems_pts]
       yaws = dict(dlib=fit_yaw(ref), run1=fit_yaw(systems_pts[0]))
       yaw = yaws[args.yaw]
