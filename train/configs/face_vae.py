@@ -24,7 +24,7 @@
     the clip, epsilon and losses are the authors'. **Measured** (the shipped model): 800 steps
     at ~2 steps/s on the 2 cores (~7 min, data cached); held-out scenes: SSIM 0.840, l2 0.047
     (trainer's eval); on 29 real faces (`python -m eval.real_judge --face_vae RUN`, whole-crop
-    SSIM of the raw decoder output) 0.190 +- 0.011 against 0.133 +- 0.013 for the mean
+    SSIM of the raw decoder output) 0.190 +- 0.011 against 0.139 +- 0.011 for the mean
     training image, mask 0.94 over face skin and 0.74 over the hair band above the face. The
     previous default (200 steps on the old portrait scenes) scored 0.137 on the same photos,
     i.e. no better than the mean image, and covered only 0.24 of the hair band::
