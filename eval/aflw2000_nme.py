@@ -13,6 +13,10 @@ trained on), with exact truth; landmarks are read from the predicted map
 as PRNet does (1.6 x the GT landmark box), predicted, uncropped and scored against
 ``pt3d_68`` with yaw from ``Pose_Para``.
 
+Each run also gets a second row, its "posed mean face": the landmarks of PRNet's mean face
+posed on the predicted map by a similarity (`bioface_jax.photo.prnet_face.read_out`, the
+read-out the shipped model recommends).
+
 Two trivial baselines on the same faces: "mean map" (the mean training position map, ignoring
 the image) and "mean map + GT box" (that map's landmarks moved and scaled onto the true
 landmark box: an oracle for position and size). A network that does not beat them has not
@@ -127,6 +131,15 @@ def _scores(pred_lmk, gt_lmk, yaws, dense=None):
   return out
 
 
+def _posed_landmarks(position_maps):
+  """(B, 68, 3) landmarks of the mean face posed on each predicted map (crop pixels)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
+  from bioface_jax.photo import prnet_face  # pylint: disable=g-import-not-at-top
+  return np.stack([np.asarray(face3d.landmarks_from_position_map(
+      prnet_face.read_out(pm, "posed_mean_face"))) for pm in position_maps])
+
+
 def evaluate_synthetic(workdir: pathlib.Path, num: int, batch: int) -> dict:
   """Scores of a run and of the two baselines on its held-out synthetic faces."""
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
@@ -143,7 +156,7 @@ def evaluate_synthetic(workdir: pathlib.Path, num: int, batch: int) -> dict:
                                   context=ctx)
   n = len(held) if not num else min(num, len(held))
   predict = _predict_fn(params, stats, model)
-  lmk, gt, yaw, dense, base_dense = [], [], [], [], []
+  lmk, posed, gt, yaw, dense, base_dense = [], [], [], [], [], []
   # Baseline map: mean of (up to 512) training maps.
   sample = train.get(np.arange(min(512, len(train))))["posmap"]
   mean_map = sample.mean(0)
@@ -154,6 +167,7 @@ def evaluate_synthetic(workdir: pathlib.Path, num: int, batch: int) -> dict:
     x = np.concatenate([b["image"], np.zeros((batch - k,) + b["image"].shape[1:], np.float32)])
     pm = np.asarray(predict(jnp.asarray(x)))[:k]
     lmk.append(np.asarray(face3d.landmarks_from_position_map(pm)))
+    posed.append(_posed_landmarks(pm))
     gt.append(b["landmarks"])
     yaw.append(b["yaw"])
     pv = np.asarray(face3d.vertices_from_position_map(pm))
@@ -163,6 +177,7 @@ def evaluate_synthetic(workdir: pathlib.Path, num: int, batch: int) -> dict:
     base_dense.append(np.asarray(face3d.dense_nme(mv, gv, box_points=b["landmarks"])))
   lmk, gt, yaw = np.concatenate(lmk), np.concatenate(gt), np.concatenate(yaw)
   result = _scores(lmk, gt, yaw, np.concatenate(dense))
+  posed = _scores(np.concatenate(posed), gt, yaw)
   base = _scores(np.broadcast_to(mean_lmk, gt.shape), gt, yaw, np.concatenate(base_dense))
   # Oracle box: the mean landmarks' box moved and scaled (per axis) onto the GT landmark box.
   lo, hi = mean_lmk[:, :2].min(0), mean_lmk[:, :2].max(0)
@@ -173,8 +188,8 @@ def evaluate_synthetic(workdir: pathlib.Path, num: int, batch: int) -> dict:
   oracle = _scores(boxed, gt, yaw)
   speed = training_speed(workdir, len(train), int(config.batch_size))
   return dict(workdir=str(workdir), encoder=model.encoder, width=model.width_multiplier,
-              size=model.input_size, step=step, n=int(n), model=result, mean_map=base,
-              mean_map_box=oracle, speed=speed)
+              size=model.input_size, step=step, n=int(n), model=result, posed_mean_face=posed,
+              mean_map=base, mean_map_box=oracle, speed=speed)
 
 
 def evaluate_aflw2000(workdir: pathlib.Path, root: str, num: int, batch: int) -> dict:
@@ -187,7 +202,7 @@ def evaluate_aflw2000(workdir: pathlib.Path, root: str, num: int, batch: int) ->
   ds = readers.AFLW2000Dataset(root, size=model.input_size)
   n = len(ds) if not num else min(num, len(ds))
   predict = _predict_fn(params, stats, model)
-  lmk, gt, yaw = [], [], []
+  lmk, posed, gt, yaw = [], [], [], []
   for s in range(0, n, batch):
     b = ds.get(np.arange(s, min(n, s + batch)))
     k = len(b["image"])
@@ -195,11 +210,14 @@ def evaluate_aflw2000(workdir: pathlib.Path, root: str, num: int, batch: int) ->
     pm = np.asarray(predict(jnp.asarray(x)))[:k]
     crop_lmk = np.asarray(face3d.landmarks_from_position_map(pm))
     lmk.append(np.stack([face3d.uncrop_points(p, t) for p, t in zip(crop_lmk, b["transform"])]))
+    posed.append(np.stack([face3d.uncrop_points(p, t)
+                           for p, t in zip(_posed_landmarks(pm), b["transform"])]))
     gt.append(b["landmarks"])
     yaw.append(b["yaw"])
   lmk, gt, yaw = np.concatenate(lmk), np.concatenate(gt), np.concatenate(yaw)
   return dict(workdir=str(workdir), encoder=model.encoder, width=model.width_multiplier,
-              size=model.input_size, step=step, n=int(n), model=_scores(lmk, gt, yaw))
+              size=model.input_size, step=step, n=int(n), model=_scores(lmk, gt, yaw),
+              posed_mean_face=_scores(np.concatenate(posed), gt, yaw))
 
 
 def _fmt_row(name, scores, speed=None):
@@ -224,6 +242,8 @@ def format_table(results, data_name: str) -> str:
   for r in results:
     name = f"{r['encoder']} w{r['width']} R{r['size']} step {r['step']}"
     lines.append(_fmt_row(name, r["model"], r.get("speed")))
+    if "posed_mean_face" in r:
+      lines.append(_fmt_row(f"{name}, posed mean face", r["posed_mean_face"]))
   if results and "mean_map" in results[0]:
     lines.append(_fmt_row("baseline: mean map (ignores the image)", results[0]["mean_map"]))
     lines.append(_fmt_row("baseline: mean map on the GT landmark box (oracle)",

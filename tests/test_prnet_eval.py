@@ -28,6 +28,45 @@ def test_reconstruct_and_save_outputs(tmp_path):
     prnet_face.reconstruct(types.SimpleNamespace(name="sdps"), photo.pixels)
 
 
+def test_posed_mean_face_readout():
+  """The posed-mean-face read-out: exact for a network that outputs a similarity of the mean
+  face, the mean shape otherwise, and the model's recommendation by default."""
+  import types
+  from bioface_jax import face3d
+  from bioface_jax.face3d import mean_face
+  from bioface_jax.photo import prnet_face
+  size = 64
+  mean = mean_face.mean_position_map(size)
+  valid = np.abs(mean).sum(-1) > 0
+  a = np.radians(20.0)
+  rot = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+  posed = np.where(valid[..., None], 0.9 * mean @ rot.T + np.array([30.0, 34.0, 5.0]), 0.0)
+  bumpy = posed + np.where(valid[..., None], np.random.default_rng(1).normal(0, 2, posed.shape), 0)
+  image = np.full((96, 96, 3), 0.5, np.float32)
+
+  def model(pm, meta):
+    return types.SimpleNamespace(name="prnet", input_size=size, meta=meta,
+                                 apply=lambda x: {"position_map": pm[None].astype(np.float32)})
+
+  # A similarity of the mean face is read out as itself (float32 map: ~1e-5 px per coordinate).
+  exact = prnet_face.reconstruct(model(posed, {}), image, readout="posed_mean_face")
+  net = prnet_face.reconstruct(model(posed, {}), image, readout="network")
+  np.testing.assert_allclose(exact.landmarks, net.landmarks, atol=1e-3)
+  # Noise on the shape is dropped: the landmarks come from the mean shape, not the network's.
+  noisy = prnet_face.reconstruct(model(bumpy, {"readout": "posed_mean_face"}), image)
+  raw = prnet_face.reconstruct(model(bumpy, {}), image)
+  assert noisy.readout == "posed_mean_face" and raw.readout == "network"
+  truth = face3d.uncrop_points(np.asarray(face3d.landmarks_from_position_map(posed)),
+                               noisy.transform)
+  err = lambda p: np.linalg.norm(p[:, :2] - truth[:, :2], axis=1).mean()  # noqa: E731
+  assert err(noisy.landmarks) < 0.3 * err(raw.landmarks)
+  np.testing.assert_array_equal(noisy.position_map, raw.position_map)  # the network's map
+  with pytest.raises(ValueError, match="readout must be one of"):
+    prnet_face.reconstruct(model(posed, {}), image, readout="mean")
+  with pytest.raises(ValueError, match="meta readout"):
+    prnet_face.reconstruct(model(posed, {"readout": "typo"}), image)
+
+
 def test_torch_resfcn_has_the_official_size():
   pytest.importorskip("torch")
   from eval import bench_prnet
