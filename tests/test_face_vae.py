@@ -88,6 +88,7 @@ def test_losses_by_hand():
   np.testing.assert_allclose(fl.mask_dice(y, p), dice, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_compute_loss_terms_and_bit_exact_composite_background():
   config, params, stats = _tiny(losses=("ssim", "l1", "l2"))
   rng = np.random.default_rng(2)
@@ -144,6 +145,7 @@ def test_bad_input_shapes_name_the_problem():
     fv.FaceVAEConfig.from_mapping({"latent": 3})
 
 
+@pytest.mark.slow
 def test_keras_model_from_the_spec_loads_into_flax_and_agrees():
   """Independent check of the port: the authors' Keras layers (eval.keras_face_vae, written from
   the spec with Keras' own Conv2DTranspose / BatchNormalization) with random weights and

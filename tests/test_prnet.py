@@ -135,6 +135,7 @@ def test_synthetic_truth_follows_prnet_conventions():
   assert abs(pair["pose"][0]) <= 90
 
 
+@pytest.mark.slow
 def test_smoke_trains_two_steps_and_restores(tmp_path):
   from bioface_jax import train_lib
   from train import prnet_task
