@@ -51,6 +51,8 @@ if os.environ.get("BIOFACE_TEST_XLA_CACHE", "1") != "0":
   os.environ["JAX_COMPILATION_CACHE_DIR"] = _XLA_CACHE
   os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
   os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+else:
+  os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)  # Not the user's cache either.
 
 import pathlib  # noqa: E402
 
