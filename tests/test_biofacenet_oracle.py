@@ -8,6 +8,7 @@ import pytest
 from tests.test_biofacenet_recovery import EPS32, _batch, _tiny_config
 
 
+@pytest.mark.slow
 def test_oracle_renders_with_the_true_light_and_camera_and_freezes_the_head(spectra, lut):
   import jax
   from bioface_jax import physics
@@ -54,6 +55,7 @@ def test_oracle_needs_the_true_light_and_camera_and_a_bool(spectra, lut):
     _tiny_config(oracle_light_camera="yes")
 
 
+@pytest.mark.slow
 def test_oracle_two_training_steps_on_the_smoke_config(tmp_path):
   from bioface_jax import train_lib
   from train import biofacenet_task

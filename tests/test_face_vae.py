@@ -88,13 +88,16 @@ def test_losses_by_hand():
   np.testing.assert_allclose(fl.mask_dice(y, p), dice, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_compute_loss_terms_and_bit_exact_composite_background():
   config, params, stats = _tiny(losses=("ssim", "l1", "l2"))
   rng = np.random.default_rng(2)
   x = rng.uniform(0, 1, (4, 16, 16, 3)).astype(np.float32)
   m = (rng.uniform(0, 1, (4, 16, 16)) > 0.5).astype(np.float32)
-  loss, (terms, _, out) = fl.compute_loss(params, stats, {"image": x, "mask": m}, config,
-                                          train=False)
+  # Jitted as in training (one compilation instead of one per operation).
+  compute_loss = jax.jit(fl.compute_loss, static_argnums=3, static_argnames="train")
+  loss, (terms, _, out) = compute_loss(params, stats, {"image": x, "mask": m}, config,
+                                       train=False)
   comp = np.asarray(out["composite"])
   np.testing.assert_array_equal(comp[m == 0], x[m == 0])  # background exactly the input
   np.testing.assert_array_equal(comp[m == 1], np.asarray(out["image_pre"])[m == 1])
@@ -103,7 +106,7 @@ def test_compute_loss_terms_and_bit_exact_composite_background():
   assert set(terms) == {"kl", "bce", "dice", "ssim", "l1", "l2", "total"}
   np.testing.assert_allclose(loss, sum(v for k, v in terms.items() if k != "total"), rtol=1e-6)
   nomask, p2, s2 = _tiny(mask_branch=False, losses=("l2",))
-  _, (terms, _, out) = fl.compute_loss(p2, s2, {"image": x, "mask": m}, nomask, train=False)
+  _, (terms, _, out) = compute_loss(p2, s2, {"image": x, "mask": m}, nomask, train=False)
   assert set(terms) == {"kl", "l2", "total"}
   np.testing.assert_array_equal(out["composite"], out["image_pre"])
 
@@ -144,6 +147,7 @@ def test_bad_input_shapes_name_the_problem():
     fv.FaceVAEConfig.from_mapping({"latent": 3})
 
 
+@pytest.mark.slow
 def test_keras_model_from_the_spec_loads_into_flax_and_agrees():
   """Independent check of the port: the authors' Keras layers (eval.keras_face_vae, written from
   the spec with Keras' own Conv2DTranspose / BatchNormalization) with random weights and

@@ -107,15 +107,21 @@ def test_l2_penalty_counts_kernels_only():
 
 
 def test_bad_inputs_name_the_problem():
+  # The checks look at shapes and dtypes only, so the network runs abstractly (jax.eval_shape:
+  # traced, not compiled); a check placed after the network still has to be reached.
   cfg = _small_cfg()
   with pytest.raises(ValueError, match=r"\(batch, 32, 32, 3\)"):
     prnet.init(jax.random.key(0), (1, 64, 64, 3), cfg)
-  params, stats = prnet.init(jax.random.key(0), (1, 32, 32, 3), cfg)
+  params, stats = jax.eval_shape(lambda: prnet.init(jax.random.key(0), (1, 32, 32, 3), cfg))
+  good = np.zeros((1, 32, 32, 3), np.float32)
+  jax.eval_shape(lambda p, s: prnet.compute_loss(p, s, dict(image=good, posmap=good), cfg),
+                 params, stats)  # Well-formed input passes.
   with pytest.raises(ValueError, match="floating point"):
-    prnet.apply(params, stats, np.zeros((1, 32, 32, 3), np.uint8), cfg)
+    jax.eval_shape(lambda p, s: prnet.apply(p, s, np.zeros((1, 32, 32, 3), np.uint8), cfg),
+                   params, stats)
   with pytest.raises(ValueError, match="posmap"):
-    prnet.compute_loss(params, stats, dict(image=np.zeros((1, 32, 32, 3), np.float32),
-                                           posmap=np.zeros((1, 64, 64, 3))), cfg)
+    jax.eval_shape(lambda p, s: prnet.compute_loss(
+        p, s, dict(image=good, posmap=np.zeros((1, 64, 64, 3))), cfg), params, stats)
   with pytest.raises(ValueError, match="encoder"):
     prnet.PRNetConfig(encoder="vgg")
   with pytest.raises(ValueError, match="input_size"):
@@ -135,6 +141,7 @@ def test_synthetic_truth_follows_prnet_conventions():
   assert abs(pair["pose"][0]) <= 90
 
 
+@pytest.mark.slow
 def test_smoke_trains_two_steps_and_restores(tmp_path):
   from bioface_jax import train_lib
   from train import prnet_task

@@ -39,6 +39,7 @@ def _params_equal(a, b):
   return all(leaves)
 
 
+@pytest.mark.slow
 def test_train_interrupt_resume_restore_and_predict(smoke, tmp_path):
   config, task = smoke
   straight, _ = train_lib.train(task, _steps(config, 4), tmp_path / "straight")
@@ -92,6 +93,7 @@ def _to_f64(tree):
       else x, tree)
 
 
+@pytest.mark.slow
 def test_same_loss_and_gradients_on_1_and_4_devices(smoke):
   """Sharding must not change the function: 1 and 4 devices give the same loss and gradients.
 

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from bioface_jax import train_lib
+from tests.conftest import xla_flags
 from train import biofacenet_task
 from train.configs import biofacenet as configs
 
@@ -63,7 +64,7 @@ def launch(workdir, cache_dir, num_steps, timeout=600):
   procs = []
   for rank in range(NUM_PROCESSES):
     env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu",
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={DEVICES_PER_PROCESS}",
+               XLA_FLAGS=xla_flags(DEVICES_PER_PROCESS),
                JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
                JAX_NUM_PROCESSES=str(NUM_PROCESSES), JAX_PROCESS_ID=str(rank),
                JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo")

@@ -14,6 +14,7 @@ def _params_equal(a, b):
       lambda x, y: np.array_equal(np.asarray(x), np.asarray(y)), a, b)))
 
 
+@pytest.mark.slow
 def test_smoke_train_2_steps_resume_and_restore(tmp_path):
   config = configs.get_config("ssim_l2_mask,smoke")
   config.data.cache_dir = str(tmp_path / "cache")

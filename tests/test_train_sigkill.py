@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from bioface_jax import train_lib
+from tests.conftest import xla_flags
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NUM_STEPS = 120
@@ -29,7 +30,7 @@ NUM_STEPS = 120
 def _start(workdir):
   """Starts the run; its stderr goes to WORKDIR.stderr (appended), read by `_tail`."""
   env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu",
-             XLA_FLAGS="--xla_force_host_platform_device_count=1")
+             XLA_FLAGS=xla_flags(1))
   with open(f"{workdir}.stderr", "a") as log:
     return subprocess.Popen([sys.executable, "-m", "tests.sigkill_target", str(workdir),
                              str(NUM_STEPS)], cwd=REPO, env=env, stdout=subprocess.DEVNULL,

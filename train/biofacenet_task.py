@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 from typing import Any
 
@@ -35,6 +36,10 @@ from bioface_jax.models import biofacenet
 from bioface_jax.pretrained import systems
 from bioface_jax.train_lib import Task
 from data import nfe, pipeline
+
+# The figure's forward pass, compiled once per model config and batch shape (run eagerly, every
+# operation would compile on its own: seconds per figure on CPU).
+_apply_eval = jax.jit(functools.partial(biofacenet.apply, train=False), static_argnums=3)
 
 BATCH_KEYS = ("image", "mask", "shading")
 
@@ -204,9 +209,8 @@ class BioFaceNetTask:
     del batch  # Always the same held-out faces, so figures are comparable across steps.
     source = self.holdout_set if len(self.holdout_set) >= 4 else self.train_set
     fixed = _select(source.get(np.arange(min(4, len(source)))))
-    outputs, _ = biofacenet.apply(state["params"], state["batch_stats"],
-                                  jnp.asarray(fixed["image"]), self.model, train=False,
-                                  spectra=self.spectra, lut=self.lut)
+    outputs, _ = _apply_eval(state["params"], state["batch_stats"], jnp.asarray(fixed["image"]),
+                             self.model, spectra=self.spectra, lut=self.lut)
     outputs = jax.tree.map(np.asarray, outputs)
     return figures.decomposition_figure(fixed["image"], outputs, fixed["mask"], rows=4)
 
