@@ -27,6 +27,7 @@ import argparse
 import json
 import pathlib
 import sys
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,11 +39,20 @@ def collect(paths) -> tuple[list[pathlib.Path], int]:
   return cli.expand_inputs(map(str, paths), recursive=True)
 
 
-def photo_jobs(args, log=print) -> tuple[list[tuple[str, np.ndarray, tuple | None]], int]:
-  """(name, RGB image in [0, 1], crop box or None, face box (x, y, w, h) or None) per face to
-  evaluate, and the number of
-  inputs that were missing or could not be read (reported and skipped); photos without a face
-  under ``--crop face`` are skipped with a message."""
+class PhotoJob(NamedTuple):
+  """One face to evaluate: a label, the RGB photo in [0, 1], BioFaceNet's square crop box
+  (left, top, right, bottom; None = the central square) and the face box (x, y, w, h; None
+  when no face was found)."""
+  name: str
+  image: np.ndarray
+  box: tuple | None
+  face: tuple | None
+
+
+def photo_jobs(args, log=print) -> tuple[list[PhotoJob], int]:
+  """A `PhotoJob` per face to evaluate, and the number of inputs that were missing or could
+  not be read (reported and skipped); photos without a face under ``--crop face`` are skipped
+  with a message."""
   from bioface_jax.photo import framing, read  # pylint: disable=g-import-not-at-top
   paths, unreadable = collect(args.photos)
   jobs = []
@@ -68,13 +78,13 @@ def photo_jobs(args, log=print) -> tuple[list[tuple[str, np.ndarray, tuple | Non
     for k, (box, face) in enumerate(zip(boxes, faces)):
       label = "central square" if box is None else (f"face {k + 1}" if len(boxes) > 1 else
                                                     "face")
-      jobs.append((f"{path.name} ({label})", image, box, face))
+      jobs.append(PhotoJob(f"{path.name} ({label})", image, box, face))
   for name in args.examples:
     image = cli.load_example(name).astype(np.float32) / 255.0
     box = predict.EXAMPLES[name]
-    jobs.append((f"{name} (face box)", image, box, face_in_crop(box)))
+    jobs.append(PhotoJob(f"{name} (face box)", image, box, face_in_crop(box)))
     if args.central_crops:
-      jobs.append((f"{name} (central square)", image, None, None))
+      jobs.append(PhotoJob(f"{name} (central square)", image, None, None))
   return jobs, unreadable
 
 
