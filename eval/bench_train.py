@@ -4,8 +4,10 @@ optimiser update), data-parallel over every visible device.
     python -m eval.bench_train [--batch 64] [--size 64] [--steps 5] [--variants authors default]
 
 ``authors`` is the authors' architecture (32..512 filters, FC 512, SGD); ``default`` is the
-reduced-width network of the default config. Input batches are random synthetic arrays already
-on the devices, so the number measures the model and the renderer, not the input pipeline.
+reduced-width network of the default config. Input batches are synthetic faces
+(`data.synth.faces`, with the ground truth of the supervised loss terms when the config uses
+them) placed on the devices before timing, so the number measures the model, the renderer and
+the loss, not the input pipeline.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import jax
 import numpy as np
 
 from bioface_jax import physics
+from bioface_jax.models import biofacenet
 from bioface_jax.train_lib import parallel
+from data.synth import faces as synth_faces
 from train import biofacenet_task
 from train.configs import biofacenet as configs
 
@@ -35,10 +39,11 @@ def measure(variant: str, batch: int, size: int, steps: int, mesh) -> tuple[floa
   spectra = physics.load_spectra()
   task = biofacenet_task.BioFaceNetTask(config, spectra, physics.skin_lut(spectra),
                                         biofacenet_task.model_config(config), None, None)
-  rng = np.random.default_rng(0)
-  host_batch = dict(image=rng.uniform(0, 1, (batch, size, size, 3)).astype(np.float32),
-                    mask=np.ones((batch, size, size), np.float32),
-                    shading=rng.uniform(0, 1, (batch, size, size)).astype(np.float32))
+  faces = synth_faces.generate_faces(batch, size, seed=0)
+  host_batch = dict(image=faces["image"], mask=faces["mask"], shading=faces["diffuse"])
+  if task.model.supervised:  # the default config's truth terms need the synthetic truth
+    host_batch.update({k: faces[k] for k in biofacenet.TRUTH_KEYS})
+  host_batch = {k: np.asarray(v, np.float32) for k, v in host_batch.items()}
   device_batch = parallel.shard_batch(host_batch, mesh)
   rep = parallel.replicated_sharding(mesh)
   state = jax.jit(task.init, out_shardings=rep)(jax.random.key(0), device_batch)
