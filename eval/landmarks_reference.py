@@ -183,14 +183,14 @@ class PRNetRun:
 
   def landmarks(self, image: np.ndarray, face) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(68 x 3 predicted, 68 x 3 mean face, 68 x 3 posed mean face) landmarks in photo pixels
-    for one face box. The posed mean face is PRNet's mean face aligned to the predicted map by
-    a similarity (`face3d.mean_face.regularise`, sigma = inf): the network's pose and size with
-    the mean shape, a regularised read-out of the same prediction."""
+    for one face box. The posed mean face is the ``posed_mean_face`` read-out of the same
+    prediction (`bioface_jax.photo.prnet_face.read_out`): the network's pose and size with the
+    mean shape."""
     from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
-    from bioface_jax.face3d import mean_face  # pylint: disable=g-import-not-at-top
+    from bioface_jax.photo import prnet_face  # pylint: disable=g-import-not-at-top
     t = face3d.face_box_transform(face, self.size)
     pm = self.position_map(image, t)
-    posed = mean_face.regularise(pm, np.inf)
+    posed = prnet_face.read_out(pm, "posed_mean_face")
     lmk = lambda m: face3d.uncrop_points(np.asarray(face3d.landmarks_from_position_map(m)), t)  # noqa: E731
     return lmk(pm), face3d.uncrop_points(self.mean_crop_landmarks, t), lmk(posed)
 
