@@ -73,23 +73,30 @@ def load_models(biofacenet: str | None, face_vae: str | None,
 
 
 def training_world(model) -> tuple[int, str, dict]:
-  """(seed, world, scene switches) of the synthetic data a model was trained on, from its run
-  config (runs without the key used the ``faces`` world)."""
+  """(seed, world, options) of the synthetic data a model was trained on, from its run config
+  (runs without the key used the ``faces`` world). The options are the scene switches
+  (``data.scene``) and, for BioFaceNet, its face options (``data.synth_options``), merged as
+  its task merges them."""
   data = (model.run_config or {}).get("data") or {}
-  return int(data.get("seed", 0)), str(data.get("world", "faces")), dict(data.get("scene") or {})
+  world = str(data.get("world", "faces"))
+  options = dict(data.get("synth_options") or {})
+  if world == "scenes":
+    options.update(dict(data.get("scene") or {}))
+  return int(data.get("seed", 0)), world, options
 
 
 def synthetic_faces(n: int, size: int, seed: int, world: str = "faces",
-                    scene: dict | None = None) -> dict[str, np.ndarray]:
-  """Held-out synthetic BioFaceNet faces of the model's training world: image (N, S, S, 3),
-  mask, melanin, t, weights (faces from `SYNTH_START`, never in a training set)."""
+                    options: dict | None = None) -> dict[str, np.ndarray]:
+  """Held-out synthetic BioFaceNet faces of the model's training world (options as its data
+  set builds them: `data.synth.dataset.world_options`): image (N, S, S, 3), mask, melanin, t,
+  weights (faces from `SYNTH_START`, never in a training set)."""
+  from data.synth import dataset as synth_dataset  # pylint: disable=g-import-not-at-top
+  opts = synth_dataset.world_options(world, size, **(options or {}))
   if world == "scenes":
-    from data.synth import scene as synth_scene  # pylint: disable=g-import-not-at-top
     from data.synth import scene_render  # pylint: disable=g-import-not-at-top
-    options = synth_scene.SceneOptions(framing="face", size=size, **(scene or {}))
-    return scene_render.generate_scenes(n, options, seed, start=SYNTH_START)
+    return scene_render.generate_scenes(n, opts, seed, start=SYNTH_START)
   from data.synth import faces  # pylint: disable=g-import-not-at-top
-  return faces.generate_faces(n, size, seed=seed, start=SYNTH_START)
+  return faces.generate_faces(n, size, seed=seed, start=SYNTH_START, options=opts)
 
 
 def synthetic_scenes(indices: np.ndarray, size: int, seed: int, world: str = "faces",

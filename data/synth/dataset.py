@@ -314,6 +314,32 @@ def _remove_stale_partials(cache: pathlib.Path, name: str) -> None:
       shutil.rmtree(p, ignore_errors=True)
 
 
+def world_options(world: str, size: int, **options):
+  """The generator options of a world: `FaceOptions` (faces) or `scene.SceneOptions` (scenes,
+  framing "face", the scene world's own face defaults) from `FaceOptions` and, for scenes,
+  `SceneOptions` fields (`synthetic_dataset`'s ``**options``).
+
+  Raises:
+    ValueError: an unknown world or option.
+  """
+  face_fields = {f.name for f in dataclasses.fields(synth_faces.FaceOptions)}
+  scene_fields = ({f.name for f in dataclasses.fields(synth_scene.SceneOptions)}
+                  - {"face", "size", "framing"} if world == "scenes" else set())
+  unknown = sorted(set(options) - face_fields - scene_fields)
+  if unknown:
+    raise ValueError(f"unknown synthetic face options {unknown} (world {world!r}); valid: "
+                     f"{sorted(face_fields | scene_fields)}")
+  if world not in WORLDS:
+    raise ValueError(f"world must be one of {WORLDS}, got {world!r}")
+  face_kw = {k: v for k, v in options.items() if k in face_fields}
+  if world == "faces":
+    return synth_faces.FaceOptions(**face_kw)
+  return synth_scene.SceneOptions(  # The scene world's own face defaults, overridden.
+      framing="face", size=size,
+      face=dataclasses.replace(synth_scene.SceneOptions().face, **face_kw),
+      **{k: v for k, v in options.items() if k in scene_fields})
+
+
 def synthetic_dataset(cache_dir: str | os.PathLike | None, n: int, size: int = 64,
                       seed: int = 0, *, holdout_fraction: float = 0.1, shard_size: int = 4096,
                       batch_size: int = 32, workers: int = 0, progress: bool | TextIO = True,
@@ -343,24 +369,9 @@ def synthetic_dataset(cache_dir: str | os.PathLike | None, n: int, size: int = 6
     each has `.directory` and `.truth(indices)` (`generated.GeneratedSubset`s, with the same
     `get` and `truth`, when `lazy` and not cached).
   """
-  face_fields = {f.name for f in dataclasses.fields(synth_faces.FaceOptions)}
-  scene_fields = ({f.name for f in dataclasses.fields(synth_scene.SceneOptions)}
-                  - {"face", "size", "framing"} if world == "scenes" else set())
-  unknown = sorted(set(options) - face_fields - scene_fields)
-  if unknown:
-    raise ValueError(f"unknown synthetic face options {unknown} (world {world!r}); valid: "
-                     f"{sorted(face_fields | scene_fields)}")
-  if world not in WORLDS:
-    raise ValueError(f"world must be one of {WORLDS}, got {world!r}")
+  face_options = world_options(world, size, **options)
   if not 0.0 <= holdout_fraction < 1.0:
     raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
-  face_kw = {k: v for k, v in options.items() if k in face_fields}
-  face_options = synth_faces.FaceOptions(**face_kw)
-  if world == "scenes":  # The scene world's own face defaults, overridden by `options`.
-    face_options = synth_scene.SceneOptions(
-        framing="face", size=size,
-        face=dataclasses.replace(synth_scene.SceneOptions().face, **face_kw),
-        **{k: v for k, v in options.items() if k in scene_fields})
   cache = pathlib.Path(DEFAULT_CACHE if cache_dir is None else cache_dir).expanduser()
   name = cache_name(n, size, seed, face_options, shard_size, world)
   final = cache / name
