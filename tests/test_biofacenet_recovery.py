@@ -69,6 +69,31 @@ def test_supervised_loss_needs_truth_in_the_batch(spectra, lut):
     _tiny_config(truth_weights=(1.0, -1.0, 0.0, 0.0))
 
 
+def test_off_skin_term_matches_numpy_and_needs_no_truth(spectra, lut):
+  import jax
+  from bioface_jax.models import biofacenet
+  batch = _batch(np.random.default_rng(3))
+  batch = {k: batch[k] for k in ("image", "mask", "shading")}  # no ground truth needed
+  w = 0.6
+  off, plain = _tiny_config(off_skin_weight=w), _tiny_config()
+  params, stats = biofacenet.init(jax.random.key(0), batch["image"].shape, off)
+  loss_o, (terms, _, out) = biofacenet.compute_loss(params, stats, batch, spectra, lut, off,
+                                                    train=False)
+  loss_p, (terms_p, _, _) = biofacenet.compute_loss(params, stats, batch, spectra, lut, plain,
+                                                    train=False)
+  assert "off_skin_pigment" not in terms_p
+  o = 1.0 - batch["mask"].astype(np.float64)
+  fm, fb = (np.asarray(out[k], np.float64) for k in ("fmel", "fblood"))
+  ref = 0.5 * ((o * (fm + 1)**2).sum((1, 2)) + (o * (fb + 1)**2).sum((1, 2))) / o.sum((1, 2))
+  # float32 sums of <= 16*16 squared terms of size <= 4: a few hundred eps relative.
+  np.testing.assert_allclose(float(terms["off_skin_pigment"]), ref.mean(), rtol=500 * EPS32)
+  extra = w * ref.mean()
+  np.testing.assert_allclose(float(loss_o), float(loss_p) + extra,
+                             rtol=100 * EPS32 * (1 + float(loss_p) / extra))
+  with pytest.raises(ValueError, match="off_skin_weight"):
+    _tiny_config(off_skin_weight=-1.0)
+
+
 def test_recovery_metrics_match_numpy():
   import jax.numpy as jnp
   from train.biofacenet_task import recovery_metrics

@@ -63,6 +63,13 @@ authors' regime:
   (B, H, W), ``b`` (B, 2), ``weights`` (B, 14) and ``t`` (B,). Why: docs/biofacenet_recovery.md
   measures that the appearance loss alone does not identify the pigments once light and camera
   are unknown; these terms bring in the information that the images lack.
+* ``off_skin_weight`` (default 0 = authors): weight of a term that asks for no pigment off the
+  skin: the mean over the pixels outside the mask of ((fmel + 1)^2 + (fblood + 1)^2) / 2, i.e.
+  the squared distance of both maps from their lowest value (-1, a volume fraction of
+  ~1e-6 of the maximum). The authors' loss looks only inside the mask, so the maps off the skin
+  are free, and a network trained on scenes with hair, eyes and backgrounds spreads pigment
+  over them (on real photos most of the pigment mass lies outside the face). With this term
+  the maps also say where skin is. Needs only the mask, no other ground truth.
 * ``oracle_light_camera`` (default False = authors): a diagnostic, not a model to ship. The
   renderer in `compute_loss` uses the batch's true illuminant (``weights``, ``t``) and camera
   (``b``) instead of the head's, so the network only has to find the pigments, shading and
@@ -121,6 +128,7 @@ class BioFaceNetConfig:
     input_features: network input: "rgb" (authors) or "rgb+logchroma" (deviation; see the
       module docstring and `log_chromaticity`).
     truth_weights: see the module docstring (supervised terms; authors: all 0).
+    off_skin_weight: weight of the no-pigment-off-the-skin term (module docstring; authors: 0).
     oracle_light_camera: render with the batch's true light and camera in `compute_loss`
       (diagnostic, rung c; authors: False); see the module docstring.
     optimizer: "sgd" (authors: SGD + momentum with L2 decay on conv kernels) or "adam".
@@ -159,6 +167,7 @@ class BioFaceNetConfig:
   lr_decay_start: float = 0.0
   lr_final_factor: float = 1.0
   truth_weights: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+  off_skin_weight: float = 0.0
   oracle_light_camera: bool = False
 
   @property
@@ -210,6 +219,10 @@ class BioFaceNetConfig:
       raise ValueError("BioFaceNetConfig.truth_weights needs 4 values >= 0 (melanin, "
                        f"haemoglobin, camera, illuminant), got {self.truth_weights}")
     object.__setattr__(self, "truth_weights", tuple(float(w) for w in self.truth_weights))
+    if not float(self.off_skin_weight) >= 0:
+      raise ValueError(f"BioFaceNetConfig.off_skin_weight must be >= 0, "
+                       f"got {self.off_skin_weight}")
+    object.__setattr__(self, "off_skin_weight", float(self.off_skin_weight))
     if not isinstance(self.oracle_light_camera, (bool, np.bool_)):
       raise ValueError("BioFaceNetConfig.oracle_light_camera must be True or False, "
                        f"got {self.oracle_light_camera!r}")
@@ -421,14 +434,16 @@ def predict(params: Any, batch_stats: Any, image_srgb: jax.Array, config: BioFac
 # `biofacenet.compute_loss` / `biofacenet.optimizer` are the public API.
 from bioface_jax.models.biofacenet_loss import (  # noqa: E402
     appearance_loss, camera_prior_loss, compute_loss, decay_mask,
-    learning_rate_schedule, loss_from_outputs, masked_mse, optimizer, oracle_render,
+    learning_rate_schedule, loss_from_outputs, masked_mse, off_skin_pigment_loss, optimizer,
+    oracle_render,
     scale_by_lr_multiplier, shading_loss, shading_scale, specular_sparsity_loss,
     spectrum_shape_loss, truth_losses)
 
 __all__ = ["APPEARANCE_SCALE", "BioFaceNet", "BioFaceNetConfig", "INPUT_FEATURES", "LR_SCHEDULES",
            "ORACLE_KEYS", "TRUTH_KEYS", "VGG_MEAN", "appearance_loss", "apply",
            "camera_prior_loss", "compute_loss", "decay_mask", "init", "learning_rate_schedule",
-           "log_chromaticity", "loss_from_outputs", "make_model", "masked_mse", "optimizer",
+           "log_chromaticity", "loss_from_outputs", "make_model", "masked_mse",
+           "off_skin_pigment_loss", "optimizer",
            "oracle_render", "predict", "preprocess", "scale_by_lr_multiplier", "scale_outputs",
            "shading_loss", "shading_scale", "specular_sparsity_loss", "spectrum_shape_loss",
            "truth_losses"]

@@ -72,6 +72,16 @@ def masked_mse(pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array
           / jnp.maximum(jnp.sum(mask, axis=(-2, -1)), 1.0))
 
 
+def off_skin_pigment_loss(fmel: jax.Array, fblood: jax.Array, mask: jax.Array) -> jax.Array:
+  """Mean over the pixels outside ``mask`` of ((fmel + 1)^2 + (fblood + 1)^2) / 2, (B,).
+
+  The maps' distance from "no pigment" (network coordinate -1) where there is no skin; 0 for an
+  image that is all skin. See ``off_skin_weight`` in `biofacenet`'s module docstring.
+  """
+  off = 1.0 - mask
+  return 0.5 * (masked_mse(fmel, -1.0, off) + masked_mse(fblood, -1.0, off))
+
+
 def spectrum_shape_loss(e: jax.Array, e_true: jax.Array) -> jax.Array:
   """Mean over bands of (e / mean(e) - e_true / mean(e_true))^2, (B, 33) -> (B,)."""
   norm = lambda x: x / jnp.maximum(jnp.mean(x, axis=-1, keepdims=True), 1e-12)  # noqa: E731
@@ -116,6 +126,10 @@ def loss_from_outputs(outputs: Mapping[str, Any], mask: jax.Array, target_shadin
   w_app, w_cam, w_spec, w_sh = config.loss_weights
   weighted = (w_app * per_image["appearance"] + w_cam * per_image["camera_prior"]
               + w_spec * per_image["specular_sparsity"] + w_sh * per_image["shading"])
+  if config.off_skin_weight:
+    per_image["off_skin_pigment"] = off_skin_pigment_loss(outputs["fmel"], outputs["fblood"],
+                                                          mask)
+    weighted = weighted + config.off_skin_weight * per_image["off_skin_pigment"]
   if config.supervised:
     if truth is None or true_illuminant is None:
       raise ValueError("config.truth_weights is on: the batch must hold the ground truth "

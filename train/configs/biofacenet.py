@@ -143,6 +143,8 @@ def _base() -> ml_collections.ConfigDict:
   # Supervised terms on the synthetic faces' ground truth (melanin, haemoglobin, camera b,
   # illuminant); (0, 0, 0, 0) = the authors' purely self-supervised loss.
   c.model.truth_weights = (0.0, 0.0, 0.0, 0.0)
+  # No pigment off the skin mask (BioFaceNetConfig.off_skin_weight; authors: 0).
+  c.model.off_skin_weight = 0.0
   # "gamma" = authors' x**2.2 input linearisation; "srgb" = the exact curve the synthetic
   # generator encodes with (docs/biofacenet_recovery.md, convention audit).
   c.model.input_decode = "gamma"
