@@ -82,7 +82,12 @@ def test_off_skin_term_matches_numpy_and_needs_no_truth(spectra, lut):
   loss_p, (terms_p, _, _) = biofacenet.compute_loss(params, stats, batch, spectra, lut, plain,
                                                     train=False)
   assert "off_skin_pigment" not in terms_p
-  o = 1.0 - batch["mask"].astype(np.float64)
+  m = batch["mask"].astype(np.float64)
+  # Pixels with no mask pixel within 2 (Chebyshev distance), by brute force.
+  o = np.ones_like(m)
+  for i, j in zip(*np.nonzero(m.any(0))):
+    o[:, max(i - 2, 0):i + 3, max(j - 2, 0):j + 3] *= 1.0 - m[:, i:i + 1, j:j + 1]
+  assert 0 < o.sum() < o.size - m.sum()  # the margin removes pixels, and some remain
   fm, fb = (np.asarray(out[k], np.float64) for k in ("fmel", "fblood"))
   ref = 0.5 * ((o * (fm + 1)**2).sum((1, 2)) + (o * (fb + 1)**2).sum((1, 2))) / o.sum((1, 2))
   # float32 sums of <= 16*16 squared terms of size <= 4: a few hundred eps relative.

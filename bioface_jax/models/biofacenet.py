@@ -64,9 +64,10 @@ authors' regime:
   measures that the appearance loss alone does not identify the pigments once light and camera
   are unknown; these terms bring in the information that the images lack.
 * ``off_skin_weight`` (default 0 = authors): weight of a term that asks for no pigment off the
-  skin: the mean over the pixels outside the mask of ((fmel + 1)^2 + (fblood + 1)^2) / 2, i.e.
-  the squared distance of both maps from their lowest value (-1, a volume fraction of
-  ~1e-6 of the maximum). The authors' loss looks only inside the mask, so the maps off the skin
+  skin: the mean over the pixels more than ``OFF_SKIN_MARGIN`` (2) pixels from the mask of
+  ((fmel + 1)^2 + (fblood + 1)^2) / 2, i.e. the squared distance of both maps from their
+  lowest value (-1, a volume fraction of ~1e-6 of the maximum); the margin leaves the
+  partly-skin pixels at the mask's edges free (`biofacenet_loss.off_skin_region`). The authors' loss looks only inside the mask, so the maps off the skin
   are free, and a network trained on scenes with hair, eyes and backgrounds spreads pigment
   over them (on real photos most of the pigment mass lies outside the face). With this term
   the maps also say where skin is. Needs only the mask, no other ground truth.
@@ -434,7 +435,8 @@ def predict(params: Any, batch_stats: Any, image_srgb: jax.Array, config: BioFac
 # `biofacenet.compute_loss` / `biofacenet.optimizer` are the public API.
 from bioface_jax.models.biofacenet_loss import (  # noqa: E402
     appearance_loss, camera_prior_loss, compute_loss, decay_mask,
-    learning_rate_schedule, loss_from_outputs, masked_mse, off_skin_pigment_loss, optimizer,
+    learning_rate_schedule, loss_from_outputs, masked_mse, off_skin_pigment_loss,
+    off_skin_region, optimizer,
     oracle_render,
     scale_by_lr_multiplier, shading_loss, shading_scale, specular_sparsity_loss,
     spectrum_shape_loss, truth_losses)
@@ -443,7 +445,7 @@ __all__ = ["APPEARANCE_SCALE", "BioFaceNet", "BioFaceNetConfig", "INPUT_FEATURES
            "ORACLE_KEYS", "TRUTH_KEYS", "VGG_MEAN", "appearance_loss", "apply",
            "camera_prior_loss", "compute_loss", "decay_mask", "init", "learning_rate_schedule",
            "log_chromaticity", "loss_from_outputs", "make_model", "masked_mse",
-           "off_skin_pigment_loss", "optimizer",
+           "off_skin_pigment_loss", "off_skin_region", "optimizer",
            "oracle_render", "predict", "preprocess", "scale_by_lr_multiplier", "scale_outputs",
            "shading_loss", "shading_scale", "specular_sparsity_loss", "spectrum_shape_loss",
            "truth_losses"]
