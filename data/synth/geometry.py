@@ -36,6 +36,7 @@ import numpy as np
 from scipy import ndimage
 
 from bioface_jax import assets
+from data.synth import grid_raster
 from data.synth.raster import _rasterise_flat, rasterise_triangles  # noqa: F401 (re-export)
 
 UV_SIZE = 256
@@ -350,8 +351,15 @@ def rasterise(vertices: np.ndarray, template: FaceTemplate, pose: Pose,
   if screen is None:
     screen = project(vertices, template, pose, size)
   tris = template.triangles
-  pix, t, wts = _rasterise_flat(screen, tris, size, size)
-  vid = tris[t]  # (M, 3) vertices of the triangle drawn at each covered pixel.
+  pix, t, wts = _rasterise_flat(screen, tris, size, size,
+                                grid_raster.candidates(screen, template, size, size))
+  # Per-vertex values are needed only at the drawn triangles' vertices and the landmarks.
+  used = np.zeros(len(vertices), bool)
+  used[tris[t]] = True
+  used[template.landmark_vertices] = True
+  at = np.nonzero(used)[0]
+  compact = np.cumsum(used) - 1
+  vid = compact[tris[t]]  # (M, 3) rows of `at` of the triangle drawn at each covered pixel.
 
   def interp(attr):
     return (wts[:, 0:1] * attr[vid[:, 0]] + wts[:, 1:2] * attr[vid[:, 1]]
@@ -362,13 +370,15 @@ def rasterise(vertices: np.ndarray, template: FaceTemplate, pose: Pose,
     out[pix] = values
     return out.reshape((size, size) + values.shape[1:])
 
-  cam_n = grid_normals(screen * np.array([1.0, -1.0, 1.0]), template)  # x right, y up, z to cam
+  # Camera-frame normals (x right, y up, z to camera): `grid_normals` at the used vertices.
+  cam_n = grid_raster.normals_at(screen * np.array([1.0, -1.0, 1.0]), template, at)
   # One gather of all per-vertex attributes: normal (3), depth (1), uv (2).
   extra = [] if attributes is None else [np.asarray(attributes, np.float64)]
   if extra and (extra[0].ndim != 2 or len(extra[0]) != len(vertices)):
     raise ValueError(f"attributes must be (N, C) with N = {len(vertices)}, got "
                      f"{extra[0].shape}")
-  values = interp(np.concatenate([cam_n, screen[:, 2:3], template.uv] + extra, 1))
+  values = interp(np.concatenate([cam_n, screen[at, 2:3], template.uv[at]]
+                                 + [e[at] for e in extra], 1))
   n = values[:, :3]
   # At silhouettes interpolated vertex normals can tilt slightly away from the camera: drop the
   # away-facing component so that every visible normal has n_z >= 0.
@@ -385,7 +395,7 @@ def rasterise(vertices: np.ndarray, template: FaceTemplate, pose: Pose,
   # not clearly in front of it. The tolerance covers point sampling (up to 0.75 px along the
   # local depth slope) plus 5 % of the face height; real occluders (the nose at large yaw) are
   # much closer to the camera than that.
-  ln = cam_n[template.landmark_vertices]
+  ln = cam_n[compact[template.landmark_vertices]]
   slope = np.minimum(np.linalg.norm(ln[:, :2], axis=-1) / np.maximum(ln[:, 2], 1e-6), 4.0)
   tol = 0.75 * slope + 0.05 * pose.scale * size
   visible = inb & mask[rr, cc] & (ln[:, 2] > 0) & (depth[rr, cc] - lmk[:, 2] <= tol)
