@@ -177,6 +177,29 @@ def expand(hit: Hit, keep: np.ndarray) -> Hit:
   return Hit(depth, point, normal, margin)
 
 
+def screen_box(frame: Frame, low, high, size: int | tuple[int, int], pad: float = 2.0
+               ) -> np.ndarray:
+  """(h, w) bool: the pixels whose centres lie within `pad` pixels of the screen bounding box
+  of the model-frame box [low, high] (a bound of any surface inside that box: rays outside it
+  miss the surface by more than `pad` pixels, far beyond rounding)."""
+  h, w = (size, size) if np.isscalar(size) else size
+  low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
+  centre = frame.a @ (0.5 * (low + high)) + frame.t
+  half = np.abs(frame.a) @ (0.5 * (high - low)) + pad
+  cols = (np.arange(w) + 0.5 >= centre[0] - half[0]) & (np.arange(w) + 0.5 <= centre[0] + half[0])
+  rows = (np.arange(h) + 0.5 >= centre[1] - half[1]) & (np.arange(h) + 0.5 <= centre[1] + half[1])
+  return rows[:, None] & cols[None, :]
+
+
+def cast_in(cast, r: Rays, keep: np.ndarray) -> Hit:
+  """`cast(rays)` (a function of image-shaped rays, e.g. `ellipsoid` with its other arguments
+  bound) on the pixels in `keep` only, missed elsewhere: the same hit as casting on every
+  pixel and dropping those outside `keep`, where `keep` holds every pixel the surface can
+  show in (`screen_box`); `cast` must give missed pixels point, normal and margin 0 (the
+  default ``normals=True``)."""
+  return expand(cast(subset(r, keep)), keep)
+
+
 def nearest(*hits: Hit) -> tuple[np.ndarray, Hit]:
   """Per pixel the closest of several hits: (index (h, w) of the winner, -1 = none; merged)."""
   depth = np.stack([h.depth for h in hits])
