@@ -242,6 +242,15 @@ def load_template() -> FaceTemplate:
   return _load_template(str(assets.assets_dir()))
 
 
+@functools.lru_cache(maxsize=4)
+def _warp_basis(template: FaceTemplate) -> np.ndarray:
+  """(N, 5) second-order polynomial basis over UV of `sample_shape`'s warp (template only)."""
+  u = template.uv * 2.0 - 1.0
+  basis = np.stack([u[:, 0], u[:, 1], u[:, 0]**2 - 0.3, u[:, 0] * u[:, 1], u[:, 1]**2 - 0.3], 1)
+  basis.setflags(write=False)
+  return basis
+
+
 def sample_shape(rng: np.random.Generator, template: FaceTemplate,
                  amplitude: float = 0.03) -> np.ndarray:
   """Draws a smoothly deformed copy of the mean face.
@@ -261,9 +270,7 @@ def sample_shape(rng: np.random.Generator, template: FaceTemplate,
   """
   ref = template.ref_size
   v = template.vertices * (1.0 + np.clip(rng.normal(0, [0.04, 0.04, 0.06]), -0.1, 0.1))
-  u = template.uv * 2.0 - 1.0
-  basis = np.stack([u[:, 0], u[:, 1], u[:, 0]**2 - 0.3, u[:, 0] * u[:, 1], u[:, 1]**2 - 0.3], 1)
-  v = v + basis @ rng.normal(0.0, 0.5 * amplitude * ref, (5, 3))
+  v = v + _warp_basis(template) @ rng.normal(0.0, 0.5 * amplitude * ref, (5, 3))
   k = int(rng.integers(3, 8))
   centres = template.uv[rng.integers(0, len(v), k)]
   radius = rng.uniform(0.08, 0.2, k)

@@ -92,8 +92,9 @@ def _finish(z, ok, r: Rays, frame: Frame, grad_fn, margin, normals: bool = True)
     return Hit(np.where(ok, z, -np.inf), p, n, np.where(ok, margin, 0.0))
   p = np.zeros(ok.shape + (3,))
   if ok.any():
-    p[ok] = r.origin[ok] + z[ok][:, None] * r.direction
-    g = grad_fn(p[ok], ok)
+    p_ok = r.origin[ok] + z[ok][:, None] * r.direction
+    p[ok] = p_ok
+    g = grad_fn(p_ok, ok)
     g = g / np.maximum(np.sqrt(np.einsum("...i,...i->...", g, g))[..., None], 1e-12)
     n[ok] = g @ frame.rotation.T
   return Hit(np.where(ok, z, -np.inf), p, n, np.where(ok, margin, 0.0))
@@ -205,8 +206,13 @@ def nearest(*hits: Hit) -> tuple[np.ndarray, Hit]:
   depth = np.stack([h.depth for h in hits])
   idx = np.argmax(depth, 0)
   best = np.take_along_axis(depth, idx[None], 0)[0]
-  pick = lambda attr: np.take_along_axis(  # noqa: E731
-      np.stack([getattr(h, attr) for h in hits]), idx[None, ..., None], 0)[0]
-  margin = np.take_along_axis(np.stack([h.margin for h in hits]), idx[None], 0)[0]
-  hit = Hit(best, pick("point"), pick("normal"), margin)
+
+  def pick(attr):  # Each hit's values on the pixels it wins (a copy of the first elsewhere).
+    values = [getattr(h, attr) for h in hits]
+    out = np.array(values[0], dtype=np.result_type(*values))
+    for i, v in enumerate(values[1:], 1):
+      won = idx == i
+      out[won] = v[won]
+    return out
+  hit = Hit(best, pick("point"), pick("normal"), pick("margin"))
   return np.where(np.isfinite(best), idx, -1), hit
