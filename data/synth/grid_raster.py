@@ -42,10 +42,19 @@ def triangle_ids(template) -> np.ndarray:
   return _triangle_ids(template.blocks.tobytes(), template.blocks.shape)
 
 
-def _on_grid(values: np.ndarray, template, fill: float = 0.0) -> np.ndarray:
-  grid = np.full((UV_SIZE, UV_SIZE), fill)
-  grid[template.rows, template.cols] = values
-  return grid
+@functools.lru_cache(maxsize=4)
+def _flat_index(template) -> np.ndarray:
+  """(N,) index of each vertex's UV pixel in the flattened 256 x 256 grid."""
+  flat = template.rows * UV_SIZE + template.cols
+  flat.setflags(write=False)
+  return flat
+
+
+def _on_grid(values: np.ndarray, template, dtype=np.float64) -> np.ndarray:
+  """(256, 256) grid of per-vertex values (0 elsewhere), by a one-dimensional scatter."""
+  grid = np.zeros(UV_SIZE * UV_SIZE, dtype)
+  grid[_flat_index(template)] = values
+  return grid.reshape(UV_SIZE, UV_SIZE)
 
 
 def candidates(screen: np.ndarray, template, h: int, w: int) -> np.ndarray:
@@ -53,8 +62,9 @@ def candidates(screen: np.ndarray, template, h: int, w: int) -> np.ndarray:
   is not empty (a superset of the triangles that can cover a pixel centre)."""
   boxes = []
   for axis, limit in ((0, w), (1, h)):
-    coord = _on_grid(screen[:, axis], template) - 0.5
-    lo, hi = np.ceil(coord), np.floor(coord)
+    coord = np.clip(_on_grid(screen[:, axis], template) - 0.5, -2.0**20, 2.0**20)
+    # Whole numbers: exact in float32 (|x| < 2^24), which halves the memory traffic below.
+    lo, hi = np.ceil(coord).astype(np.float32), np.floor(coord).astype(np.float32)
     a, b, d, e = (lambda g: (g[:-1, :-1], g[1:, :-1], g[:-1, 1:], g[1:, 1:]))(lo)
     lo_abd = np.maximum(np.minimum(np.minimum(a, b), d), 0)
     lo_dbe = np.maximum(np.minimum(np.minimum(d, b), e), 0)
@@ -77,10 +87,8 @@ def normals_at(vertices: np.ndarray, template, at: np.ndarray) -> np.ndarray:
   r, c = template.rows[at], template.cols[at]
   r0, r1 = max(int(r.min()) - 1, 0), min(int(r.max()) + 2, UV_SIZE)
   c0, c1 = max(int(c.min()) - 1, 0), min(int(c.max()) + 2, UV_SIZE)
-  inside = ((template.rows >= r0) & (template.rows < r1) & (template.cols >= c0)
-            & (template.cols < c1))
-  p = np.zeros((3, r1 - r0, c1 - c0), np.float32)  # Planar: every slice below is contiguous.
-  p[:, template.rows[inside] - r0, template.cols[inside] - c0] = vertices[inside].T
+  # Planar (every slice below is contiguous), cast to float32 as grid_normals' assignment does.
+  p = np.stack([_on_grid(vertices[:, k], template, np.float32)[r0:r1, c0:c1] for k in range(3)])
   a, b, d, e = p[:, :-1, :-1], p[:, 1:, :-1], p[:, :-1, 1:], p[:, 1:, 1:]
 
   def cross(u, w):
