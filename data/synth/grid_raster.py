@@ -1,4 +1,4 @@
-"""Shortcuts of the face rasteriser that use the mesh's UV-grid structure (same results, faster).
+"""Vertex normals and rasteriser shortcuts on the mesh's UV grid (same results, faster).
 
 The mean-face mesh (`geometry.FaceTemplate`) has two triangles per valid 2x2 block of the
 256x256 UV grid, in the order of `geometry.grid_triangles`: block k of ``np.nonzero(blocks)``
@@ -12,7 +12,8 @@ smaller than a pixel and cover no pixel centre:
   per-vertex values (ceil and floor are monotone), so it comes from array slices of the grid
   instead of per-triangle gathers; only triangles whose box holds a pixel centre are passed
   on, and the rasteriser computes everything else as before (identical output).
-* `normals_at`: `geometry.grid_normals` at chosen vertices only (those of the drawn triangles),
+* `grid_normals` (re-exported by `geometry`) computes every vertex normal on the grid;
+  `normals_at`: `grid_normals` at chosen vertices only (those of the drawn triangles),
   with the same float32 operations in the same order (identical up to the sign of zeros).
 """
 
@@ -77,8 +78,40 @@ def candidates(screen: np.ndarray, template, h: int, w: int) -> np.ndarray:
   return triangle_ids(template)[keep]
 
 
+def grid_normals(vertices: np.ndarray, template) -> np.ndarray:
+  """`vertex_normals(vertices, template.triangles)` computed on the UV grid, in float32.
+
+  The same area-weighted sum, but with array slices of the 256x256 position map instead of
+  gathers and scatters over 87k triangles (several times faster; float32 halves the memory
+  traffic and agrees with the float64 mesh normals to ~1e-5).
+
+  Returns:
+    (N, 3) float32 unit normals.
+  """
+  p = np.zeros((3, UV_SIZE, UV_SIZE), np.float32)  # Planar: every slice below is contiguous.
+  p[:, template.rows, template.cols] = vertices.T
+  a, b, d, e = p[:, :-1, :-1], p[:, 1:, :-1], p[:, :-1, 1:], p[:, 1:, 1:]
+
+  def cross(u, w):
+    return np.stack([u[1] * w[2] - u[2] * w[1], u[2] * w[0] - u[0] * w[2],
+                     u[0] * w[1] - u[1] * w[0]])
+
+  blocks = template.blocks.astype(np.float32)
+  n1 = cross(b - a, d - a) * blocks  # Triangle (a, b, d).
+  # Triangles (a, b, d) + (d, b, e) = the quad a -> b -> e -> d, whose doubled vector area is
+  # (e - a) x (d - b).
+  n12 = cross(e - a, d - b) * blocks
+  n = np.zeros_like(p)
+  n[:, :-1, :-1] += n1
+  n[:, 1:, :-1] += n12
+  n[:, :-1, 1:] += n12
+  n[:, 1:, 1:] += n12 - n1
+  n = n[:, template.rows, template.cols].T
+  return n / np.maximum(np.sqrt((n * n).sum(-1, keepdims=True)), 1e-12)
+
+
 def normals_at(vertices: np.ndarray, template, at: np.ndarray) -> np.ndarray:
-  """`geometry.grid_normals(vertices, template)[at]`, computed on the UV rows and columns
+  """`grid_normals(vertices, template)[at]`, computed on the UV rows and columns
   around `at` only, with the same float32 operations in the same order.
 
   Returns:
