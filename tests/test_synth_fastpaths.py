@@ -153,3 +153,25 @@ def test_sh_shading_on_mask_matches_full_image():
           * mask).astype(np.float32)
   np.testing.assert_array_equal(out["diffuse"], diffuse)
   np.testing.assert_array_equal(out["specular"], lobe)
+
+
+def _old_pick(index, values, fill=0.0):
+  stack = np.stack(values)
+  idx = np.clip(index, 0, len(values) - 1)
+  extra = stack.ndim - 3
+  out = np.take_along_axis(stack, idx[None, ..., None] if extra else idx[None], 0)[0]
+  cond = (index >= 0)[..., None] if extra else index >= 0
+  return np.where(cond, out, fill)
+
+
+def test_pick_matches_stacked_gather():
+  rng = np.random.default_rng(4)
+  index = rng.integers(-1, 3, (20, 20))
+  maps = [rng.normal(size=(20, 20)), rng.normal(size=(20, 20)).astype(np.float32),
+          np.full((20, 20), -np.inf)]
+  normals = [rng.normal(size=(20, 20, 3)).astype(np.float32) for _ in range(3)]
+  labels = [np.broadcast_to(np.uint8(i + 1), (20, 20)) for i in range(3)]
+  for values, fill in ((maps, -np.inf), (normals, 0.0), (labels, 0)):
+    new, old = scene._pick(index, values, fill), _old_pick(index, values, fill)
+    assert new.dtype == old.dtype
+    np.testing.assert_array_equal(new, old)

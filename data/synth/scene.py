@@ -40,11 +40,11 @@ SCENE_VERSION = 1
 
 def _pick(index, values, fill=0.0):
   """values[index[p]][p] per pixel from a list of (H, W[, C]) arrays (index -1 -> fill)."""
-  stack = np.stack(values)
-  idx = np.clip(index, 0, len(values) - 1)
-  extra = stack.ndim - 3
-  out = np.take_along_axis(stack, idx[None, ..., None] if extra else idx[None], 0)[0]
-  cond = (index >= 0)[..., None] if extra else index >= 0
+  out = np.array(values[0], dtype=np.result_type(*values))  # Index 0 (and -1, filled below).
+  for i, v in enumerate(values[1:], 1):  # Each array's pixels copied where it is chosen.
+    chosen = index == i
+    out[chosen] = v[chosen]
+  cond = (index >= 0)[..., None] if out.ndim == 3 else index >= 0
   return np.where(cond, out, fill)
 
 
