@@ -1,8 +1,11 @@
 """Per-stage cost of the scene generator (`data.synth.scene_render.SceneGenerator`).
 
     python -m eval.profile_synth [--framing face] [--size 64] [--count 64] [--batch 16]
+        [--light sh|rig] [--camera srgb|chain] [--background textures|photo]
 
-Runs the generator as `eval.bench_synth` does (layout in this process, after a warm-up batch)
+Runs the generator as `eval.bench_synth` does (layout in this process, after a warm-up batch;
+the default world options, as the benchmark; BioFaceNet's `scenes` config uses
+``--light rig --camera chain --background photo``)
 with timers wrapped around the functions each stage calls, and prints milliseconds per scene
 per stage. A stage's time is exclusive: a timed function called inside another (an occluder's
 rasterisation, say) counts for its own stage only. What no timer covers (the glue of
@@ -118,11 +121,16 @@ def main(argv=None) -> int:
   parser.add_argument("--size", type=int, default=64, help="output size (face: rendered at 2x)")
   parser.add_argument("--count", type=int, default=64, help="scenes timed")
   parser.add_argument("--batch", type=int, default=16, help="scenes per render call")
+  parser.add_argument("--light", default="sh", choices=("sh", "rig"))
+  parser.add_argument("--camera", default="srgb", choices=("srgb", "chain"))
+  parser.add_argument("--background", default="textures", choices=("textures", "photo"))
   args = parser.parse_args(argv)
-  options = scene.SceneOptions(framing=args.framing, size=args.size)
+  options = scene.SceneOptions(framing=args.framing, size=args.size, light=args.light,
+                               camera=args.camera, background=args.background)
   load = os.getloadavg()
   per_stage, total = profile(options, args.count, args.batch)
   print(f"profile_synth: {args.framing} {args.size} px (rendered at {options.render_size}), "
+        f"light {args.light}, camera {args.camera}, background {args.background}, "
         f"{args.count} scenes, batch {args.batch}; load {load[0]:.2f} {load[1]:.2f} "
         f"{load[2]:.2f} at start")
   print(f"{'stage':48s} {'ms/scene':>9s} {'share':>6s}")
