@@ -175,3 +175,18 @@ def test_pick_matches_stacked_gather():
     new, old = scene._pick(index, values, fill), _old_pick(index, values, fill)
     assert new.dtype == old.dtype
     np.testing.assert_array_equal(new, old)
+
+
+def test_batches_overlapping_render_equal_render_per_chunk():
+  """`batches` finishes each batch after laying out the next (its render runs meanwhile):
+  the same batches, in order, as rendering each chunk on its own (the last one padded)."""
+  opts = scene.SceneOptions(size=16)
+  gen = scene_render.SceneGenerator(opts, 0, batch_size=2)
+  got = list(gen.batches(range(3)))
+  chunks = [[scene.sample_scene(0, i, opts) for i in c] for c in ((0, 1), (2,))]
+  assert len(got) == 2
+  for out, chunk in zip(got, chunks):
+    want = gen.render(chunk)
+    assert out.keys() == want.keys()
+    for key in want:
+      np.testing.assert_array_equal(out[key], want[key], err_msg=key)

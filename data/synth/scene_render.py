@@ -199,13 +199,21 @@ class SceneGenerator:
 
   def render(self, samples: Sequence[dict]) -> dict[str, np.ndarray]:
     """Renders laid-out scenes (`scene.sample_scene`) into output-size images and truth."""
-    o = self.options
-    n, k, size = len(samples), o.factor, o.size
+    return self._finish(*self._start(samples))
+
+  def _start(self, samples: Sequence[dict]) -> tuple:
+    """Stacks a batch and dispatches its spectral render (JAX runs it asynchronously)."""
     batch = _stack(samples)
-    pad = self.batch_size - n if n < self.batch_size else 0
+    pad = self.batch_size - len(samples) if len(samples) < self.batch_size else 0
     args = [np.concatenate([batch[key], np.repeat(batch[key][-1:], pad, 0)]) if pad
             else batch[key] for key in _RENDER_KEYS]
-    out = {key: np.asarray(v)[:n] for key, v in _render(self.spectra, self.lut, *args).items()}
+    return samples, batch, _render(self.spectra, self.lut, *args)
+
+  def _finish(self, samples: Sequence[dict], batch: dict, rendered: dict) -> dict:
+    """Waits for the render, then runs the camera and reduces the truth to the output size."""
+    o = self.options
+    n, k, size = len(samples), o.factor, o.size
+    out = {key: np.asarray(v)[:n] for key, v in rendered.items()}
     images = []
     for i, s in enumerate(samples):
       noise_rng = np.random.default_rng([self.seed, int(s["index"]), 19])
@@ -262,15 +270,25 @@ class SceneGenerator:
     return res
 
   def batches(self, indices: Iterable[int]) -> Iterator[dict[str, np.ndarray]]:
-    """Yields rendered batches for `indices`, in order."""
-    chunk = []
+    """Yields rendered batches for `indices`, in order.
+
+    Each batch is finished (camera, truth) only after the next one has been laid out, so its
+    spectral render runs beside that layout (the same batches, one batch later)."""
+    chunk, pending = [], None
     for s in self._samples(list(indices)):
       chunk.append(s)
       if len(chunk) == self.batch_size:
-        yield self.render(chunk)
-        chunk = []
+        started = self._start(chunk)
+        if pending is not None:
+          yield self._finish(*pending)
+        pending, chunk = started, []
     if chunk:
-      yield self.render(chunk)
+      started = self._start(chunk)
+      if pending is not None:
+        yield self._finish(*pending)
+      pending = started
+    if pending is not None:
+      yield self._finish(*pending)
 
 
 def prnet_pairs(seed: int, indices: Iterable[int], size: int = 256, batch_size: int = 16,
