@@ -13,9 +13,18 @@ from __future__ import annotations
 import numpy as np
 
 
-def _rasterise_flat(screen: np.ndarray, triangles: np.ndarray, h: int,
-                    w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """`rasterise_triangles` on the drawn pixels only: (flat pixel index, triangle, weights)."""
+def _rasterise_flat(screen: np.ndarray, triangles: np.ndarray, h: int, w: int,
+                    candidates: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """`rasterise_triangles` on the drawn pixels only: (flat pixel index, triangle, weights).
+
+  `candidates`: optional ascending indices of the only triangles to consider (a superset of
+  those whose bounding box holds a pixel centre, e.g. `data.synth.grid_raster.candidates`):
+  the output is the same as without it, computed on fewer triangles.
+  """
+  if candidates is not None:
+    pix, t, wts = _rasterise_flat(screen, triangles[candidates], h, w)
+    return pix, np.asarray(candidates)[t], wts
   cols = [np.ascontiguousarray(triangles[:, k]) for k in range(3)]
   x = [screen[c, 0] for c in cols]
   y = [screen[c, 1] for c in cols]

@@ -101,12 +101,20 @@ def region_weights(template: geometry.FaceTemplate) -> dict[str, np.ndarray]:
   return out
 
 
+@functools.lru_cache(maxsize=16)
+def _bump_basis(cells: int, size: int) -> np.ndarray:
+  """(size, cells) Gaussian bumps of `smooth_noise`, one per cell (computed once)."""
+  g = (np.arange(size) + 0.5) / size
+  c = (np.arange(cells) + 0.5) / cells
+  basis = np.exp(-0.5 * ((g[:, None] - c[None]) * cells) ** 2)
+  basis.setflags(write=False)
+  return basis
+
+
 def smooth_noise(rng: np.random.Generator, cells: int = 6, size: int = UV) -> np.ndarray:
   """Low-frequency noise of unit standard deviation: a random (cells x cells) grid of Gaussian
   bumps, width one cell, summed on a (size, size) map."""
-  g = (np.arange(size) + 0.5) / size
-  c = (np.arange(cells) + 0.5) / cells
-  basis = np.exp(-0.5 * ((g[:, None] - c[None]) * cells) ** 2)  # (size, cells)
+  basis = _bump_basis(cells, size)  # (size, cells)
   noise = basis @ rng.normal(size=(cells, cells)) @ basis.T
   return (noise - noise.mean()) / max(noise.std(), 1e-12)
 

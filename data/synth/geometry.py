@@ -36,6 +36,8 @@ import numpy as np
 from scipy import ndimage
 
 from bioface_jax import assets
+from data.synth import grid_raster
+from data.synth.grid_raster import grid_normals  # noqa: F401 (re-export)
 from data.synth.raster import _rasterise_flat, rasterise_triangles  # noqa: F401 (re-export)
 
 UV_SIZE = 256
@@ -136,38 +138,6 @@ def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
   return n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
 
 
-def grid_normals(vertices: np.ndarray, template: FaceTemplate) -> np.ndarray:
-  """`vertex_normals(vertices, template.triangles)` computed on the UV grid, in float32.
-
-  The same area-weighted sum, but with array slices of the 256x256 position map instead of
-  gathers and scatters over 87k triangles (several times faster; float32 halves the memory
-  traffic and agrees with the float64 mesh normals to ~1e-5).
-
-  Returns:
-    (N, 3) float32 unit normals.
-  """
-  p = np.zeros((3, UV_SIZE, UV_SIZE), np.float32)  # Planar: every slice below is contiguous.
-  p[:, template.rows, template.cols] = vertices.T
-  a, b, d, e = p[:, :-1, :-1], p[:, 1:, :-1], p[:, :-1, 1:], p[:, 1:, 1:]
-
-  def cross(u, w):
-    return np.stack([u[1] * w[2] - u[2] * w[1], u[2] * w[0] - u[0] * w[2],
-                     u[0] * w[1] - u[1] * w[0]])
-
-  blocks = template.blocks.astype(np.float32)
-  n1 = cross(b - a, d - a) * blocks  # Triangle (a, b, d).
-  # Triangles (a, b, d) + (d, b, e) = the quad a -> b -> e -> d, whose doubled vector area is
-  # (e - a) x (d - b).
-  n12 = cross(e - a, d - b) * blocks
-  n = np.zeros_like(p)
-  n[:, :-1, :-1] += n1
-  n[:, 1:, :-1] += n12
-  n[:, :-1, 1:] += n12
-  n[:, 1:, 1:] += n12 - n1
-  n = n[:, template.rows, template.cols].T
-  return n / np.maximum(np.sqrt((n * n).sum(-1, keepdims=True)), 1e-12)
-
-
 def _read(name: str, loader) -> np.ndarray:
   path = assets.asset_path(_PRNET + name)
   try:
@@ -241,6 +211,15 @@ def load_template() -> FaceTemplate:
   return _load_template(str(assets.assets_dir()))
 
 
+@functools.lru_cache(maxsize=4)
+def _warp_basis(template: FaceTemplate) -> np.ndarray:
+  """(N, 5) second-order polynomial basis over UV of `sample_shape`'s warp (template only)."""
+  u = template.uv * 2.0 - 1.0
+  basis = np.stack([u[:, 0], u[:, 1], u[:, 0]**2 - 0.3, u[:, 0] * u[:, 1], u[:, 1]**2 - 0.3], 1)
+  basis.setflags(write=False)
+  return basis
+
+
 def sample_shape(rng: np.random.Generator, template: FaceTemplate,
                  amplitude: float = 0.03) -> np.ndarray:
   """Draws a smoothly deformed copy of the mean face.
@@ -260,9 +239,7 @@ def sample_shape(rng: np.random.Generator, template: FaceTemplate,
   """
   ref = template.ref_size
   v = template.vertices * (1.0 + np.clip(rng.normal(0, [0.04, 0.04, 0.06]), -0.1, 0.1))
-  u = template.uv * 2.0 - 1.0
-  basis = np.stack([u[:, 0], u[:, 1], u[:, 0]**2 - 0.3, u[:, 0] * u[:, 1], u[:, 1]**2 - 0.3], 1)
-  v = v + basis @ rng.normal(0.0, 0.5 * amplitude * ref, (5, 3))
+  v = v + _warp_basis(template) @ rng.normal(0.0, 0.5 * amplitude * ref, (5, 3))
   k = int(rng.integers(3, 8))
   centres = template.uv[rng.integers(0, len(v), k)]
   radius = rng.uniform(0.08, 0.2, k)
@@ -284,6 +261,14 @@ def sample_pose(rng: np.random.Generator, max_yaw: float = 45.0, max_pitch: floa
               float(tx), float(ty))
 
 
+def _box_centre(cam: np.ndarray) -> np.ndarray:
+  """(2,) centre of the (x, y) bounding box of (N, 3) points: ``0.5 (min(0) + max(0))`` of the
+  first two columns, reduced column by column (the same values; NumPy's axis-0 reduction of
+  a narrow strided array is ~10x slower)."""
+  x, y = cam[:, 0], cam[:, 1]
+  return 0.5 * (np.array([x.min(), y.min()]) + np.array([x.max(), y.max()]))
+
+
 def project(vertices: np.ndarray, template: FaceTemplate, pose: Pose, size: int) -> np.ndarray:
   """Poses and projects vertices orthographically into the image.
 
@@ -297,7 +282,7 @@ def project(vertices: np.ndarray, template: FaceTemplate, pose: Pose, size: int)
   if not np.isfinite(cam).all():
     raise ValueError("vertices or pose angles contain non-finite values")
   k = pose.scale * size / template.ref_size
-  centre = 0.5 * (cam[:, :2].min(0) + cam[:, :2].max(0))
+  centre = _box_centre(cam)
   return np.stack([(cam[:, 0] - centre[0]) * k + size * (0.5 + pose.tx),
                    (centre[1] - cam[:, 1]) * k + size * (0.5 + pose.ty),
                    cam[:, 2] * k], -1)
@@ -313,7 +298,7 @@ def screen_transform(vertices: np.ndarray, template: FaceTemplate, pose: Pose,
   rot = pose.rotation()
   cam = np.asarray(vertices, np.float64) @ rot.T
   k = pose.scale * size / template.ref_size
-  centre = 0.5 * (cam[:, :2].min(0) + cam[:, :2].max(0))
+  centre = _box_centre(cam)
   a = k * np.diag([1.0, -1.0, 1.0]) @ rot
   t = np.array([-centre[0] * k + size * (0.5 + pose.tx), centre[1] * k + size * (0.5 + pose.ty),
                 0.0])
@@ -350,8 +335,15 @@ def rasterise(vertices: np.ndarray, template: FaceTemplate, pose: Pose,
   if screen is None:
     screen = project(vertices, template, pose, size)
   tris = template.triangles
-  pix, t, wts = _rasterise_flat(screen, tris, size, size)
-  vid = tris[t]  # (M, 3) vertices of the triangle drawn at each covered pixel.
+  pix, t, wts = _rasterise_flat(screen, tris, size, size,
+                                grid_raster.candidates(screen, template, size, size))
+  # Per-vertex values are needed only at the drawn triangles' vertices and the landmarks.
+  used = np.zeros(len(vertices), bool)
+  used[tris[t]] = True
+  used[template.landmark_vertices] = True
+  at = np.nonzero(used)[0]
+  compact = np.cumsum(used) - 1
+  vid = compact[tris[t]]  # (M, 3) rows of `at` of the triangle drawn at each covered pixel.
 
   def interp(attr):
     return (wts[:, 0:1] * attr[vid[:, 0]] + wts[:, 1:2] * attr[vid[:, 1]]
@@ -362,13 +354,15 @@ def rasterise(vertices: np.ndarray, template: FaceTemplate, pose: Pose,
     out[pix] = values
     return out.reshape((size, size) + values.shape[1:])
 
-  cam_n = grid_normals(screen * np.array([1.0, -1.0, 1.0]), template)  # x right, y up, z to cam
+  # Camera-frame normals (x right, y up, z to camera): `grid_normals` at the used vertices.
+  cam_n = grid_raster.normals_at(screen * np.array([1.0, -1.0, 1.0]), template, at)
   # One gather of all per-vertex attributes: normal (3), depth (1), uv (2).
   extra = [] if attributes is None else [np.asarray(attributes, np.float64)]
   if extra and (extra[0].ndim != 2 or len(extra[0]) != len(vertices)):
     raise ValueError(f"attributes must be (N, C) with N = {len(vertices)}, got "
                      f"{extra[0].shape}")
-  values = interp(np.concatenate([cam_n, screen[:, 2:3], template.uv] + extra, 1))
+  values = interp(np.concatenate([cam_n, screen[at, 2:3], template.uv[at]]
+                                 + [e[at] for e in extra], 1))
   n = values[:, :3]
   # At silhouettes interpolated vertex normals can tilt slightly away from the camera: drop the
   # away-facing component so that every visible normal has n_z >= 0.
@@ -385,7 +379,7 @@ def rasterise(vertices: np.ndarray, template: FaceTemplate, pose: Pose,
   # not clearly in front of it. The tolerance covers point sampling (up to 0.75 px along the
   # local depth slope) plus 5 % of the face height; real occluders (the nose at large yaw) are
   # much closer to the camera than that.
-  ln = cam_n[template.landmark_vertices]
+  ln = cam_n[compact[template.landmark_vertices]]
   slope = np.minimum(np.linalg.norm(ln[:, :2], axis=-1) / np.maximum(ln[:, 2], 1e-6), 4.0)
   tol = 0.75 * slope + 0.05 * pose.scale * size
   visible = inb & mask[rr, cc] & (ln[:, 2] > 0) & (depth[rr, cc] - lmk[:, 2] <= tol)

@@ -108,29 +108,44 @@ def skull_hits(params: HeadParams, head: raycast.Frame, size: int, keep: np.ndar
   """Opaque skin surfaces of the head, cast on the pixels in `keep` (those the face mesh
   leaves free: inside the head the mesh is its skin): `skull` (label SKIN, above the ears'
   lower edge) and `jaw` (the underside of the jaw, label NECK)."""
-  r = raycast.subset(raycast.rays(head, size), keep)
-  skull = raycast.ellipsoid(r, head, SKULL_CENTRE, params.skull_radii)
+  r = raycast.rays(head, size)
+  radii = np.asarray(params.skull_radii, np.float64)
+  jaw_centre, jaw_radii = np.array([0.0, -55.0, -45.0]), radii * [0.73, 0.33, 0.55]
+  # Each quadric is cast only on the pixels of its screen box (the others miss it).
+  skull = raycast.cast_in(lambda q: raycast.ellipsoid(q, head, SKULL_CENTRE, radii), r,
+                          keep & raycast.screen_box(head, SKULL_CENTRE - radii,
+                                                    SKULL_CENTRE + radii, size))
   skull = skull.where(skull.point[..., 1] > -25.0)
-  jaw = raycast.ellipsoid(r, head, [0.0, -55.0, -45.0], params.skull_radii * [0.73, 0.33, 0.55])
+  jaw = raycast.cast_in(lambda q: raycast.ellipsoid(q, head, jaw_centre, jaw_radii), r,
+                        keep & raycast.screen_box(head, jaw_centre - jaw_radii,
+                                                  jaw_centre + jaw_radii, size))
   jaw = jaw.where(jaw.point[..., 1] < -15.0)
-  return {"skull": raycast.expand(skull, keep), "jaw": raycast.expand(jaw, keep)}
+  return {"skull": skull, "jaw": jaw}
 
 
 def body_hits(params: HeadParams, body: raycast.Frame, size: int, keep: np.ndarray
               ) -> tuple[dict[str, raycast.Hit], np.ndarray]:
   """Neck and torso hits in the body frame on the pixels in `keep` (the face mesh wins over
   them), and the torso's skin (neckline) mask."""
-  r = raycast.subset(raycast.rays(body, size), keep)
-  neck = raycast.cylinder_y(r, body, (0.0, 0.0), params.neck_radii,
-                            (params.torso_top - 60.0, 40.0))
+  r = raycast.rays(body, size)
+  neck_radii = np.asarray(params.neck_radii, np.float64)
+  y_range = (params.torso_top - 60.0, 40.0)
+  # Each quadric is cast only on the pixels of its screen box (the others miss it).
+  neck = raycast.cast_in(
+      lambda q: raycast.cylinder_y(q, body, (0.0, 0.0), params.neck_radii, y_range), r,
+      keep & raycast.screen_box(body, [-neck_radii[0], y_range[0], -neck_radii[1]],
+                                [neck_radii[0], y_range[1], neck_radii[1]], size))
   # The torso: a chest whose top slopes from the neck like the trapezius, and two shoulder
   # caps (deltoids and upper arms) lower down at its sides.
   sw, ry, rz = params.torso_radii
   top = params.torso_top
-  parts = [raycast.ellipsoid(r, body, [0.0, top - 1.6 * ry, 8.0], [0.8 * sw, 1.6 * ry, rz])]
+  shapes = [(np.array([0.0, top - 1.6 * ry, 8.0]), np.array([0.8 * sw, 1.6 * ry, rz]))]
   for side in (-1.0, 1.0):
-    parts.append(raycast.ellipsoid(r, body, [side * 0.72 * sw, top - 60.0 - 1.5 * ry, 0.0],
-                                   [0.34 * sw, 1.5 * ry, 0.62 * rz]))
+    shapes.append((np.array([side * 0.72 * sw, top - 60.0 - 1.5 * ry, 0.0]),
+                   np.array([0.34 * sw, 1.5 * ry, 0.62 * rz])))
+  parts = [raycast.cast_in(lambda q, c=c, rad=rad: raycast.ellipsoid(q, body, c, rad), r,
+                           keep & raycast.screen_box(body, c - rad, c + rad, size))
+           for c, rad in shapes]
   _, torso = raycast.nearest(*parts)
   x, y = torso.point[..., 0], torso.point[..., 1]
   ax = np.abs(x) / params.neck_radii[0]
@@ -140,9 +155,8 @@ def body_hits(params: HeadParams, body: raycast.Frame, size: int, keep: np.ndarr
           "scoop": params.torso_top - depth * np.sqrt(np.clip(1 - (ax / 2.2) ** 2, 0, 1)),
           "collar": params.torso_top - 0.6 * depth + 0.6 * depth * np.clip(ax / 1.3, 0, 1),
           "high": params.torso_top + 30 + 0 * ax}[params.neckline]
-  skin = np.zeros(keep.shape, bool)
-  skin[keep] = torso.mask & (y > line)
-  return {"neck": raycast.expand(neck, keep), "torso": raycast.expand(torso, keep)}, skin
+  skin = torso.mask & (y > line)
+  return {"neck": neck, "torso": torso}, skin
 
 
 def cloth_albedo(rng: np.random.Generator, params: HeadParams, hit: raycast.Hit) -> np.ndarray:
@@ -210,12 +224,25 @@ def hair_layer(rng: np.random.Generator, params: HeadParams, head: raycast.Frame
     radii = radii * [1.05, 1.0, 1.0]
   centre = SKULL_CENTRE + [0, 2 + 0.2 * params.hair_thickness, -0.1 * params.hair_thickness]
   long_hair = params.style == "long"
-  bound = raycast.ellipsoid_mask(full, centre, radii * 1.12)
+  # Each bound is evaluated only on the pixels of its screen box (the others are outside it).
+  bound = np.zeros((size, size), bool)
+
+  def add_bound(test, low, high):
+    box = raycast.screen_box(head, low, high, size)
+    bound[box] |= test(raycast.subset(full, box))
+
+  grown = radii * 1.12
+  add_bound(lambda q: raycast.ellipsoid_mask(q, centre, grown), centre - grown, centre + grown)
   if long_hair:
-    bound |= raycast.cylinder_y(full, head, (centre[0], centre[2]), radii[[0, 2]] * 1.12,
-                                (params.hair_length - 40.0, centre[1])).mask
+    y_range = (params.hair_length - 40.0, centre[1])
+    add_bound(lambda q: raycast.cylinder_y(q, head, (centre[0], centre[2]), grown[[0, 2]],
+                                           y_range).mask,
+              [centre[0] - grown[0], y_range[0], centre[2] - grown[2]],
+              [centre[0] + grown[0], y_range[1], centre[2] + grown[2]])
   if params.style == "bun":
-    bound |= raycast.ellipsoid_mask(full, SKULL_CENTRE + [0, 110, -60], [45, 40, 45])
+    bun_centre, bun_radii = SKULL_CENTRE + [0, 110, -60], np.array([45.0, 40.0, 45.0])
+    add_bound(lambda q: raycast.ellipsoid_mask(q, bun_centre, bun_radii),
+              bun_centre - bun_radii, bun_centre + bun_radii)
   if not bound.any():
     return out
   r = raycast.Rays(full.origin[bound], full.direction)

@@ -70,10 +70,14 @@ def shade(rig: dict, normals: np.ndarray, depth: np.ndarray, mask: np.ndarray,
     return lighting.shade(rig, normals, depth, mask, shininess)
   del depth  # The SH light casts no shadows.
   sh = np.asarray(rig["lights"][0]["sh"], np.float32)
-  diffuse = shading_target_numpy(normals, np.tile(sh, (3, 1))) * mask
-  lobe = appearance.blinn_phong(normals, dominant_direction(rig), shininess=shininess) * mask
+  mask = np.asarray(mask, bool)
+  on = np.asarray(normals)[mask][None]  # Shaded on the mask's pixels only: (1, n, 3).
+  diffuse = np.zeros(mask.shape, np.float32)
+  lobe = np.zeros(mask.shape, np.float32)
+  diffuse[mask] = shading_target_numpy(on, np.tile(sh, (3, 1)))[0]
+  lobe[mask] = appearance.blinn_phong(on, dominant_direction(rig), shininess=shininess)[0]
   g = rig["groups"][0]
-  return dict(groups=[dict(diffuse=diffuse.astype(np.float32), specular=lobe.astype(np.float32),
+  return dict(groups=[dict(diffuse=diffuse, specular=lobe,
                            weights=np.asarray(g["weights"], np.float32), t=np.float32(g["t"]))])
 
 

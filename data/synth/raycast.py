@@ -92,8 +92,9 @@ def _finish(z, ok, r: Rays, frame: Frame, grad_fn, margin, normals: bool = True)
     return Hit(np.where(ok, z, -np.inf), p, n, np.where(ok, margin, 0.0))
   p = np.zeros(ok.shape + (3,))
   if ok.any():
-    p[ok] = r.origin[ok] + z[ok][:, None] * r.direction
-    g = grad_fn(p[ok], ok)
+    p_ok = r.origin[ok] + z[ok][:, None] * r.direction
+    p[ok] = p_ok
+    g = grad_fn(p_ok, ok)
     g = g / np.maximum(np.sqrt(np.einsum("...i,...i->...", g, g))[..., None], 1e-12)
     n[ok] = g @ frame.rotation.T
   return Hit(np.where(ok, z, -np.inf), p, n, np.where(ok, margin, 0.0))
@@ -177,13 +178,41 @@ def expand(hit: Hit, keep: np.ndarray) -> Hit:
   return Hit(depth, point, normal, margin)
 
 
+def screen_box(frame: Frame, low, high, size: int | tuple[int, int], pad: float = 2.0
+               ) -> np.ndarray:
+  """(h, w) bool: the pixels whose centres lie within `pad` pixels of the screen bounding box
+  of the model-frame box [low, high] (a bound of any surface inside that box: rays outside it
+  miss the surface by more than `pad` pixels, far beyond rounding)."""
+  h, w = (size, size) if np.isscalar(size) else size
+  low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
+  centre = frame.a @ (0.5 * (low + high)) + frame.t
+  half = np.abs(frame.a) @ (0.5 * (high - low)) + pad
+  cols = (np.arange(w) + 0.5 >= centre[0] - half[0]) & (np.arange(w) + 0.5 <= centre[0] + half[0])
+  rows = (np.arange(h) + 0.5 >= centre[1] - half[1]) & (np.arange(h) + 0.5 <= centre[1] + half[1])
+  return rows[:, None] & cols[None, :]
+
+
+def cast_in(cast, r: Rays, keep: np.ndarray) -> Hit:
+  """`cast(rays)` (a function of image-shaped rays, e.g. `ellipsoid` with its other arguments
+  bound) on the pixels in `keep` only, missed elsewhere: the same hit as casting on every
+  pixel and dropping those outside `keep`, where `keep` holds every pixel the surface can
+  show in (`screen_box`); `cast` must give missed pixels point, normal and margin 0 (the
+  default ``normals=True``)."""
+  return expand(cast(subset(r, keep)), keep)
+
+
 def nearest(*hits: Hit) -> tuple[np.ndarray, Hit]:
   """Per pixel the closest of several hits: (index (h, w) of the winner, -1 = none; merged)."""
   depth = np.stack([h.depth for h in hits])
   idx = np.argmax(depth, 0)
   best = np.take_along_axis(depth, idx[None], 0)[0]
-  pick = lambda attr: np.take_along_axis(  # noqa: E731
-      np.stack([getattr(h, attr) for h in hits]), idx[None, ..., None], 0)[0]
-  margin = np.take_along_axis(np.stack([h.margin for h in hits]), idx[None], 0)[0]
-  hit = Hit(best, pick("point"), pick("normal"), margin)
+
+  def pick(attr):  # Each hit's values on the pixels it wins (a copy of the first elsewhere).
+    values = [getattr(h, attr) for h in hits]
+    out = np.array(values[0], dtype=np.result_type(*values))
+    for i, v in enumerate(values[1:], 1):
+      won = idx == i
+      out[won] = v[won]
+    return out
+  hit = Hit(best, pick("point"), pick("normal"), pick("margin"))
   return np.where(np.isfinite(best), idx, -1), hit

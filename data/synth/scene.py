@@ -40,12 +40,20 @@ SCENE_VERSION = 1
 
 def _pick(index, values, fill=0.0):
   """values[index[p]][p] per pixel from a list of (H, W[, C]) arrays (index -1 -> fill)."""
-  stack = np.stack(values)
-  idx = np.clip(index, 0, len(values) - 1)
-  extra = stack.ndim - 3
-  out = np.take_along_axis(stack, idx[None, ..., None] if extra else idx[None], 0)[0]
-  cond = (index >= 0)[..., None] if extra else index >= 0
+  out = np.array(values[0], dtype=np.result_type(*values))  # Index 0 (and -1, filled below).
+  for i, v in enumerate(values[1:], 1):  # Each array's pixels copied where it is chosen.
+    chosen = index == i
+    out[chosen] = v[chosen]
+  cond = (index >= 0)[..., None] if out.ndim == 3 else index >= 0
   return np.where(cond, out, fill)
+
+
+def _on_pixels(where: np.ndarray, values: np.ndarray, fill: float) -> np.ndarray:
+  """The image ``np.where(where, v, fill)`` of per-pixel values v given only on `where`
+  (`values` = v[where]), in the values' dtype."""
+  out = np.full(where.shape, fill, values.dtype)
+  out[where] = values
+  return out
 
 
 def background(rng: np.random.Generator, options: SceneOptions, size: int) -> np.ndarray:
@@ -167,14 +175,15 @@ def sample_scene(seed: int, index: int, options: SceneOptions = SceneOptions()
     else:
       albedo = np.where(mine[..., None], m[1], albedo)
       spec_strength = np.where(mine, m[2], spec_strength)
-  mottle = rng.uniform(0.005, 0.03) * textures.fbm(rng, geo["uv"][..., 0] * 64,
-                                                   geo["uv"][..., 1] * 64, 2)  # Fine blotches.
-  fmel = np.where(on_face, appearance.sample_uv(maps["fmel_uv"], geo["uv"]) + mottle, base_mel)
-  fblood = np.where(on_face, appearance.sample_uv(maps["fblood_uv"], geo["uv"]), base_blood)
+  face_uv = geo["uv"][on_face]  # UV maps are looked up on the face's pixels only.
+  mottle = rng.uniform(0.005, 0.03) * textures.fbm(rng, face_uv[:, 0] * 64,
+                                                   face_uv[:, 1] * 64, 2)  # Fine blotches.
+  fmel = _on_pixels(on_face, appearance.sample_uv(maps["fmel_uv"], face_uv) + mottle, base_mel)
+  fblood = _on_pixels(on_face, appearance.sample_uv(maps["fblood_uv"], face_uv), base_blood)
   other_skin = skin & ~on_face   # Scalp, jaw, neck, chest: the face's median tone, less red.
   fmel = np.where(other_skin, base_mel + rng.uniform(-0.02, 0.05), fmel)
   fblood = np.where(other_skin, base_blood - rng.uniform(0.0, 0.08), fblood)
-  strength = np.where(on_face, appearance.sample_uv(maps["spec_uv"], geo["uv"]), 0.15)
+  strength = _on_pixels(on_face, appearance.sample_uv(maps["spec_uv"], face_uv), 0.15)
   eye_normal = None
   if o.parts:
     eyes = face_parts.sample_eyes(rng)

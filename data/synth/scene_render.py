@@ -80,21 +80,55 @@ def _blocks(x: np.ndarray, k: int) -> np.ndarray:
   return y.reshape((b, s, s, k * k) + x.shape[3:])
 
 
-def _mean_over(x: np.ndarray, where: np.ndarray, k: int) -> np.ndarray:
+def _footprint_sum(x: np.ndarray, k: int) -> np.ndarray:
+  """``_blocks(x, k).sum(3)``: the sum over each footprint, its sub-pixels added one by one in
+  row-major order as NumPy's reduction of that axis does for k * k < 8 (identical bits); from
+  strided views, without the copy `_blocks` makes."""
+  if k * k >= 8:  # NumPy sums 8 or more in a pairwise order: keep its result.
+    return _blocks(x, k).sum(3)
+  total = x[:, 0::k, 0::k].copy()
+  for i in range(k):
+    for j in range(k):
+      if i or j:
+        total += x[:, i::k, j::k]
+  return total
+
+
+def _footprint_mean(x: np.ndarray, k: int) -> np.ndarray:
+  """``_blocks(x, k).mean(3)`` for float32 x (identical bits; see `_footprint_sum`)."""
+  return _footprint_sum(x, k) / np.float32(k * k)
+
+
+class _Weights:
+  """Sub-pixel weights of a footprint mean over the sub-pixels in `where` (computed once for
+  every map averaged over the same pixels)."""
+
+  def __init__(self, where: np.ndarray, k: int):
+    self.k, self.w = k, where.astype(np.float32)
+    self.count = _footprint_sum(self.w, k)
+
+
+def _mean_over(x: np.ndarray, where: np.ndarray | _Weights, k: int) -> np.ndarray:
   """Footprint mean of x over the sub-pixels in `where` (0 where none)."""
-  w = _blocks(where.astype(np.float32), k)
-  xb = _blocks(x, k)
-  w_ = w.reshape(w.shape + (1,) * (xb.ndim - w.ndim))
-  total = (xb * w_).sum(3)
-  count = w.sum(3).reshape(w.shape[:3] + (1,) * (xb.ndim - w.ndim))
+  weights = where if isinstance(where, _Weights) else _Weights(where, k)
+  extra = (1,) * (x.ndim - 3)
+  total = _footprint_sum(x * weights.w.reshape(weights.w.shape + extra), k)
+  count = weights.count.reshape(weights.count.shape + extra)
   return np.where(count > 0, total / np.maximum(count, 1e-9), 0.0).astype(np.float32)
 
 
 def _mode(labels: np.ndarray, k: int) -> np.ndarray:
   """Most frequent label of each footprint (ties: the earliest sub-pixel)."""
-  lb = _blocks(labels, k)
-  counts = (lb[..., :, None] == lb[..., None, :]).sum(-1)
-  return np.take_along_axis(lb, np.argmax(counts, -1)[..., None], -1)[..., 0]
+  subs = [labels[:, i::k, j::k] for i in range(k) for j in range(k)]  # Row-major sub-pixels.
+  best, best_count = subs[0], None
+  for i, s in enumerate(subs):
+    count = sum((s == t).astype(np.int32) for t in subs)
+    if best_count is None:
+      best_count = count
+    else:  # Strictly more: a tie keeps the earlier sub-pixel (np.argmax's first maximum).
+      more = count > best_count
+      best, best_count = np.where(more, s, best), np.where(more, count, best_count)
+  return best
 
 
 RECORDS = ("camera", "rig")  # Per-scene JSON-able dicts, kept as lists.
@@ -165,13 +199,21 @@ class SceneGenerator:
 
   def render(self, samples: Sequence[dict]) -> dict[str, np.ndarray]:
     """Renders laid-out scenes (`scene.sample_scene`) into output-size images and truth."""
-    o = self.options
-    n, k, size = len(samples), o.factor, o.size
+    return self._finish(*self._start(samples))
+
+  def _start(self, samples: Sequence[dict]) -> tuple:
+    """Stacks a batch and dispatches its spectral render (JAX runs it asynchronously)."""
     batch = _stack(samples)
-    pad = self.batch_size - n if n < self.batch_size else 0
+    pad = self.batch_size - len(samples) if len(samples) < self.batch_size else 0
     args = [np.concatenate([batch[key], np.repeat(batch[key][-1:], pad, 0)]) if pad
             else batch[key] for key in _RENDER_KEYS]
-    out = {key: np.asarray(v)[:n] for key, v in _render(self.spectra, self.lut, *args).items()}
+    return samples, batch, _render(self.spectra, self.lut, *args)
+
+  def _finish(self, samples: Sequence[dict], batch: dict, rendered: dict) -> dict:
+    """Waits for the render, then runs the camera and reduces the truth to the output size."""
+    o = self.options
+    n, k, size = len(samples), o.factor, o.size
+    out = {key: np.asarray(v)[:n] for key, v in rendered.items()}
     images = []
     for i, s in enumerate(samples):
       noise_rng = np.random.default_rng([self.seed, int(s["index"]), 19])
@@ -181,26 +223,29 @@ class SceneGenerator:
     exposure = (out["exposure"] * np.exp2(ev)).astype(np.float32)
     truth = batch["truth"]
     surface = batch["labels"] != L.BACKGROUND
-    skin = _blocks(truth.astype(np.float32), k).mean(3)
+    skin = _footprint_mean(truth.astype(np.float32), k)
     mask = skin >= 1.0
     ex = exposure[:, None, None]
     diffuse = batch["diffuse"].sum(1) * ex
     specular = batch["specular"].sum(1) * ex
     res = dict(index=batch["index"], image=np.stack(images),
-               linear_image=_blocks(out["linear"], k).mean(3) * np.exp2(ev)[:, None, None, None],
+               linear_image=(_footprint_mean(out["linear"], k)
+                             * np.exp2(ev)[:, None, None, None]),
                labels=_mode(batch["labels"], k),
-               vae_mask=_blocks(L.vae_mask(batch["labels"]), k).mean(3),
+               vae_mask=_footprint_mean(L.vae_mask(batch["labels"]), k),
                skin=skin.astype(np.float32), mask=mask, exposure=exposure.astype(np.float32))
+    on_truth = _Weights(truth, k)
     for key, value in (("fmel", batch["fmel"]), ("fblood", batch["fblood"]),
                        ("melanin", out["melanin"]), ("haemoglobin", out["haemoglobin"]),
                        ("diffuse", diffuse), ("specular", specular), ("albedo", out["albedo"])):
       res[key] = np.where(mask[..., None] if value.ndim == 4 else mask,
-                          _mean_over(value, truth, k), 0.0).astype(np.float32)
-    nrm = _mean_over(batch["normals"], surface, k)
+                          _mean_over(value, on_truth, k), 0.0).astype(np.float32)
+    on_surface = _Weights(surface, k)
+    nrm = _mean_over(batch["normals"], on_surface, k)
     res["normals"] = (nrm / np.maximum(np.linalg.norm(nrm, axis=-1, keepdims=True), 1e-9)
                       ).astype(np.float32)
-    res["depth"] = _mean_over(batch["depth"], surface, k) / k
-    res["face"] = _blocks(batch["face"].astype(np.float32), k).mean(3)
+    res["depth"] = _mean_over(batch["depth"], on_surface, k) / k
+    res["face"] = _footprint_mean(batch["face"].astype(np.float32), k)
     res["uv"] = _mean_over(batch["uv"], batch["face"], k)
     centres = (np.arange(size, dtype=np.float32) + 0.5) / size
     res["coord"] = (np.stack(np.broadcast_arrays(centres[None, :], centres[:, None],
@@ -225,15 +270,25 @@ class SceneGenerator:
     return res
 
   def batches(self, indices: Iterable[int]) -> Iterator[dict[str, np.ndarray]]:
-    """Yields rendered batches for `indices`, in order."""
-    chunk = []
+    """Yields rendered batches for `indices`, in order.
+
+    Each batch is finished (camera, truth) only after the next one has been laid out, so its
+    spectral render runs beside that layout (the same batches, one batch later)."""
+    chunk, pending = [], None
     for s in self._samples(list(indices)):
       chunk.append(s)
       if len(chunk) == self.batch_size:
-        yield self.render(chunk)
-        chunk = []
+        started = self._start(chunk)
+        if pending is not None:
+          yield self._finish(*pending)
+        pending, chunk = started, []
     if chunk:
-      yield self.render(chunk)
+      started = self._start(chunk)
+      if pending is not None:
+        yield self._finish(*pending)
+      pending = started
+    if pending is not None:
+      yield self._finish(*pending)
 
 
 def prnet_pairs(seed: int, indices: Iterable[int], size: int = 256, batch_size: int = 16,
