@@ -47,6 +47,9 @@ def define_flags():
   flags.DEFINE_string("hlo", "", "Also write the optimised HLO text here.")
   flags.DEFINE_bool("xla_cpu_options", True, "Compile with "
                     "bioface_jax.xla_options.cpu_compiler_options() (convolutions to Eigen).")
+  flags.DEFINE_bool("huge_pages", True, "Restart with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "
+                    "(bioface_jax.host_memory: huge pages for XLA's per-call buffers; "
+                    "process-wide, so a Keras side gets them too).")
 
 
 _INSTR = re.compile(r"^\s*(?:ROOT )?%([\w.\-]+) = (\S+?)(?:\{[^}]*\})? (\w[\w\-]*)\((.*)$")
@@ -141,10 +144,14 @@ def build(model: str, options: dict):
 
 def main(argv):
   del argv
+  from bioface_jax import host_memory  # pylint: disable=g-import-not-at-top
+  if FLAGS.huge_pages:
+    host_memory.reexec_with_huge_pages()  # returns once the tunable is set
   import jax  # pylint: disable=g-import-not-at-top
   from bioface_jax import xla_options  # pylint: disable=g-import-not-at-top
   options = xla_options.cpu_compiler_options() if FLAGS.xla_cpu_options else {}
-  print(f"compiler options: {options or 'XLA defaults'}")
+  print(f"compiler options: {options or 'XLA defaults'}; GLIBC_TUNABLES: "
+        f"{os.environ.get('GLIBC_TUNABLES', 'unset')}")
   step, args, batch_sizes = build(FLAGS.model, options)
   t0 = time.perf_counter()
   compiled = step.lower(*args).compile()
