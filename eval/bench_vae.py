@@ -16,7 +16,9 @@ The two sides are timed in interleaved rounds (`eval.bench_rounds`: ``--rounds``
 ``--steps`` calls each, the order alternating), and the ratio ours / Keras is the median of the
 per-round ratios. Before timing, the Keras weights are loaded into the Flax pytrees and the
 two inference outputs must agree within 1e-4 (otherwise the benchmark stops). Times depend on
-machine load: the load average is printed before and after.
+machine load: the load average is printed before and after. By default the command restarts
+itself once with glibc's huge-page tunable (`bioface_jax.host_memory`; ``--nohuge_pages``
+keeps 4 KiB pages), which both sides of the comparison then share.
 """
 
 from __future__ import annotations
