@@ -16,7 +16,9 @@ The two sides are timed in interleaved rounds (`eval.bench_rounds`: ``--rounds``
 ``--steps`` calls each, the order alternating), and the ratio ours / Keras is the median of the
 per-round ratios. Before timing, the Keras weights are loaded into the Flax pytrees and the
 two inference outputs must agree within 1e-4 (otherwise the benchmark stops). Times depend on
-machine load: the load average is printed before and after.
+machine load: the load average is printed before and after. By default the command restarts
+itself once with glibc's huge-page tunable (`bioface_jax.host_memory`; ``--nohuge_pages``
+keeps 4 KiB pages), which both sides of the comparison then share.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ def define_flags():
   flags.DEFINE_bool("keras_jit", False, "Also time Keras with jit_compile=True.")
   flags.DEFINE_bool("xla_cpu_options", True, "Compile our steps with "
                     "bioface_jax.xla_options.cpu_compiler_options() (convolutions to Eigen).")
+  flags.DEFINE_bool("huge_pages", True, "Restart with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "
+                    "(bioface_jax.host_memory: huge pages for XLA's per-call buffers; "
+                    "process-wide, so a Keras side gets them too).")
 
 
 def preset_config(preset: str, size: int | None = None):
@@ -164,6 +169,9 @@ def keras_sides(config, batch, infer_batch, jit_compile):
 
 def main(argv):
   del argv
+  from bioface_jax import host_memory  # pylint: disable=g-import-not-at-top
+  if FLAGS.huge_pages:
+    host_memory.reexec_with_huge_pages()  # returns once the tunable is set
   import jax  # pylint: disable=g-import-not-at-top
   try:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -179,7 +187,8 @@ def main(argv):
         flush=True)
   from bioface_jax import xla_options  # pylint: disable=g-import-not-at-top
   options = xla_options.cpu_compiler_options() if FLAGS.xla_cpu_options else {}
-  print(f"JAX compiler options: {options or 'XLA defaults'}")
+  print(f"JAX compiler options: {options or 'XLA defaults'}; GLIBC_TUNABLES (both sides): "
+        f"{os.environ.get('GLIBC_TUNABLES', 'unset')}")
   for preset in FLAGS.presets:
     if preset not in PRESETS:
       raise app.UsageError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")

@@ -22,6 +22,7 @@ import json
 import os
 import pathlib
 import re
+import resource
 import sys
 import tempfile
 import time
@@ -47,6 +48,9 @@ def define_flags():
   flags.DEFINE_string("hlo", "", "Also write the optimised HLO text here.")
   flags.DEFINE_bool("xla_cpu_options", True, "Compile with "
                     "bioface_jax.xla_options.cpu_compiler_options() (convolutions to Eigen).")
+  flags.DEFINE_bool("huge_pages", True, "Restart with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "
+                    "(bioface_jax.host_memory: huge pages for XLA's per-call buffers; "
+                    "process-wide, so a Keras side gets them too).")
 
 
 _INSTR = re.compile(r"^\s*(?:ROOT )?%([\w.\-]+) = (\S+?)(?:\{[^}]*\})? (\w[\w\-]*)\((.*)$")
@@ -141,10 +145,14 @@ def build(model: str, options: dict):
 
 def main(argv):
   del argv
+  from bioface_jax import host_memory  # pylint: disable=g-import-not-at-top
+  if FLAGS.huge_pages:
+    host_memory.reexec_with_huge_pages()  # returns once the tunable is set
   import jax  # pylint: disable=g-import-not-at-top
   from bioface_jax import xla_options  # pylint: disable=g-import-not-at-top
   options = xla_options.cpu_compiler_options() if FLAGS.xla_cpu_options else {}
-  print(f"compiler options: {options or 'XLA defaults'}")
+  print(f"compiler options: {options or 'XLA defaults'}; GLIBC_TUNABLES: "
+        f"{os.environ.get('GLIBC_TUNABLES', 'unset')}")
   step, args, batch_sizes = build(FLAGS.model, options)
   t0 = time.perf_counter()
   compiled = step.lower(*args).compile()
@@ -153,6 +161,15 @@ def main(argv):
   if FLAGS.hlo:
     pathlib.Path(FLAGS.hlo).write_text(compiled.as_text())
   jax.block_until_ready(compiled(*args))
+  usage0 = resource.getrusage(resource.RUSAGE_SELF)
+  t0 = time.perf_counter()
+  jax.block_until_ready(compiled(*args))
+  untraced = time.perf_counter() - t0
+  usage1 = resource.getrusage(resource.RUSAGE_SELF)
+  print(f"one step without the tracer: {untraced * 1e3:.0f} ms wall, "
+        f"{usage1.ru_utime - usage0.ru_utime:.2f} s user, "
+        f"{usage1.ru_stime - usage0.ru_stime:.2f} s kernel CPU, "
+        f"{usage1.ru_minflt - usage0.ru_minflt:,} minor page faults", flush=True)
   with tempfile.TemporaryDirectory() as tmp:
     t0 = time.perf_counter()
     with jax.profiler.trace(tmp, create_perfetto_trace=True):
