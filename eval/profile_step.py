@@ -49,8 +49,7 @@ def define_flags():
   flags.DEFINE_bool("xla_cpu_options", True, "Compile with "
                     "bioface_jax.xla_options.cpu_compiler_options() (convolutions to Eigen).")
   flags.DEFINE_bool("huge_pages", True, "Restart with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "
-                    "(bioface_jax.host_memory: huge pages for XLA's per-call buffers; "
-                    "process-wide, so a Keras side gets them too).")
+                    "(bioface_jax.host_memory: huge pages for XLA's per-call buffers).")
 
 
 _INSTR = re.compile(r"^\s*(?:ROOT )?%([\w.\-]+) = (\S+?)(?:\{[^}]*\})? (\w[\w\-]*)\((.*)$")

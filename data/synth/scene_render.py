@@ -121,7 +121,7 @@ def _mode(labels: np.ndarray, k: int) -> np.ndarray:
   """Most frequent label of each footprint (ties: the earliest sub-pixel)."""
   subs = [labels[:, i::k, j::k] for i in range(k) for j in range(k)]  # Row-major sub-pixels.
   best, best_count = subs[0], None
-  for i, s in enumerate(subs):
+  for s in subs:
     count = sum((s == t).astype(np.int32) for t in subs)
     if best_count is None:
       best_count = count
@@ -274,21 +274,25 @@ class SceneGenerator:
 
     Each batch is finished (camera, truth) only after the next one has been laid out, so its
     spectral render runs beside that layout (the same batches, one batch later)."""
-    chunk, pending = [], None
-    for s in self._samples(list(indices)):
-      chunk.append(s)
-      if len(chunk) == self.batch_size:
-        started = self._start(chunk)
-        if pending is not None:
-          yield self._finish(*pending)
-        pending, chunk = started, []
-    if chunk:
+    pending = None
+    for chunk in self._chunks(indices):
       started = self._start(chunk)
       if pending is not None:
         yield self._finish(*pending)
       pending = started
     if pending is not None:
       yield self._finish(*pending)
+
+  def _chunks(self, indices: Iterable[int]) -> Iterator[list[dict]]:
+    """Laid-out samples of `indices` in lists of `batch_size` (the last one shorter)."""
+    chunk = []
+    for s in self._samples(list(indices)):
+      chunk.append(s)
+      if len(chunk) == self.batch_size:
+        yield chunk
+        chunk = []
+    if chunk:
+      yield chunk
 
 
 def prnet_pairs(seed: int, indices: Iterable[int], size: int = 256, batch_size: int = 16,
