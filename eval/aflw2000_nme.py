@@ -149,11 +149,11 @@ def evaluate_synthetic(workdir: pathlib.Path, num: int, batch: int) -> dict:
   from train import prnet_task  # pylint: disable=g-import-not-at-top
   params, stats, model, config, step = prnet_task.restore_for_inference(workdir)
   d = config.data
-  ctx = bool(d.get("context", False))
+  world = synth_set.world_options(d)
   held = synth_set.synthetic_set(d.cache_dir or None, d.num_eval, d.size, d.eval_seed, stream=None,
-                                 context=ctx)
+                                 **world)
   train = synth_set.synthetic_set(d.cache_dir or None, d.num_train, d.size, d.seed, stream=None,
-                                  context=ctx)
+                                  **world)
   n = len(held) if not num else min(num, len(held))
   predict = _predict_fn(params, stats, model)
   lmk, posed, gt, yaw, dense, base_dense = [], [], [], [], [], []

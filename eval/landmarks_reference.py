@@ -160,7 +160,7 @@ class PRNetRun:
     self._predict = jax.jit(lambda x: prnet.predict(params, stats, x, self.model))
     d = config.data
     train = synth_set.synthetic_set(d.cache_dir or None, d.num_train, d.size, d.seed, stream=None,
-                                    context=bool(d.get("context", False)))
+                                    **synth_set.world_options(d))
     mean_map = train.get(np.arange(min(512, len(train))))["posmap"].mean(0)
     self.mean_crop_landmarks = np.asarray(face3d.landmarks_from_position_map(mean_map))
     self.name = (f"{pathlib.Path(self.workdir).name} ({self.model.encoder} "

@@ -165,3 +165,27 @@ def test_task_reads_300wlp_mixed_with_synthetic(tmp_path):
   batches.close()
   assert batch["image"].shape == (4, 32, 32, 3)
   assert set(np.unique(batch["has_dense"])) <= {0.0, 1.0}
+
+
+def test_task_reads_the_scene_world_and_caches_it_apart(tmp_path):
+  """`config.data.world = "scenes"`: the pairs come from the face-scene world's PRNet framing
+  (`scene_render.prnet_pairs`, same seeds and indices), in their own cache file."""
+  from data.prnet import dataset as synth_set
+  from data.synth import scene_render
+  from train import prnet_task
+  from train.configs import prnet as prnet_configs
+  config = prnet_configs.get_config("smoke")
+  config.data.update(world="scenes", workers=0, cache_dir=str(tmp_path), size=32, num_train=2,
+                     num_eval=2)
+  train, holdout = prnet_task.load_datasets(config, stream=False)
+  assert "prnet_scenes_32_2_0_" in train.path.name and train.path.parent == tmp_path
+  want = next(scene_render.prnet_pairs(0, range(2), size=32, batch_size=2))
+  got = train.get(np.arange(2))
+  np.testing.assert_array_equal(np.round(got["image"] * 255).astype(np.uint8), want["image"])
+  np.testing.assert_array_equal(got["posmap"], want["posmap"])
+  np.testing.assert_array_equal(got["landmarks"], want["landmarks"])
+  assert holdout.path != train.path
+  with pytest.raises(ValueError, match="context"):
+    synth_set.cache_path(tmp_path, 2, 32, 0, context=True, world="scenes")
+  with pytest.raises(ValueError, match="world"):
+    synth_set.cache_path(tmp_path, 2, 32, 0, world="selfies")

@@ -55,7 +55,7 @@ def load_datasets(config: ml_collections.ConfigDict, stream=True):
   d = config.data
   out = None if stream is False else (None if stream is True else stream)
   kw = {} if stream is True else dict(stream=out)
-  kw["context"] = bool(d.get("context", False))
+  kw.update(synth_set.world_options(d))
   holdout = synth_set.synthetic_set(d.cache_dir or None, d.num_eval, d.size, d.eval_seed, **kw)
   if d.source == "synthetic":
     return synth_set.synthetic_set(d.cache_dir or None, d.num_train, d.size, d.seed, **kw), holdout

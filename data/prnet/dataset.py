@@ -1,12 +1,18 @@
 """The cached synthetic PRNet set: one HDF5 file per (size, n, seed), generated on first use.
 
-``<cache>/prnet_synth_<R>_<n>_<seed>_v<version>.h5`` holds ``image`` (n, R, R, 3) uint8,
+``<cache>/prnet_synth_<R>_<n>_<seed>_v<version>[_context|_scenes].h5`` holds ``image`` (n, R, R, 3) uint8,
 ``posmap`` (n, R, R, 3) float32 (gzip, one face per chunk), ``landmarks`` (n, 68, 3),
 ``pose`` (n, 3) (yaw, pitch, roll degrees), ``index``. It is written under a temporary name
 and renamed when complete, so an interrupted generation is redone, never half-used.
 
 `PRNetSynthDataset` follows `data.pipeline.Dataset` (``len``, ``get(sorted indices)``) and
 returns float32 images in [0, 1] plus ``has_dense = 1``.
+
+Two worlds make the pairs: ``faces`` (`data.prnet.synth`: the mean face under random
+expression on a smooth background, optionally with painted head ``context``) and ``scenes``
+(`data.synth.scene_render.prnet_pairs`: the photographic face-scene world shared by every
+system, with its identity and expression space, parts, occluders, light rigs and camera
+chain; `context` does not apply there, the world draws its own head and scene).
 """
 
 from __future__ import annotations
@@ -24,18 +30,44 @@ from data.prnet import synth
 
 DEFAULT_CACHE = pathlib.Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "bioface_jax"
 KEYS = ("image", "posmap", "landmarks", "pose", "index")
+WORLDS = ("faces", "scenes")
 
 
-def cache_path(cache_dir, n: int, size: int, seed: int, context: bool = False) -> pathlib.Path:
+def _check_world(world: str, context: bool) -> None:
+  if world not in WORLDS:
+    raise ValueError(f"PRNet synthetic world must be one of {WORLDS}, got {world!r}")
+  if world == "scenes" and context:
+    raise ValueError("data.context paints head context onto the 'faces' world; the 'scenes' "
+                     "world draws its own head and scene: set context=False")
+
+
+def cache_path(cache_dir, n: int, size: int, seed: int, context: bool = False,
+               world: str = "faces") -> pathlib.Path:
+  _check_world(world, context)
   cache = pathlib.Path(DEFAULT_CACHE if not cache_dir else cache_dir).expanduser()
+  if world == "scenes":
+    from data.synth import scene  # pylint: disable=g-import-not-at-top
+    name = f"prnet_scenes_{size}_{n}_{seed}_v{scene.SCENE_VERSION}.h5"
+    return cache / name
   style = "_context" if context else ""
   return cache / f"prnet_synth_{size}_{n}_{seed}_v{synth.GENERATOR_VERSION}{style}.h5"
 
 
+def _pairs(world: str, seed: int, n: int, size: int, batch_size: int, context: bool,
+           workers: int):
+  if world == "scenes":
+    from data.synth import scene_render  # pylint: disable=g-import-not-at-top
+    return scene_render.prnet_pairs(seed, range(n), size, batch_size=batch_size,
+                                    workers=workers)
+  return synth.generate_pairs(seed, range(n), size, batch_size=batch_size, context=context)
+
+
 def write_synthetic(path: str | os.PathLike, n: int, size: int, seed: int, *,
-                    batch_size: int = 32, stream=sys.stdout, context: bool = False
-                    ) -> pathlib.Path:
-  """Generates faces 0..n-1 of `seed` into `path` (atomically); `context`: see `synth`."""
+                    batch_size: int = 32, stream=sys.stdout, context: bool = False,
+                    world: str = "faces", workers: int = 0) -> pathlib.Path:
+  """Generates faces 0..n-1 of `seed` into `path` (atomically); `context`, `world`: see the
+  module docstring; `workers`: processes laying out scenes (world ``scenes`` only)."""
+  _check_world(world, context)
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.with_name(f".{path.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:6]}")
@@ -43,8 +75,7 @@ def write_synthetic(path: str | os.PathLike, n: int, size: int, seed: int, *,
   try:
     with h5py.File(tmp, "w") as f:
       done = 0
-      for batch in synth.generate_pairs(seed, range(n), size, batch_size=min(batch_size, n),
-                                        context=context):
+      for batch in _pairs(world, seed, n, size, min(batch_size, n), context, workers):
         for key in KEYS:
           v = batch[key]
           if key not in f:
@@ -60,7 +91,7 @@ def write_synthetic(path: str | os.PathLike, n: int, size: int, seed: int, *,
           print(f"\r  {done}/{n} faces ({rate:.1f}/s, ETA {(n - done) / rate:.0f} s)",
                 end="", file=stream, flush=True)
       f.attrs.update(n=n, size=size, seed=seed, version=synth.GENERATOR_VERSION, context=context,
-                     seconds=time.perf_counter() - t0)
+                     world=world, seconds=time.perf_counter() - t0)
     if stream:
       print(file=stream)
     os.replace(tmp, path)
@@ -97,15 +128,28 @@ class PRNetSynthDataset:
 
 
 def synthetic_set(cache_dir, n: int, size: int, seed: int, *, stream=sys.stdout,
-                  context: bool = False) -> PRNetSynthDataset:
-  """Opens (generating on first use) faces 0..n-1 of `seed` at size R (`context`: see `synth`)."""
-  path = cache_path(cache_dir, n, size, seed, context)
+                  context: bool = False, world: str = "faces", workers: int = 0
+                  ) -> PRNetSynthDataset:
+  """Opens (generating on first use) faces 0..n-1 of `seed` at size R (`context`, `world`: see
+  the module docstring)."""
+  path = cache_path(cache_dir, n, size, seed, context, world)
   if not path.exists():
     if stream:
-      print(f"generating {n} synthetic PRNet pairs {size}x{size} (seed {seed}"
-            f"{', with head context' if context else ''}) into {path}", file=stream, flush=True)
-    write_synthetic(path, n, size, seed, stream=stream, context=context)
+      what = {"scenes": ", face-scene world", "faces": ", with head context" if context else ""}
+      print(f"generating {n} synthetic PRNet pairs {size}x{size} (seed {seed}{what[world]}) into "
+            f"{path}", file=stream, flush=True)
+    write_synthetic(path, n, size, seed, stream=stream, context=context, world=world,
+                    workers=workers)
   return PRNetSynthDataset(path)
 
 
-__all__ = ["PRNetSynthDataset", "cache_path", "synthetic_set", "write_synthetic"]
+def world_options(data_config) -> dict:
+  """`synthetic_set` keywords (context, world, workers) from a run's ``config.data``; runs from
+  before the ``world`` field read as the ``faces`` world."""
+  return dict(context=bool(data_config.get("context", False)),
+              world=str(data_config.get("world", "faces")),
+              workers=int(data_config.get("workers", 0)))
+
+
+__all__ = ["PRNetSynthDataset", "WORLDS", "cache_path", "synthetic_set", "world_options",
+           "write_synthetic"]

@@ -302,10 +302,14 @@ def prnet_pairs(seed: int, indices: Iterable[int], size: int = 256, batch_size: 
   with jitter), posmap (B, R, R, 3) and landmarks (B, 68, 3) in PRNet's convention, pose
   (B, 3) yaw / pitch / roll, index (B,). `options`: `scene.SceneOptions` fields."""
   opts = scene.SceneOptions(framing="prnet", size=size, **options)
-  for b in SceneGenerator(opts, seed, batch_size, workers).batches(indices):
-    yield dict(image=np.round(b["image"] * 255).astype(np.uint8), posmap=b["posmap"],
-               landmarks=b["landmarks3d"], pose=b["pose"][:, :3],
-               index=b["index"].astype(np.int64))
+  gen = SceneGenerator(opts, seed, batch_size, workers)
+  try:
+    for b in gen.batches(indices):
+      yield dict(image=np.round(b["image"] * 255).astype(np.uint8), posmap=b["posmap"],
+                 landmarks=b["landmarks3d"], pose=b["pose"][:, :3],
+                 index=b["index"].astype(np.int64))
+  finally:
+    gen.close()  # Stops the worker processes, also when the caller stops early.
 
 
 def photometric_scenes(seed: int, indices: Sequence[int], size: int, framing: str = "portrait",

@@ -31,6 +31,13 @@ Commands run from the repository root; CPU times are on the 2 shared, busy devel
 
     python -m train.prnet --config train/configs/prnet.py:photo_cpu --workdir runs/photo_cpu
 
+* ``scenes_cpu``: ResNet18, R 64, w 0.25, Adam 1e-3, 3,000 steps on 2,048 pairs of the
+  face-scene world (``config.data.world="scenes"``: `data.synth.scene_render.prnet_pairs`, the
+  world BioFaceNet and the face VAE train on, with its identity and expression space, parts,
+  occluders, light rigs and camera chain; held-out pairs from seed 1)::
+
+    python -m train.prnet --config train/configs/prnet.py:scenes_cpu --workdir runs/prnet_scenes
+
 * ``paper``: ResFCN 256 with the paper's optimiser (lr 1e-4 halved every 5 epochs) on 300W-LP
   (``--config.data.dir``). With ``--config.data.bfm_path=.../BFM.mat`` (user-supplied Basel Face
   Model in face3d's layout, ``BFM_UV.mat`` beside it) it trains on dense position maps built
@@ -53,7 +60,7 @@ from __future__ import annotations
 import ml_collections
 
 ENCODERS = ("resfcn", "resnet18", "mobilenet_v2")
-VARIANTS = ("smoke", "paper", "real_landmarks", "photo_cpu") + ENCODERS + tuple(
+VARIANTS = ("smoke", "paper", "real_landmarks", "photo_cpu", "scenes_cpu") + ENCODERS + tuple(
     f"{e}_cpu" for e in ENCODERS)
 GPU_EPOCHS = {"resfcn": 150, "resnet18": 500, "mobilenet_v2": 420}
 GPU_LR = {"resfcn": 1e-4, "resnet18": 1e-4, "mobilenet_v2": 1e-5}
@@ -104,7 +111,10 @@ def _base() -> ml_collections.ConfigDict:
   c.data.bfm_path = ""           # BFM.mat (face3d layout): dense 300W-LP truth; "" = landmarks only
   c.data.bfm_uv_path = ""        # BFM_UV.mat; "" = beside bfm_path
   c.data.cache_dir = ""          # "" = ~/.cache/bioface_jax
-  c.data.context = False         # paint hair, neck, eyes, mouth (data.prnet.context)
+  c.data.world = "faces"         # synthetic pairs: "faces" (data.prnet.synth) or "scenes"
+                                 # (the face-scene world, data.synth.scene_render.prnet_pairs)
+  c.data.workers = 2             # processes laying out scenes (world "scenes") on first use
+  c.data.context = False         # paint hair, neck, eyes, mouth (data.prnet.context; "faces")
   c.data.size = 256
   c.data.num_train = 3584
   c.data.num_eval = 512
@@ -155,6 +165,24 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.checkpoint_every_steps = 200
     c.figure_every_steps = 800
     c.eval_every_steps = 200
+    c.eval_examples = 256
+  elif variant == "scenes_cpu":
+    # The face-scene world shared by every system (issue 18: identity and expression space,
+    # eyes, teeth, hair, occluders, light rigs, camera chain), PRNet's 1.5x landmark-box
+    # framing; ResNet18 at R 64, w 0.25 as the shipped context model, 2,048 scenes, 3,000 steps.
+    c.model.encoder = "resnet18"
+    c.learning_rate = 1e-3
+    c.model.width_multiplier = 0.25
+    c.model.bn_momentum = 0.9
+    c.data.world = "scenes"
+    c.data.size = 64
+    c.data.num_train = 2048
+    c.data.num_eval = 256
+    c.num_train_steps = 3000
+    c.log_every_steps = 50
+    c.checkpoint_every_steps = 500
+    c.figure_every_steps = 1000
+    c.eval_every_steps = 500
     c.eval_examples = 256
   elif variant in ENCODERS:
     c.model.encoder = encoder
