@@ -94,3 +94,26 @@ def test_synthetic_sets_follow_the_models_training_world():
   b, mb = rj.synthetic_scenes(np.arange(2), 32, 0, "faces")
   assert a.shape == b.shape == (2, 32, 32, 3) and ma.shape == (2, 32, 32)
   assert np.abs(a - b).mean() > 0.02  # two different worlds, not the faces world twice
+
+
+def test_vae_rows_score_the_face_and_the_authors_composite():
+  """An output wrong only in the corner squares is perfect over the face ellipse (the SSIM
+  windows there never reach the corners) and not over the whole crop; the composite with a
+  mask of ones is the raw output, with a mask of zeros the input itself."""
+  from types import SimpleNamespace
+  rng = np.random.default_rng(0)
+  x = rng.uniform(0.2, 0.8, (2, 64, 64, 3)).astype(np.float32)
+  corners = rj.vae_regions(64)["corners"]
+  wrong = np.where(corners[None, :, :, None], 1.0 - x, x)
+  for m in (1.0, 0.0):
+    mask = np.full(x.shape[:3], m, np.float32)
+    composite = wrong * mask[..., None] + x * (1 - mask[..., None])
+    model = SimpleNamespace(apply=lambda images, c=composite, k=mask: dict(
+        image=wrong[:len(images)], mask=k[:len(images)], composite=c[:len(images)]))
+    rows, _ = rj.vae_rows(model, x, mean_image=x.mean(0))
+    for row in rows:
+      assert row["ssim"] < 0.95 and abs(row["ssim_face"] - 1.0) < 1e-5
+      assert (abs(row["ssim_composite"] - 1.0) < 1e-5) == (m == 0.0)
+      # A mask of zeros composites the mean image away too: the baseline is perfect.
+      assert (abs(row["ssim_composite_mean_image"] - 1.0) < 1e-5) == (m == 0.0)
+      assert row["ssim_face_mean_image"] < 0.9
