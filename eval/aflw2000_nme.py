@@ -13,6 +13,10 @@ trained on), with exact truth; landmarks are read from the predicted map
 as PRNet does (1.6 x the GT landmark box), predicted, uncropped and scored against
 ``pt3d_68`` with yaw from ``Pose_Para``.
 
+``--heldout faces|context|scenes`` scores every run on the held-out faces of one world (the
+run's size and counts), so a run trained on the face-scene world and one trained on painted
+context faces meet on the same faces; the default, ``own``, uses each run's training world.
+
 Each run also gets a second row, its "posed mean face": the landmarks of PRNet's mean face
 posed on the predicted map by a similarity (`bioface_jax.photo.prnet_face.read_out`, the
 read-out the shipped model recommends).
@@ -54,6 +58,11 @@ def define_flags():
                             "runs or exports): --workdir W1 W2 or --workdir W1 --workdir W2.")
   flags.DEFINE_string("aflw2000", None, "AFLW2000-3D directory (<name>.jpg + <name>.mat); "
                       "default: the held-out synthetic faces.")
+  flags.DEFINE_enum("heldout", "own", HELDOUT,
+                    "Held-out synthetic world: 'own' = each run's training world (its "
+                    "config.data), or one for every run, so runs trained on different worlds "
+                    "are scored on the same faces: 'faces' (data.prnet.synth), 'context' (the "
+                    "same with painted head context), 'scenes' (the face-scene world).")
   flags.DEFINE_integer("num", 0, "Evaluate only the first NUM faces (0 = all).")
   flags.DEFINE_integer("batch", 32, "Prediction batch size.")
   flags.DEFINE_string("out", None, "Also write the markdown table and a .json beside it here.")
@@ -61,6 +70,7 @@ def define_flags():
                     "held-out loss / NME logged during training against cumulative training "
                     "minutes (for equal-wall-time comparisons).")
 
+HELDOUT = ("own", "faces", "context", "scenes")
 PUBLISHED = [
     ("PRNet (paper, AFLW2000-3D, image mean 2D / 3D)", "3.26 / 4.70 (image mean)"),
     ("PRNet 0-30 / 30-60 / 60-90 / mean", "2.75 / 3.51 / 4.61 / 3.62 [unverified]"),
@@ -140,8 +150,23 @@ def _posed_landmarks(position_maps):
       prnet_face.read_out(pm, "posed_mean_face"))) for pm in position_maps])
 
 
-def evaluate_synthetic(workdir: pathlib.Path, num: int, batch: int) -> dict:
-  """Scores of a run and of the two baselines on its held-out synthetic faces."""
+def heldout_world(data_config, heldout: str = "own") -> dict:
+  """`data.prnet.dataset.synthetic_set` world keywords for `heldout` (`HELDOUT`)."""
+  from data.prnet import dataset as synth_set  # pylint: disable=g-import-not-at-top
+  world = synth_set.world_options(data_config)
+  if heldout not in HELDOUT:
+    raise ValueError(f"heldout must be one of {HELDOUT}, got {heldout!r}")
+  if heldout != "own":
+    world.update(world="scenes" if heldout == "scenes" else "faces",
+                 context=heldout == "context")
+  return world
+
+
+def evaluate_synthetic(workdir: pathlib.Path, num: int, batch: int, heldout: str = "own"
+                       ) -> dict:
+  """Scores of a run and of the two baselines on held-out synthetic faces of its own training
+  world, or of the world `heldout` names (the baselines' mean map from that world's training
+  faces)."""
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
@@ -149,7 +174,7 @@ def evaluate_synthetic(workdir: pathlib.Path, num: int, batch: int) -> dict:
   from train import prnet_task  # pylint: disable=g-import-not-at-top
   params, stats, model, config, step = prnet_task.restore_for_inference(workdir)
   d = config.data
-  world = synth_set.world_options(d)
+  world = heldout_world(d, heldout)
   held = synth_set.synthetic_set(d.cache_dir or None, d.num_eval, d.size, d.eval_seed, stream=None,
                                  **world)
   train = synth_set.synthetic_set(d.cache_dir or None, d.num_train, d.size, d.seed, stream=None,
@@ -188,7 +213,9 @@ def evaluate_synthetic(workdir: pathlib.Path, num: int, batch: int) -> dict:
   oracle = _scores(boxed, gt, yaw)
   speed = training_speed(workdir, len(train), int(config.batch_size))
   return dict(workdir=str(workdir), encoder=model.encoder, width=model.width_multiplier,
-              size=model.input_size, step=step, n=int(n), model=result, posed_mean_face=posed,
+              size=model.input_size, step=step, n=int(n), heldout=world["world"] + (
+                  " with context" if world["context"] else ""),
+              model=result, posed_mean_face=posed,
               mean_map=base, mean_map_box=oracle, speed=speed)
 
 
@@ -301,8 +328,10 @@ def main(argv):
     if FLAGS.aflw2000:
       results.append(evaluate_aflw2000(w, FLAGS.aflw2000, FLAGS.num, FLAGS.batch))
     else:
-      results.append(evaluate_synthetic(w, FLAGS.num, FLAGS.batch))
-  name = ("AFLW2000-3D" if FLAGS.aflw2000 else "held-out synthetic faces (seed 1, exact truth)")
+      results.append(evaluate_synthetic(w, FLAGS.num, FLAGS.batch, FLAGS.heldout))
+  worlds = sorted({r.get("heldout", "") for r in results})
+  name = ("AFLW2000-3D" if FLAGS.aflw2000 else
+          f"held-out synthetic faces (seed 1, exact truth; world: {', '.join(worlds)})")
   table = format_table(results, name)
   if FLAGS.curve:
     table += "\n\nLearning curves (held-out faces logged during training):\n\n"

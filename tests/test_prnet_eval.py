@@ -103,3 +103,17 @@ def test_learning_curve_from_metrics_log(tmp_path):
   assert c[0]["minutes"] == pytest.approx((20 + 5) / 60) and c[1]["minutes"] == pytest.approx(35 / 60)
   assert c[1]["nme2d"] == pytest.approx(10.0) and c[1]["loss_px"] == 8.0
   assert "| 30 | 0.6 | 8.00 | 10.00 | 20.00 |" in aflw2000_nme.format_curves([tmp_path])
+
+
+def test_heldout_world_overrides_the_runs_own():
+  import ml_collections
+  from eval import aflw2000_nme
+  d = ml_collections.ConfigDict(dict(context=True, world="faces", workers=2))
+  assert aflw2000_nme.heldout_world(d) == dict(context=True, world="faces", workers=2)
+  assert aflw2000_nme.heldout_world(d, "scenes") == dict(context=False, world="scenes",
+                                                         workers=2)
+  assert aflw2000_nme.heldout_world(d, "faces")["context"] is False
+  old = ml_collections.ConfigDict(dict(size=64))  # A run from before the world field.
+  assert aflw2000_nme.heldout_world(old) == dict(context=False, world="faces", workers=0)
+  with pytest.raises(ValueError, match="heldout"):
+    aflw2000_nme.heldout_world(d, "photos")
