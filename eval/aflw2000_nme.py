@@ -13,6 +13,10 @@ trained on), with exact truth; landmarks are read from the predicted map
 as PRNet does (1.6 x the GT landmark box), predicted, uncropped and scored against
 ``pt3d_68`` with yaw from ``Pose_Para``.
 
+Each map is the average over the crop and its mirror image (`face3d.flip_averaged`, as
+`eval.prnet_predict` runs by default; ``--noflip`` for one pass, the protocol of the tables
+measured before 2026-12-06 15:00).
+
 ``--heldout faces|context|scenes`` scores every run on the held-out faces of one world (the
 run's size and counts), so a run trained on the face-scene world and one trained on painted
 context faces meet on the same faces; the default, ``own``, uses each run's training world.
@@ -64,6 +68,8 @@ def define_flags():
                     "are scored on the same faces: 'faces' (data.prnet.synth), 'context' (the "
                     "same with painted head context), 'scenes' (the face-scene world).")
   flags.DEFINE_integer("num", 0, "Evaluate only the first NUM faces (0 = all).")
+  flags.DEFINE_bool("flip", True, "Average each map with the mirrored map of the mirrored crop "
+                    "(face3d.flip_averaged, as eval.prnet_predict does); --noflip: one pass.")
   flags.DEFINE_integer("batch", 32, "Prediction batch size.")
   flags.DEFINE_string("out", None, "Also write the markdown table and a .json beside it here.")
   flags.DEFINE_bool("curve", False, "Also print each run's learning curve from metrics.jsonl: "
@@ -162,8 +168,18 @@ def heldout_world(data_config, heldout: str = "own") -> dict:
   return world
 
 
-def evaluate_synthetic(workdir: pathlib.Path, num: int, batch: int, heldout: str = "own"
-                       ) -> dict:
+def _maps(predict, x, flip: bool):
+  """Position maps of crops `x`: one pass, or flip-averaged (`face3d.flip_averaged`)."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
+  if flip:
+    return face3d.flip_averaged(lambda y: predict(jnp.asarray(y)), x)
+  return np.asarray(predict(jnp.asarray(x)))
+
+
+def evaluate_synthetic(workdir: pathlib.Path, num: int, batch: int, heldout: str = "own",
+                       flip: bool = True) -> dict:
   """Scores of a run and of the two baselines on held-out synthetic faces of its own training
   world, or of the world `heldout` names (the baselines' mean map from that world's training
   faces)."""
@@ -190,7 +206,7 @@ def evaluate_synthetic(workdir: pathlib.Path, num: int, batch: int, heldout: str
     b = held.get(np.arange(s, min(n, s + batch)))
     k = len(b["image"])
     x = np.concatenate([b["image"], np.zeros((batch - k,) + b["image"].shape[1:], np.float32)])
-    pm = np.asarray(predict(jnp.asarray(x)))[:k]
+    pm = _maps(predict, x, flip)[:k]
     lmk.append(np.asarray(face3d.landmarks_from_position_map(pm)))
     posed.append(_posed_landmarks(pm))
     gt.append(b["landmarks"])
@@ -219,7 +235,8 @@ def evaluate_synthetic(workdir: pathlib.Path, num: int, batch: int, heldout: str
               mean_map=base, mean_map_box=oracle, speed=speed)
 
 
-def evaluate_aflw2000(workdir: pathlib.Path, root: str, num: int, batch: int) -> dict:
+def evaluate_aflw2000(workdir: pathlib.Path, root: str, num: int, batch: int,
+                      flip: bool = True) -> dict:
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
@@ -234,7 +251,7 @@ def evaluate_aflw2000(workdir: pathlib.Path, root: str, num: int, batch: int) ->
     b = ds.get(np.arange(s, min(n, s + batch)))
     k = len(b["image"])
     x = np.concatenate([b["image"], np.zeros((batch - k,) + b["image"].shape[1:], np.float32)])
-    pm = np.asarray(predict(jnp.asarray(x)))[:k]
+    pm = _maps(predict, x, flip)[:k]
     crop_lmk = np.asarray(face3d.landmarks_from_position_map(pm))
     lmk.append(np.stack([face3d.uncrop_points(p, t) for p, t in zip(crop_lmk, b["transform"])]))
     posed.append(np.stack([face3d.uncrop_points(p, t)
@@ -326,12 +343,13 @@ def main(argv):
   for w in workdirs:
     print(f"evaluating {w} ...", file=sys.stderr, flush=True)
     if FLAGS.aflw2000:
-      results.append(evaluate_aflw2000(w, FLAGS.aflw2000, FLAGS.num, FLAGS.batch))
+      results.append(evaluate_aflw2000(w, FLAGS.aflw2000, FLAGS.num, FLAGS.batch, FLAGS.flip))
     else:
-      results.append(evaluate_synthetic(w, FLAGS.num, FLAGS.batch, FLAGS.heldout))
+      results.append(evaluate_synthetic(w, FLAGS.num, FLAGS.batch, FLAGS.heldout, FLAGS.flip))
   worlds = sorted({r.get("heldout", "") for r in results})
   name = ("AFLW2000-3D" if FLAGS.aflw2000 else
           f"held-out synthetic faces (seed 1, exact truth; world: {', '.join(worlds)})")
+  name += ", flip-averaged maps" if FLAGS.flip else ", one pass (--noflip)"
   table = format_table(results, name)
   if FLAGS.curve:
     table += "\n\nLearning curves (held-out faces logged during training):\n\n"

@@ -148,13 +148,13 @@ def fit_yaw(points: np.ndarray, model: np.ndarray | None = None) -> float:
 class PRNetRun:
   """A trained run: landmarks in photo pixels for a face box, and its mean-face baseline."""
 
-  def __init__(self, workdir):
+  def __init__(self, workdir, flip: bool = True):
     import jax  # pylint: disable=g-import-not-at-top
     from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
     from bioface_jax.models import prnet  # pylint: disable=g-import-not-at-top
     from data.prnet import dataset as synth_set  # pylint: disable=g-import-not-at-top
     from train import prnet_task  # pylint: disable=g-import-not-at-top
-    self.workdir = str(workdir)
+    self.workdir, self.flip = str(workdir), bool(flip)
     params, stats, self.model, config, self.step = prnet_task.restore_for_inference(workdir)
     self.size = self.model.input_size
     self._predict = jax.jit(lambda x: prnet.predict(params, stats, x, self.model))
@@ -168,10 +168,13 @@ class PRNetRun:
 
   def position_map(self, image: np.ndarray, t: np.ndarray) -> np.ndarray:
     """(R, R, 3) predicted position map (crop pixels) for the crop `t` (photo -> R x R) of a
-    uint8 photo."""
+    uint8 photo; flip-averaged (`face3d.flip_averaged`) unless the run was made with
+    ``flip=False``."""
     import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
     from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
     crop = face3d.warp_image(image.astype(np.float32) / 255.0, t, self.size).astype(np.float32)
+    if self.flip:
+      return face3d.flip_averaged(lambda x: self._predict(jnp.asarray(x)), crop[None])[0]
     return np.asarray(self._predict(jnp.asarray(crop[None])))[0]
 
   def landmarks_in(self, image: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -287,6 +290,9 @@ def main(argv=None) -> int:
   parser.add_argument("--yaw", choices=("dlib", "run1"), default="dlib",
                       help="bin faces by the yaw fitted to dlib's points (default) or to the "
                            "first run's (dlib's points on a profile are unreliable)")
+  parser.add_argument("--no-flip", dest="flip", action="store_false",
+                      help="one network pass per face instead of the average over the crop and "
+                           "its mirror image (what eval.prnet_predict does by default)")
   args = parser.parse_args(argv)
   if not args.workdir:
     parser.error("give at least one --workdir (a python -m train.prnet run directory)")
@@ -295,12 +301,14 @@ def main(argv=None) -> int:
   try:
     dlib_models()
     photos = load_photos(args.photos or [DEFAULT_PHOTOS], not args.no_examples)
-    runs = [PRNetRun(w) for w in args.workdir]
+    runs = [PRNetRun(w, flip=args.flip) for w in args.workdir]
   except (ReferenceUnavailable, FileNotFoundError, ValueError, KeyError) as error:
     print(f"error: {error}", file=sys.stderr)
     return 1
   out = pathlib.Path(args.out)
   print(CAVEAT)
+  print("PRNet maps: " + ("averaged over each crop and its mirror image (--no-flip: one pass)"
+                          if args.flip else "one network pass per crop (--no-flip)"))
   systems = ([r.name for r in runs] + [f"run{i + 1} posed mean face" for i in range(len(runs))]
              + ["mean face (same box)", "mean face on dlib's box (oracle)"])
   short = ([f"run{i + 1}" for i in range(len(runs))] + [f"posed{i + 1}" for i in range(len(runs))]

@@ -24,7 +24,8 @@ Landmarks and mesh are read from the network's position map (--readout network) 
 mean face posed on it by a similarity (--readout posed_mean_face: the network's pose and size,
 the mean shape). The default is the model's recommendation: posed_mean_face for the shipped
 64-px model, whose pose is better than its shape (2-D NME on real faces against dlib 12.3 %
-vs 17.2 % for its raw map; `bioface_jax.photo.prnet_face`), network otherwise.
+vs 17.2 % for its raw map; `bioface_jax.photo.prnet_face`), network otherwise. The map is the
+average over the crop and its mirror image (`face3d.flip_averaged`; --no-flip for one pass).
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--readout", choices=("network", "posed_mean_face"), default=None,
                       help="read landmarks and mesh from the network's map or from the mean face "
                            "posed on it (default: the model's recommendation)")
+  parser.add_argument("--no-flip", dest="flip", action="store_false",
+                      help="one pass of the network instead of the average over the crop and "
+                           "its mirror image")
   return parser
 
 
@@ -88,7 +92,7 @@ def run_photo(model, args, name: str, source, out: pathlib.Path) -> str:
   photo = cli.read_source(source)
   cli.say_notes(name, photo)
   result = prnet_face.reconstruct(model, photo.pixels, cli.face_box(photo, args, name),
-                                  readout=args.readout)
+                                  readout=args.readout, flip=args.flip)
   paths = write_outputs(result, photo, name, out, model)
   return f"{name}: wrote {', '.join(str(p) for p in paths)}"
 
@@ -103,7 +107,7 @@ def _main(argv) -> int:
   from bioface_jax.photo import prnet_face  # pylint: disable=g-import-not-at-top
   readout = args.readout or prnet_face.default_readout(model)
   print(f"model: {model.path} (step {model.step}, input {model.input_size} px, read-out: "
-        f"{readout})", flush=True)
+        f"{readout}, {'flip-averaged' if args.flip else 'one pass'})", flush=True)
   return cli.run_batch(items, lambda name, source: run_photo(model, args, name, source, out),
                        problems)
 

@@ -49,12 +49,13 @@ def test_posed_mean_face_readout():
                                  apply=lambda x: {"position_map": pm[None].astype(np.float32)})
 
   # A similarity of the mean face is read out as itself (float32 map: ~1e-5 px per coordinate).
-  exact = prnet_face.reconstruct(model(posed, {}), image, readout="posed_mean_face")
-  net = prnet_face.reconstruct(model(posed, {}), image, readout="network")
+  exact = prnet_face.reconstruct(model(posed, {}), image, readout="posed_mean_face", flip=False)
+  net = prnet_face.reconstruct(model(posed, {}), image, readout="network", flip=False)
   np.testing.assert_allclose(exact.landmarks, net.landmarks, atol=1e-3)
   # Noise on the shape is dropped: the landmarks come from the mean shape, not the network's.
-  noisy = prnet_face.reconstruct(model(bumpy, {"readout": "posed_mean_face"}), image)
-  raw = prnet_face.reconstruct(model(bumpy, {}), image)
+  noisy = prnet_face.reconstruct(model(bumpy, {"readout": "posed_mean_face"}), image,
+                                 flip=False)
+  raw = prnet_face.reconstruct(model(bumpy, {}), image, flip=False)
   assert noisy.readout == "posed_mean_face" and raw.readout == "network"
   truth = face3d.uncrop_points(np.asarray(face3d.landmarks_from_position_map(posed)),
                                noisy.transform)
@@ -65,6 +66,37 @@ def test_posed_mean_face_readout():
     prnet_face.reconstruct(model(posed, {}), image, readout="mean")
   with pytest.raises(ValueError, match="meta readout"):
     prnet_face.reconstruct(model(posed, {"readout": "typo"}), image)
+
+
+def test_reconstruct_flip_averages_over_the_mirrored_crop():
+  """`reconstruct(flip=True)` feeds the crop and its mirror image in one batch and averages
+  the maps in the crop's frame: a network that mirrors its map with the image gives its own
+  map back, one that ignores the image gives the mean of its map and the map's mirror."""
+  import types
+  from bioface_jax import face3d
+  from bioface_jax.photo import prnet_face
+  rng = np.random.default_rng(2)
+  pm = rng.uniform(0, 64, (64, 64, 3)).astype(np.float32)
+  image = rng.uniform(0, 1, (80, 96, 3)).astype(np.float32)
+  seen = []
+
+  def equivariant(x):
+    seen.append(np.asarray(x))
+    return {"position_map": np.stack([pm, np.asarray(face3d.mirror_position_map(pm))])}
+
+  net = types.SimpleNamespace(name="prnet", input_size=64, meta={}, apply=equivariant)
+  out = prnet_face.reconstruct(net, image, readout="network")
+  assert out.flip and seen[0].shape == (2, 64, 64, 3)
+  np.testing.assert_array_equal(seen[0][1], seen[0][0][:, ::-1])
+  np.testing.assert_allclose(out.position_map, pm, atol=1e-5)
+  blind = types.SimpleNamespace(name="prnet", input_size=64, meta={},
+                                apply=lambda x: {"position_map": np.stack([pm] * len(x))})
+  both = prnet_face.reconstruct(blind, image, readout="network")
+  one = prnet_face.reconstruct(blind, image, readout="network", flip=False)
+  assert not one.flip
+  np.testing.assert_array_equal(one.position_map, pm)
+  np.testing.assert_allclose(both.position_map,
+                             0.5 * (pm + np.asarray(face3d.mirror_position_map(pm))), atol=1e-5)
 
 
 def test_torch_resfcn_has_the_official_size():
