@@ -387,7 +387,13 @@ def test_prnet_predict_landmarks_in_photo_pixels(photos, models, loaded, tmp_pat
   photo = read.read_photo(photos / "phone.jpg")
   t = framing.prnet_transform((2, 4, 20, 22), model.input_size)
   crop = face3d.warp_image(photo.pixels, t, model.input_size)
-  posmap = model.apply(np.clip(crop, 0, 1).astype(np.float32)[None])["position_map"][0]
+  x = np.clip(crop, 0, 1).astype(np.float32)
+  posmap, mirrored = model.apply(np.stack([x, x[:, ::-1]]))["position_map"]
+  # The command averages with the mirror image's map, taken back by hand here: UV columns
+  # reversed, x -> R - 1 - x.
+  back = np.array(mirrored[:, ::-1])
+  back[..., 0] = model.input_size - 1 - back[..., 0]
+  posmap = 0.5 * (posmap + back)
   np.testing.assert_allclose(np.load(out / "phone_posmap.npy"), posmap, rtol=1e-5, atol=1e-4)
   expected = face3d.uncrop_points(np.asarray(face3d.landmarks_from_position_map(posmap)), t)
   np.testing.assert_allclose(kpt, expected, rtol=1e-5, atol=1e-3)
