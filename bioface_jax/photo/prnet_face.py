@@ -13,9 +13,10 @@ The landmarks and vertices are read from one of two maps (``readout``):
 * ``"posed_mean_face"``: PRNet's mean face aligned to that map by a similarity
   (`face3d.mean_face.regularise` with sigma = inf): the network's pose, position and size with
   the mean shape. For a network whose shape is noisier than its pose this is the better
-  read-out. The shipped 64-px model is such a network. On its 256 held-out synthetic faces the
-  2-D NME is 16.8 % against 20.2 % for the raw map and 24.5 % for the mean face. On 29 real
-  faces, against dlib, it is 12.3 % against 17.2 % and 15.6 % (docs/prnet.md).
+  read-out. The shipped 64-px model (trained on the face-scene world) recommends it: on its
+  256 held-out face scenes the 2-D NME is 12.5 % against 13.6 % for the raw map and 24.8 % for
+  the mean face; on 29 real faces, against dlib, 12.0 % against 12.5 % and 15.8 %
+  (flip-averaged; docs/prnet.md).
 
 The default is the model's own recommendation (``meta["readout"]`` of an export, set for the
 shipped model), else ``"network"``.
