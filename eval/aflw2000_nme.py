@@ -168,22 +168,11 @@ def heldout_world(data_config, heldout: str = "own") -> dict:
   return world
 
 
-def _maps(predict, x, flip: bool):
-  """Position maps of crops `x`: one pass, or flip-averaged (`face3d.flip_averaged`)."""
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
-  if flip:
-    return face3d.flip_averaged(lambda y: predict(jnp.asarray(y)), x)
-  return np.asarray(predict(jnp.asarray(x)))
-
-
 def evaluate_synthetic(workdir: pathlib.Path, num: int, batch: int, heldout: str = "own",
                        flip: bool = True) -> dict:
   """Scores of a run and of the two baselines on held-out synthetic faces of its own training
   world, or of the world `heldout` names (the baselines' mean map from that world's training
   faces)."""
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
   from data.prnet import dataset as synth_set  # pylint: disable=g-import-not-at-top
@@ -206,7 +195,7 @@ def evaluate_synthetic(workdir: pathlib.Path, num: int, batch: int, heldout: str
     b = held.get(np.arange(s, min(n, s + batch)))
     k = len(b["image"])
     x = np.concatenate([b["image"], np.zeros((batch - k,) + b["image"].shape[1:], np.float32)])
-    pm = _maps(predict, x, flip)[:k]
+    pm = face3d.position_maps(predict, x, flip=flip)[:k]
     lmk.append(np.asarray(face3d.landmarks_from_position_map(pm)))
     posed.append(_posed_landmarks(pm))
     gt.append(b["landmarks"])
@@ -237,7 +226,6 @@ def evaluate_synthetic(workdir: pathlib.Path, num: int, batch: int, heldout: str
 
 def evaluate_aflw2000(workdir: pathlib.Path, root: str, num: int, batch: int,
                       flip: bool = True) -> dict:
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
   from data.prnet import readers  # pylint: disable=g-import-not-at-top
@@ -251,7 +239,7 @@ def evaluate_aflw2000(workdir: pathlib.Path, root: str, num: int, batch: int,
     b = ds.get(np.arange(s, min(n, s + batch)))
     k = len(b["image"])
     x = np.concatenate([b["image"], np.zeros((batch - k,) + b["image"].shape[1:], np.float32)])
-    pm = _maps(predict, x, flip)[:k]
+    pm = face3d.position_maps(predict, x, flip=flip)[:k]
     crop_lmk = np.asarray(face3d.landmarks_from_position_map(pm))
     lmk.append(np.stack([face3d.uncrop_points(p, t) for p, t in zip(crop_lmk, b["transform"])]))
     posed.append(np.stack([face3d.uncrop_points(p, t)

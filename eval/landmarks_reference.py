@@ -170,12 +170,9 @@ class PRNetRun:
     """(R, R, 3) predicted position map (crop pixels) for the crop `t` (photo -> R x R) of a
     uint8 photo; flip-averaged (`face3d.flip_averaged`) unless the run was made with
     ``flip=False``."""
-    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
     from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
     crop = face3d.warp_image(image.astype(np.float32) / 255.0, t, self.size).astype(np.float32)
-    if self.flip:
-      return face3d.flip_averaged(lambda x: self._predict(jnp.asarray(x)), crop[None])[0]
-    return np.asarray(self._predict(jnp.asarray(crop[None])))[0]
+    return face3d.position_maps(self._predict, crop[None], flip=self.flip)[0]
 
   def landmarks_in(self, image: np.ndarray, t: np.ndarray) -> np.ndarray:
     """(68, 3) predicted landmarks in photo pixels for the crop `t` (photo -> R x R) of a uint8

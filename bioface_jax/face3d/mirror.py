@@ -63,4 +63,12 @@ def flip_averaged(predict: Callable, crops) -> np.ndarray:
   return 0.5 * (maps[:n] + np.asarray(mirror_position_map(maps[n:]), np.float32))
 
 
-__all__ = ["LANDMARK_MIRROR", "flip_averaged", "mirror_position_map"]
+def position_maps(predict: Callable, crops, *, flip: bool) -> np.ndarray:
+  """``predict(crops)`` as float32 NumPy, flip-averaged (`flip_averaged`) when `flip`: the one
+  switch every PRNet inference path shares."""
+  if flip:
+    return flip_averaged(predict, crops)
+  return np.asarray(predict(np.asarray(crops)), np.float32)
+
+
+__all__ = ["LANDMARK_MIRROR", "flip_averaged", "mirror_position_map", "position_maps"]

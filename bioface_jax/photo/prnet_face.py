@@ -123,11 +123,8 @@ def reconstruct(model, pixels: np.ndarray, face=None, readout: str | None = None
   if pixels.ndim != 3 or pixels.shape[-1] != 3:
     raise ValueError(f"expected an RGB image (H, W, 3), got shape {pixels.shape}")
   image, transform = crop(pixels, face, model.input_size)
-  if flip:
-    position_map = face3d.flip_averaged(lambda x: model.apply(x)["position_map"],
-                                        image[None])[0]
-  else:
-    position_map = np.asarray(model.apply(image[None])["position_map"][0])
+  position_map = face3d.position_maps(lambda x: model.apply(x)["position_map"], image[None],
+                                      flip=flip)[0]
   shape = read_out(position_map, readout)
   landmarks = face3d.uncrop_points(np.asarray(face3d.landmarks_from_position_map(shape)),
                                    transform)

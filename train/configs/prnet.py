@@ -126,6 +126,26 @@ def _base() -> ml_collections.ConfigDict:
   return c
 
 
+def _photo_recipe(c: ml_collections.ConfigDict, *, size: int, steps: int,
+                  checkpoint_every: int, figure_every: int) -> None:
+  """The CPU recipe for real photos shared by ``photo_cpu`` and ``scenes_cpu``: ResNet18,
+  width 0.25, BN momentum 0.9, Adam 1e-3, 2,048 training / 256 held-out faces, evaluation on
+  all 256 at every checkpoint."""
+  c.model.encoder = "resnet18"
+  c.learning_rate = 1e-3
+  c.model.width_multiplier = 0.25
+  c.model.bn_momentum = 0.9
+  c.data.size = size
+  c.data.num_train = 2048
+  c.data.num_eval = 256
+  c.num_train_steps = steps
+  c.log_every_steps = 50
+  c.checkpoint_every_steps = checkpoint_every
+  c.eval_every_steps = checkpoint_every
+  c.figure_every_steps = figure_every
+  c.eval_examples = 256
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """Returns the config of a variant (see the module docstring)."""
   variant = arg or "resfcn"
@@ -155,38 +175,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # 1,600 steps: planned to fit ~45 min on the 2 development cores; NOT RUN YET (the R 64
     # runs with and without context are in docs/prnet.md: neither beats the mean face on
     # near-frontal real faces).
-    c.model.encoder = "resnet18"
-    c.learning_rate = 1e-3
-    c.model.width_multiplier = 0.25
-    c.model.bn_momentum = 0.9
-    c.data.size = 128
+    _photo_recipe(c, size=128, steps=1600, checkpoint_every=200, figure_every=800)
     c.data.context = True
-    c.data.num_train = 2048
-    c.data.num_eval = 256
-    c.num_train_steps = 1600
-    c.log_every_steps = 50
-    c.checkpoint_every_steps = 200
-    c.figure_every_steps = 800
-    c.eval_every_steps = 200
-    c.eval_examples = 256
   elif variant == "scenes_cpu":
     # The face-scene world shared by every system (issue 18: identity and expression space,
     # eyes, teeth, hair, occluders, light rigs, camera chain), PRNet's 1.5x landmark-box
     # framing; ResNet18 at R 64, w 0.25 as the shipped context model, 2,048 scenes, 3,000 steps.
-    c.model.encoder = "resnet18"
-    c.learning_rate = 1e-3
-    c.model.width_multiplier = 0.25
-    c.model.bn_momentum = 0.9
+    _photo_recipe(c, size=64, steps=3000, checkpoint_every=500, figure_every=1000)
     c.data.world = "scenes"
-    c.data.size = 64
-    c.data.num_train = 2048
-    c.data.num_eval = 256
-    c.num_train_steps = 3000
-    c.log_every_steps = 50
-    c.checkpoint_every_steps = 500
-    c.figure_every_steps = 1000
-    c.eval_every_steps = 500
-    c.eval_examples = 256
   elif variant in ENCODERS:
     c.model.encoder = encoder
     c.num_epochs = GPU_EPOCHS[encoder]
