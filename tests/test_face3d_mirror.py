@@ -33,7 +33,8 @@ def test_mirrored_map_holds_the_mirrored_landmarks(size):
   """A map whose x and y are affine in the UV texel (u, v): the landmarks of its mirror are
   the mirrored landmarks of the mirror partners, up to the layout's asymmetry of one texel at
   256 (|du| <= 1: |dx| <= |a|; the bilinear read of an affine map is exact) plus float32
-  rounding of values below 64 (JAX reads in float32: a few ulp of 2^-18)."""
+  rounding: values below 64 (half an ulp 2^-19), two reads (got, want) of at most 8 rounded
+  operations each (the mirror's subtraction, four products and three sums)."""
   f = 256 // size
   a, b, c, d = 0.2, 3.0, 0.25, 5.0  # x = a * u256 + b, y = c * v256 + d
   centres = (np.arange(size) + 0.5) * f - 0.5  # texel centres on the 256 grid
@@ -47,8 +48,9 @@ def test_mirrored_map_holds_the_mirrored_landmarks(size):
   asym_u = np.abs(kpt[0] + kpt[0][face3d.LANDMARK_MIRROR] - 255).max()
   asym_v = np.abs(kpt[1] - kpt[1][face3d.LANDMARK_MIRROR]).max()
   assert asym_u <= 1 and asym_v <= 1  # The asset's symmetry (module docstring).
-  np.testing.assert_allclose(got[:, 0], want[:, 0], atol=a * asym_u + 1e-5)
-  np.testing.assert_allclose(got[:, 1], want[:, 1], atol=c * asym_v + 1e-5)
+  rounding = 16 * 2.0**-19
+  np.testing.assert_allclose(got[:, 0], want[:, 0], atol=a * asym_u + rounding)
+  np.testing.assert_allclose(got[:, 1], want[:, 1], atol=c * asym_v + rounding)
 
 
 def test_flip_average_of_an_equivariant_predictor_is_its_map():
