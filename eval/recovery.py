@@ -39,6 +39,7 @@ from eval.model_io import (OUTPUT_KEYS, RENDER_KEYS, CheckpointNotFoundError,  #
 TRUTH_KEYS = ("fmel", "fblood", "melanin", "haemoglobin", "diffuse", "specular", "albedo",
               "mask", "weights", "t", "b")
 STATS_FACES = 256  # training faces read for the baseline means
+HELDOUT_WORLDS = ("own", "faces", "scenes")  # --heldout: which synthetic world is scored
 # key: (label, convention, baseline).
 QUANTITIES = {
     "melanin": ("Melanin", "RMSE of network coordinates in [-1, 1]",
@@ -76,7 +77,7 @@ QUANTITIES = {
 }
 
 
-def evaluation_sets(config, n: int, cache_dir: str | None = None):
+def evaluation_sets(config, n: int, cache_dir: str | None = None, heldout: str = "own"):
   """(train, held-out, description) synthetic sets with ground truth for a run config.
 
   When the run's synthetic set is not in the cache, only the faces the evaluation reads (the
@@ -88,16 +89,30 @@ def evaluation_sets(config, n: int, cache_dir: str | None = None):
     n: faces wanted (NFE runs: the size of the generated held-out set).
     cache_dir: synthetic-face cache; None = the run's ``data.cache_dir`` (synthetic runs) or
       the default cache.
+    heldout: "own" = the run's own synthetic world; "faces" / "scenes" = that world with the
+      run's size, count, seed and split, so runs trained on different worlds are scored on
+      the same held-out faces (a scenes run on the skin-only faces the default model is
+      judged on, and the other way round).
   """
+  if heldout not in HELDOUT_WORLDS:
+    raise ValueError(f"heldout must be one of {', '.join(HELDOUT_WORLDS)}, got {heldout!r}")
   if config.data.source == "synthetic":
     from train.biofacenet_task import load_datasets  # pylint: disable=g-import-not-at-top
+    config = config.copy_and_resolve_references()
     if cache_dir is not None:
-      config = config.copy_and_resolve_references()
       config.data.cache_dir = str(cache_dir)
+    own = config.data.get("world", "faces")
+    if heldout != "own":
+      config.data.world = heldout
+    world = config.data.get("world", "faces")
     train, holdout = load_datasets(config, lazy=True)  # Uncached: only the faces used.
-    return train, holdout, (f"the held-out synthetic faces of the run's config ({len(holdout)} "
+    which = ("the run's config" if world == own
+             else f"the {world!r} world (the run trained on {own!r})")
+    return train, holdout, (f"the held-out synthetic faces of {which} ({len(holdout)} "
                             f"faces, {config.data.size}x{config.data.size}, seed "
                             f"{config.data.seed})")
+  if heldout == "scenes":
+    raise ValueError("--heldout scenes needs a run trained on synthetic data")
   from data.synth import dataset as synth_dataset  # pylint: disable=g-import-not-at-top
   total = n + STATS_FACES
   train, holdout = synth_dataset.synthetic_dataset(cache_dir, total, int(config.data.size), 0,
@@ -186,7 +201,7 @@ def markdown_table(quantities: dict) -> str:
 
 
 def evaluate(restored: Restored, n: int = 256, batch_size: int = 32, cache_dir: str | None = None,
-             stream=sys.stdout) -> tuple[dict, dict]:
+             stream=sys.stdout, heldout: str = "own") -> tuple[dict, dict]:
   """Runs the evaluation; returns (results for the JSON, arrays of the first batch for figures)."""
   from bioface_jax import physics  # pylint: disable=g-import-not-at-top
   from bioface_jax.train_lib import Progress  # pylint: disable=g-import-not-at-top
@@ -194,7 +209,7 @@ def evaluate(restored: Restored, n: int = 256, batch_size: int = 32, cache_dir: 
     raise ValueError(f"--n must be >= 1, got {n}")
   spectra = physics.load_spectra()
   lut = physics.skin_lut(spectra)
-  train, holdout, source = evaluation_sets(restored.config, n, cache_dir)
+  train, holdout, source = evaluation_sets(restored.config, n, cache_dir, heldout)
   count = min(n, len(holdout))
   if count == 0:
     raise ValueError(f"the held-out set is empty ({source})")
@@ -263,6 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--cache-dir", default=None,
                  help="synthetic-face cache (default: the run's data.cache_dir, else "
                       "~/.cache/bioface_jax)")
+  p.add_argument("--heldout", choices=HELDOUT_WORLDS, default="own",
+                 help="which synthetic world's held-out faces: the run's own (default), or "
+                      "'faces' / 'scenes' with the run's size, count and seed, to score runs "
+                      "trained on different worlds on the same faces")
   p.add_argument("--figure-rows", type=int, default=4, help="faces shown in recovery.png")
   return p
 
@@ -276,7 +295,8 @@ def main(argv=None) -> int:
   except CheckpointNotFoundError as error:
     print(f"error: {error}", file=sys.stderr)
     return 2
-  results, first = evaluate(restored, args.n, args.batch_size, args.cache_dir)
+  results, first = evaluate(restored, args.n, args.batch_size, args.cache_dir,
+                           heldout=args.heldout)
   out = pathlib.Path(args.out) if args.out else outputs.evaluation_dir(args.workdir)
   out.mkdir(parents=True, exist_ok=True)
   table = markdown_table(results["quantities"])

@@ -152,6 +152,24 @@ def test_face_errors_zero_for_perfect_prediction(workdir):
                                b["haemoglobin"]["baseline"][i] ** 2, rtol=1e-9)
 
 
+def test_heldout_world_switch_scores_the_same_faces_of_another_world(workdir):
+  """--heldout faces|scenes swaps only the world: same split sizes, other pixels; own = faces."""
+  restored = recovery.load_model(workdir / "run")
+  assert restored.config.data.world == "faces"
+  _, own, own_note = recovery.evaluation_sets(restored.config, 2)
+  _, same, same_note = recovery.evaluation_sets(restored.config, 2, heldout="faces")
+  _, scenes, note = recovery.evaluation_sets(restored.config, 2, heldout="scenes")
+  assert own_note == same_note and "the run's config" in own_note
+  assert "'scenes' world (the run trained on 'faces')" in note
+  assert len(scenes) == len(own)
+  np.testing.assert_array_equal(same.get([0])["image"], own.get([0])["image"])
+  a, b = own.get([0])["image"], scenes.get([0])["image"]
+  assert a.shape == b.shape and not np.array_equal(a, b)
+  assert scenes.truth([0], ["mask"])["mask"].any()
+  with pytest.raises(ValueError, match="heldout must be one of"):
+    recovery.evaluation_sets(restored.config, 2, heldout="objects")
+
+
 def test_nfe_runs_are_evaluated_on_generated_synthetic_faces(workdir, monkeypatch):
   restored = recovery.load_model(workdir / "run")
   config = restored.config.copy_and_resolve_references()
