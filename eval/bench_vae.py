@@ -36,6 +36,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from eval import bench_rounds  # noqa: E402
+from train import absl_app  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -55,9 +56,7 @@ def define_flags():
   flags.DEFINE_bool("keras_jit", False, "Also time Keras with jit_compile=True.")
   flags.DEFINE_bool("xla_cpu_options", True, "Compile our steps with "
                     "bioface_jax.xla_options.cpu_compiler_options() (convolutions to Eigen).")
-  flags.DEFINE_bool("huge_pages", True, "Restart with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "
-                    "(bioface_jax.host_memory: huge pages for XLA's per-call buffers; "
-                    "process-wide, so a Keras side gets them too).")
+  absl_app.define_huge_pages_flag(note="Process-wide, so a Keras side gets them too.")
 
 
 def preset_config(preset: str, size: int | None = None):
@@ -169,9 +168,7 @@ def keras_sides(config, batch, infer_batch, jit_compile):
 
 def main(argv):
   del argv
-  from bioface_jax import host_memory  # pylint: disable=g-import-not-at-top
-  if FLAGS.huge_pages:
-    host_memory.reexec_with_huge_pages()  # returns once the tunable is set
+  absl_app.restart_with_huge_pages_if_asked()  # returns once the tunable is set
   import jax  # pylint: disable=g-import-not-at-top
   try:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -234,4 +231,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(lambda argv: sys.exit(main(argv)))
+  absl_app.run(main)

@@ -31,8 +31,9 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                            + " --xla_cpu_enable_xprof_traceme=true").strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
+
+from train import absl_app  # noqa: E402
 
 FLAGS = flags.FLAGS
 MODELS = ("face_vae", "nenet", "lcnet", "prnet")
@@ -48,8 +49,7 @@ def define_flags():
   flags.DEFINE_string("hlo", "", "Also write the optimised HLO text here.")
   flags.DEFINE_bool("xla_cpu_options", True, "Compile with "
                     "bioface_jax.xla_options.cpu_compiler_options() (convolutions to Eigen).")
-  flags.DEFINE_bool("huge_pages", True, "Restart with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "
-                    "(bioface_jax.host_memory: huge pages for XLA's per-call buffers).")
+  absl_app.define_huge_pages_flag()
 
 
 _INSTR = re.compile(r"^\s*(?:ROOT )?%([\w.\-]+) = (\S+?)(?:\{[^}]*\})? (\w[\w\-]*)\((.*)$")
@@ -144,9 +144,7 @@ def build(model: str, options: dict):
 
 def main(argv):
   del argv
-  from bioface_jax import host_memory  # pylint: disable=g-import-not-at-top
-  if FLAGS.huge_pages:
-    host_memory.reexec_with_huge_pages()  # returns once the tunable is set
+  absl_app.restart_with_huge_pages_if_asked()  # returns once the tunable is set
   import jax  # pylint: disable=g-import-not-at-top
   from bioface_jax import xla_options  # pylint: disable=g-import-not-at-top
   options = xla_options.cpu_compiler_options() if FLAGS.xla_cpu_options else {}
@@ -205,4 +203,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(lambda argv: sys.exit(main(argv)))
+  absl_app.run(main)

@@ -38,6 +38,15 @@ def test_help_exits_0(module):
   assert "--workdir" in proc.stdout or "--runs" in proc.stdout
 
 
+@pytest.mark.parametrize("module", ["eval.bench_vae", "eval.profile_step"])
+def test_benchmark_help_lists_the_shared_huge_pages_flag(module):
+  """`absl_app.define_huge_pages_flag` puts --huge_pages under the command's own flags."""
+  proc = _command(module, "--help")
+  assert proc.returncode == 0, proc.stderr
+  own = proc.stdout.split(f"{module.replace('.', '/')}.py:", 1)[-1]
+  assert "--[no]huge_pages" in own and "glibc.malloc.hugetlb=1" in own, proc.stdout
+
+
 def test_config_typo_is_one_line_from_any_directory(tmp_path):
   proc = _command("train.biofacenet", "--config.num_train_step=5", cwd=tmp_path)
   assert proc.returncode == 2

@@ -93,6 +93,32 @@ def parse_flags(argv: list[str]) -> list[str]:
   return []  # Not reached.
 
 
+def define_huge_pages_flag(default: bool = True, note: str = "") -> None:
+  """Defines ``--huge_pages``, the one switch of `bioface_jax.host_memory` for every command.
+
+  Honoured by `restart_with_huge_pages_if_asked`, which each command calls first thing in its
+  main, before JAX starts. The flag belongs to the calling module, so its ``--help`` lists it.
+  """
+  caller = sys._getframe(1).f_globals.get("__name__", "")  # pylint: disable=protected-access
+  flags.DEFINE_bool("huge_pages", default,
+                    "Restart once with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (bioface_jax."
+                    "host_memory: transparent huge pages for XLA's per-call buffers, fewer page "
+                    "faults; the computation is unchanged) where glibc and the kernel allow it."
+                    + (f" {note}" if note else ""),
+                    module_name=sys.argv[0] if caller == "__main__" else caller)
+
+
+def restart_with_huge_pages_if_asked() -> None:
+  """Restarts the process with glibc's huge-page tunable when ``--huge_pages`` is on.
+
+  Returns at once when the flag is off, when the tunable is already set (after the restart) or
+  where huge pages are not possible. Call it before any work: the process is replaced.
+  """
+  from bioface_jax import host_memory  # pylint: disable=g-import-not-at-top
+  if flags.FLAGS.huge_pages:
+    host_memory.reexec_with_huge_pages()
+
+
 def guarded(main: Callable[[list[str]], int | None]) -> Callable[[list[str]], int]:
   """`main` with user mistakes reported on one line (exit 2) instead of a traceback."""
   def wrapped(argv: list[str]) -> int:
