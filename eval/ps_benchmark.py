@@ -41,6 +41,7 @@ def define_flags():
                     "label=NENET_WORKDIR+LCNET_WORKDIR runs that NENet on another LCNet's "
                     "lights, label=NENET_WORKDIR+true on the true lights.")
   flags.DEFINE_list("sets", ["objects", "faces"], "objects, lambertian, faces, faces_lit, "
+                    "scenes (face-scene world portraits under the faces set's lights), "
                     "diligent.")
   flags.DEFINE_list("counts", ["1", "2", "4", "8", "16", "32", "64"], "numbers of input images.")
   flags.DEFINE_integer("scenes", 16, "held-out scenes per synthetic set.")

@@ -145,6 +145,40 @@ def test_face_scene_and_test_sets():
   assert float(ps.mean_angular_error(est, lam["normals"][0], m)) < 0.05  # goal §12.1
 
 
+def test_face_scene_world_kind_in_the_bank_and_the_scenes_test_set(tmp_path):
+  """Kind "scene" (the face-scene world's portraits) mixes into the bank like any kind: the
+  same kind draws, batched rows equal to one-at-a-time scenes, the cache read back unchanged;
+  the "scenes" test set uses the "faces" set's lights."""
+  mix = {"blob": 1.0, "scene": 1.0}
+  kinds = [synth.scene_kind(3, i, mix) for i in range(6)]
+  assert {"blob", "scene"} <= set(kinds), kinds
+  bank = synth.scene_bank(6, 32, 3, mix, tmp_path)
+  assert [synth.KINDS[k] for k in bank["kind"]] == kinds
+  for kind in ("scene", "blob"):
+    i = kinds.index(kind)
+    one = synth.make_scene(3, i, 32, mix)
+    # Geometry is host NumPy (exact); albedo goes through the jitted spectral skin model, whose
+    # ~33-band sums may be reordered with the batch size: <= 33 roundings of values <= 1.
+    for key in synth.SCENE_KEYS:
+      tol = 0 if key != "albedo" else 64 * np.finfo(np.float32).eps
+      np.testing.assert_allclose(one[key], bank[key][i], rtol=0, atol=tol, err_msg=key)
+  world = np.asarray(kinds) == "scene"
+  m = bank["mask"][world] > 0
+  assert 0.2 < m.mean() < 0.9
+  np.testing.assert_allclose(np.linalg.norm(bank["normals"][world][m], axis=-1), 1, atol=1e-5)
+  assert (bank["depth"][world] >= 0).all() and (bank["albedo"][world][m] <= 1).all()
+  again = synth.scene_bank(6, 32, 3, mix, tmp_path)
+  for key in bank:
+    np.testing.assert_array_equal(again[key], bank[key])
+  scenes, faces = synth.test_set("scenes", 2, 32), synth.test_set("faces", 2, 32)
+  np.testing.assert_array_equal(scenes["dirs"], faces["dirs"])
+  assert scenes["name"] == "scenes" and scenes["normals"].shape == (2, 32, 32, 3)
+  images = synth.render_test_scene(scenes, 0, subset=np.arange(4))
+  assert images.shape == (4, 32, 32, 3) and np.isfinite(images).all()
+  with pytest.raises(ValueError, match="unknown kinds"):
+    synth.make_scene(0, 0, 32, {"cube": 1.0})
+
+
 def _fixture_object(tmp_path, h=20, w=24, n=5):
   rng = np.random.default_rng(0)
   mask = np.zeros((h, w), bool)

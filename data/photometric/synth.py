@@ -3,14 +3,21 @@
 A *scene* is geometry + materials at size S (host NumPy, deterministic per (seed, index)):
 ``normals`` (S, S, 3), ``mask`` (S, S), ``depth`` (S, S) px, ``albedo`` (S, S, 3) and the
 specular maps ``bp_k``, ``bp_s``, ``ct_k``, ``ct_r``, ``ct_f0`` (S, S); plus ``kind``
-(0 sphere, 1 blob, 2 face). Images are *not* stored for training: `render_scenes` draws lights
+(0 sphere, 1 blob, 2 face, 3 scene). Images are *not* stored for training: `render_scenes` draws lights
 and renders inside the jitted train step (sdps-spec.md §8), so every step sees fresh lights.
 
 Fixed test sets (`test_set`) use scene indices from 10⁹ and 64 fixed lights each:
 ``objects`` (spheres + blobs, every material specular, cast shadows, noise), ``lambertian``
 (k = 0, no cast shadows, no noise: Woodham must be exact), ``faces`` (face geometry,
 ``objects`` materials) and ``faces_lit`` (the ``faces`` scenes and lights rendered under
-realistic light: ambient, coloured lights, shot noise, darker exposures; `LIT`).
+realistic light: ambient, coloured lights, shot noise, darker exposures; `LIT`) and
+``scenes`` (portraits of the face-scene world, `data.synth.scene`, under the ``faces`` set's
+lights: the one world every system's faces come from).
+
+Kinds ``sphere``, ``blob`` and ``face`` are `data.photometric.shapes` with random object
+materials; kind ``scene`` is a portrait of the face-scene world (`data.synth.scene_render.
+photometric_scenes`: face, eyes, mouth, hair, ears, neck, clothes, glasses, beards; skin albedo
+from the spectral skin model, the other materials' own), scene `index` of stream `seed` there.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ from bioface_jax import photometric
 from data.photometric import shapes
 
 SCENE_KEYS = ("normals", "mask", "depth") + shapes.MATERIAL_KEYS
-TEST_SETS = ("objects", "lambertian", "faces", "faces_lit")
+KINDS = shapes.KINDS + ("scene",)  # the mix's keys; the stored ``kind`` is the index here
+TEST_SETS = ("objects", "lambertian", "faces", "faces_lit", "scenes")
 # faces_lit: the faces set's scenes and lights under realistic light (render_scenes' options).
 LIT = dict(ambient=0.3, tint=0.15, shot_noise=1e-3, factor_range=(0.3, 3.0))
 TEST_INDEX_BASE = 10**9
@@ -39,16 +47,46 @@ DEFAULT_CACHE = (pathlib.Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "b
 _TEST_SET_IDS = {name: i for i, name in enumerate(TEST_SETS)}
 
 
+def _draw_kind(rng: np.random.Generator, mix: Mapping[str, float]) -> str:
+  unknown = sorted(set(mix) - set(KINDS))
+  if unknown:
+    raise ValueError(f"scene mix has unknown kinds {unknown}; the kinds are {KINDS}")
+  kinds = [k for k in KINDS if mix.get(k, 0) > 0]
+  if not kinds:
+    raise ValueError(f"scene mix {dict(mix)} gives no kind a positive weight")
+  p = np.asarray([mix[k] for k in kinds], np.float64)
+  return kinds[int(rng.choice(len(kinds), p=p / p.sum()))]
+
+
+def scene_kind(seed: int, index: int, mix: Mapping[str, float]) -> str:
+  """The kind `make_scene(seed, index, ..., mix)` draws (its generator's first draw)."""
+  return _draw_kind(np.random.default_rng([seed, index]), mix)
+
+
+def world_scenes(seed: int, indices, size: int) -> dict[str, np.ndarray]:
+  """Scenes of kind ``scene``: portraits `indices` of the face-scene world's stream `seed`,
+  stacked, with ``kind`` = 3. One batched call (the world renders its skin in batches)."""
+  from data.synth import scene_render  # pylint: disable=g-import-not-at-top (reads assets)
+  out = scene_render.photometric_scenes(seed, [int(i) for i in indices], size,
+                                        framing="portrait")
+  out["kind"] = np.full(len(indices), KINDS.index("scene"), np.int32)
+  return out
+
+
 def make_scene(seed: int, index: int, size: int, mix: Mapping[str, float], *,
                lambertian: bool = False, specular_only: bool = False) -> dict[str, np.ndarray]:
-  """Scene `index` of stream `seed`: kind drawn from `mix` ({kind: probability})."""
+  """Scene `index` of stream `seed`: kind drawn from `mix` ({kind: probability}).
+
+  Kind ``scene`` comes from the face-scene world with its own materials (`world_scenes`;
+  `lambertian` / `specular_only` do not apply); `scene_bank` lays those out in batches.
+  """
   rng = np.random.default_rng([seed, index])
-  kinds = [k for k in shapes.KINDS if mix.get(k, 0) > 0]
-  p = np.asarray([mix[k] for k in kinds], np.float64)
-  kind = kinds[int(rng.choice(len(kinds), p=p / p.sum()))]
+  kind = _draw_kind(rng, mix)
+  if kind == "scene":
+    return {k: v[0] for k, v in world_scenes(seed, [index], size).items()}
   geo = getattr(shapes, kind)(rng, size)
   mat = shapes.materials(rng, size, lambertian=lambertian, specular_only=specular_only)
-  out = {**geo, **mat, "kind": np.int32(shapes.KINDS.index(kind))}
+  out = {**geo, **mat, "kind": np.int32(KINDS.index(kind))}
   out["mask"] = out["mask"].astype(np.float32)
   return out
 
@@ -73,12 +111,20 @@ def scene_bank(num: int, size: int, seed: int = 0, mix: Mapping[str, float] | No
   if path.is_file():
     with np.load(path) as f:
       return {k: f[k] for k in f.files}
-  scenes = []
+  world = [i for i in range(num) if scene_kind(seed, i, mix) == "scene"]
+  scenes = {}
+  for start in range(0, len(world), 256):  # the face-scene world, in batches
+    chunk = world[start:start + 256]
+    batch = world_scenes(seed, chunk, size)
+    scenes.update({i: {k: v[j] for k, v in batch.items()} for j, i in enumerate(chunk)})
+    if progress is not None:
+      progress(f"scene bank: {start + len(chunk)}/{len(world)} face-scene portraits")
   for i in range(num):
-    scenes.append(make_scene(seed, i, size, mix))
+    if i not in scenes:
+      scenes[i] = make_scene(seed, i, size, mix)
     if progress is not None and (i + 1) % 256 == 0:
       progress(f"scene bank: {i + 1}/{num}")
-  bank = _stack(scenes)
+  bank = _stack([scenes[i] for i in range(num)])
   cache.mkdir(parents=True, exist_ok=True)
   tmp = cache / f".{name}.{uuid.uuid4().hex[:8]}.tmp.npz"
   np.savez(tmp, **bank)
@@ -153,11 +199,15 @@ def test_set(name: str, num: int, size: int, seed: int = 0, num_lights: int = 64
     raise ValueError(f"test set must be one of {TEST_SETS}, got {name!r}")
   lit = name == "faces_lit"
   name = "faces" if lit else name  # same scenes and lights
-  mix = {"face": 1.0} if name == "faces" else {"sphere": 0.1, "blob": 0.9}
-  scenes = [make_scene(seed, TEST_INDEX_BASE + i, size, mix, lambertian=name == "lambertian",
-                       specular_only=name != "lambertian") for i in range(num)]
-  out = _stack(scenes)
-  key = jax.random.key(np.uint32(seed * 7919 + 1 + _TEST_SET_IDS[name]))
+  if name == "scenes":
+    out = world_scenes(seed, range(TEST_INDEX_BASE, TEST_INDEX_BASE + num), size)
+  else:
+    mix = {"face": 1.0} if name == "faces" else {"sphere": 0.1, "blob": 0.9}
+    out = _stack([make_scene(seed, TEST_INDEX_BASE + i, size, mix,
+                             lambertian=name == "lambertian", specular_only=name != "lambertian")
+                  for i in range(num)])
+  lights = "faces" if name == "scenes" else name  # scenes: the faces set's lights
+  key = jax.random.key(np.uint32(seed * 7919 + 1 + _TEST_SET_IDS[lights]))
   kd, ki = jax.random.split(key)
   out["dirs"] = np.asarray(photometric.sample_light_directions(kd, (num, num_lights)))
   out["intensities"] = np.asarray(photometric.sample_light_intensities(ki, (num, num_lights)))

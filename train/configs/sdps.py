@@ -17,7 +17,9 @@ MOD: ``ds`` (depthwise-separable convs), ``res`` (residual blocks), ``w1``/``w0.
 ``faces_mix`` (add faces to the scene mix at 0.25; session 3's fine-tune, then called ``faces``),
 ``faces`` (the face recipe of docs/face_geometry.md: 80 % faces, realistic light (ambient,
 coloured lights, shot noise: `data.photometric.synth.render_scenes`), evaluated on the
-held-out ``faces`` set), ``gpu`` (S = 128, α = 1, N = 32, batch 32 LCNet /
+held-out ``faces`` set), ``scenes`` (the same recipe with the face-scene world's portraits,
+`data.synth.scene`, in place of the floating face masks: hair, ears, neck, clothes, glasses and
+beards with their own materials; evaluated on the held-out ``scenes`` set), ``gpu`` (S = 128, α = 1, N = 32, batch 32 LCNet /
 16 others, 2,000 steps), ``paper`` (§7's schedules in steps: 53,258 steps; days).
 
 CPU default (no ``gpu``/``paper``): S = 64 scenes, LCNet at input_size 64 on the full images,
@@ -82,8 +84,9 @@ import ml_collections
 
 TASKS = ("smoke", "lcnet", "nenet", "psfcn", "fused")
 MODS = ("ds", "res", "w1", "w0.5", "w0.25", "ints_high", "ints_strat", "faces", "faces_mix",
-        "gpu", "paper", "nenet", "fused", "psfcn", "lcnet")
+        "scenes", "gpu", "paper", "nenet", "fused", "psfcn", "lcnet")
 FACES_MIX = {"sphere": 0.0, "blob": 0.25, "face": 1.0}  # 80 % faces
+SCENES_MIX = {"sphere": 0.0, "blob": 0.25, "face": 0.0, "scene": 1.0}  # 80 % face-scene portraits
 FACES_LIGHT = (0.3, 0.15, 1e-3)  # ambient, tint, shot_noise (render_scenes)
 # Photos in [0, 1] (the `pretrained` contract) are darker than SDPS-Net's U(1, 3) exposures.
 FACES_EXPOSURE = (0.3, 3.0)
@@ -157,11 +160,11 @@ def _apply_mod(c: ml_collections.ConfigDict, mod: str) -> None:
     c.data.strategy = "stratified"
   elif mod == "faces_mix":
     c.data.mix.face = 0.25
-  elif mod == "faces":
-    c.data.mix = ml_collections.ConfigDict(dict(FACES_MIX))
+  elif mod in ("faces", "scenes"):
+    c.data.mix = ml_collections.ConfigDict(dict(FACES_MIX if mod == "faces" else SCENES_MIX))
     c.data.ambient, c.data.tint, c.data.shot_noise = FACES_LIGHT
     c.data.factor_range = FACES_EXPOSURE
-    c.data.eval_set = "faces"
+    c.data.eval_set = mod
     c.data.eval_scenes = 16
   elif mod == "gpu":
     c.data.size = 128
