@@ -152,3 +152,38 @@ def summarise(stats: list[dict[str, float]]) -> dict[str, float]:
                   shading_r).any() else float("nan"),
               median_saturated=nanmedian("saturated"),
               median_specular_share=nanmedian("specular_share"))
+
+
+def reconstruction_error_parts(image_srgb: np.ndarray, reconstruction_linear: np.ndarray
+                               ) -> dict[str, float]:
+  """How much of the central sRGB RMSE is the light's colour, and how much is brightness.
+
+  Two counterfactual reconstructions, each scored like `central_srgb_rmse` (same region):
+
+  * ``rmse_rgb_gain``: the reconstruction times the per-channel gain that best fits the photo
+    in linear light over the central region (least squares): what a perfect global light
+    colour and camera white balance would leave;
+  * ``rmse_chromaticity``: every central pixel rescaled so that its linear R + G + B equals the
+    photo's: only the reconstruction's chromaticity is left to be wrong, so the difference to
+    the plain RMSE is the error of its brightness (shading and specular maps).
+
+  Args:
+    image_srgb: (H, W, 3) gamma-encoded input in [0, 1] (the network's input, linearised as
+      x^2.2 like `central_srgb_rmse` encodes).
+    reconstruction_linear: (H, W, 3) linear sRGB reconstruction.
+  """
+  # pylint: disable-next=g-import-not-at-top
+  from bioface_jax.photo.biofacenet_fit import CENTRAL_FRACTION, central_srgb_rmse
+  x = np.asarray(image_srgb, np.float64)
+  y = np.asarray(reconstruction_linear, np.float64)
+  central_srgb_rmse(x, y)  # validates shapes and values
+  h, w = x.shape[:2]
+  dh, dw = max(1, round(h * CENTRAL_FRACTION)), max(1, round(w * CENTRAL_FRACTION))
+  top, left = (h - dh) // 2, (w - dw) // 2
+  c = (slice(top, top + dh), slice(left, left + dw))
+  xl, yc = x[c]**2.2, y[c]
+  gain = (yc * xl).sum((0, 1)) / np.maximum((yc * yc).sum((0, 1)), 1e-300)
+  rescaled = y.copy()
+  rescaled[c] = yc * (xl.sum(-1, keepdims=True) / np.maximum(yc.sum(-1, keepdims=True), 1e-300))
+  return dict(rmse_rgb_gain=central_srgb_rmse(x, y * gain),
+              rmse_chromaticity=central_srgb_rmse(x, rescaled))

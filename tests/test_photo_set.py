@@ -219,3 +219,25 @@ def test_photo_rmse_skips_faceless_photos_under_crop_face(tmp_path, monkeypatch)
   jobs, unreadable = photo_rmse.photo_jobs(args)
   assert [j[0] for j in jobs] == ["flat.png (face 1)", "flat.png (face 2)"] and unreadable == 1
   assert jobs[1][2] == face_detect.training_frame((4, 4, 8, 8), 18, 20)
+
+
+def test_reconstruction_error_parts_closed_forms():
+  """A reconstruction off by a per-channel gain has no error left after the best gain; one
+  off by a per-pixel brightness has none after the photo's brightness; the plain RMSE of both
+  is not 0. Outside the central square nothing counts."""
+  from bioface_jax.photo import biofacenet_fit
+  rng = np.random.default_rng(0)
+  x = rng.uniform(0.2, 0.9, (16, 16, 3))
+  linear = x**2.2
+  tinted = linear * np.array([0.6, 1.0, 1.3])
+  parts = photo_plausibility.reconstruction_error_parts(x, tinted)
+  # Both sides are float64 sums of <= 64 terms: far below 1e-12 of values <= 1.
+  assert parts["rmse_rgb_gain"] == pytest.approx(0.0, abs=1e-12)
+  assert biofacenet_fit.central_srgb_rmse(x, tinted) > 0.02
+  shaded = linear * rng.uniform(0.3, 0.9, (16, 16, 1))
+  shaded[0, 0] = 7.0  # outside the central 8 x 8 square: ignored
+  parts = photo_plausibility.reconstruction_error_parts(x, shaded)
+  assert parts["rmse_chromaticity"] == pytest.approx(0.0, abs=1e-12)
+  assert parts["rmse_rgb_gain"] > 0.02 and biofacenet_fit.central_srgb_rmse(x, shaded) > 0.05
+  with pytest.raises(ValueError, match="same shape"):
+    photo_plausibility.reconstruction_error_parts(x, shaded[:8])
