@@ -22,7 +22,9 @@ variable. Either set it yourself::
   GLIBC_TUNABLES=glibc.malloc.hugetlb=1 python -m train.face_vae ...
 
 or let a command restart itself with it, first thing in its ``__main__`` block
-(`reexec_with_huge_pages`; the benchmark and profile commands do). Nothing here runs at import.
+(`reexec_with_huge_pages`; every ``python -m train.<model>``, ``eval.bench_vae`` and
+``eval.profile_step`` do, through their ``--huge_pages`` flag, on by default). Nothing here runs
+at import.
 """
 
 from __future__ import annotations

@@ -72,6 +72,7 @@ def define_flags(model: str, variant_help: str, argv: list[str] | None = None) -
   flags.DEFINE_string("workdir", None,
                       "Run directory for checkpoints, metrics and figures "
                       f"(default: runs/{model}_<variant>). Reusing it resumes the run.")
+  absl_app.define_huge_pages_flag(note="Measured on the CPU trainers in docs/performance.md.")
 
 
 def _config_spec(argv: list[str]) -> str | None:
@@ -210,6 +211,7 @@ def _raise_interrupt(signum, frame):
 
 
 def _main(model: str, make_task: Callable[[Any], Any]) -> int:
+  absl_app.restart_with_huge_pages_if_asked()  # first: the process is replaced
   logging.set_verbosity(logging.WARNING)
   config = FLAGS.config
   workdir = FLAGS.workdir or f"runs/{model}_{str(config.variant).replace(',', '_')}"
