@@ -75,7 +75,9 @@ def evaluate_set(name, data, methods, counts, draws, seed):
   def add(row, col, value):
     rows.setdefault(row, {}).setdefault(col, []).append(float(value))
 
-  set_id = {"objects": 0, "lambertian": 1, "faces": 2, "diligent": 3, "faces_lit": 2}[name]
+  # The light subsets' stream: faces_lit and scenes use the faces set's lights, so its subsets.
+  set_id = {"objects": 0, "lambertian": 1, "faces": 2, "diligent": 3, "faces_lit": 2,
+            "scenes": 2}[name]
   same_shape = len({d["images"].shape for d in data}) == 1
   groups = [data] if same_shape else [[d] for d in data]
   for count in counts:

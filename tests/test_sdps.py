@@ -262,3 +262,17 @@ def test_diligent_missing_and_bad_files(tmp_path):
   (d / "Normal_gt.mat").unlink()
   with pytest.raises(FileNotFoundError, match="Normal_gt.mat"):
     diligent.load_object(tmp_path, "ball")
+
+
+def test_benchmark_accepts_every_test_set_and_shares_the_faces_light_subsets():
+  """`eval.ps_benchmark.evaluate_set` knows every synthetic set; faces_lit and scenes draw the
+  faces set's light subsets (same data in, same least-squares numbers out)."""
+  from eval import ps_benchmark
+  lam = synth.test_set("lambertian", 2, 32)
+  data = [{"images": synth.render_test_scene(lam, i), "mask": lam["mask"][i],
+           "normals": lam["normals"][i], "dirs": lam["dirs"][i],
+           "intensities": np.asarray(lam["intensities"][i])} for i in range(2)]
+  scores = {name: ps_benchmark.evaluate_set(name, data, [], ["4"], 1, 0)[0]["woodham"]["4"]
+            for name in synth.TEST_SETS}
+  assert scores["faces_lit"] == scores["faces"] == scores["scenes"]
+  assert scores["objects"] != scores["faces"]  # another stream of subsets
