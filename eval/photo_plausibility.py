@@ -173,14 +173,11 @@ def reconstruction_error_parts(image_srgb: np.ndarray, reconstruction_linear: np
     reconstruction_linear: (H, W, 3) linear sRGB reconstruction.
   """
   # pylint: disable-next=g-import-not-at-top
-  from bioface_jax.photo.biofacenet_fit import CENTRAL_FRACTION, central_srgb_rmse
+  from bioface_jax.photo.biofacenet_fit import central_region, central_srgb_rmse
   x = np.asarray(image_srgb, np.float64)
   y = np.asarray(reconstruction_linear, np.float64)
   central_srgb_rmse(x, y)  # validates shapes and values
-  h, w = x.shape[:2]
-  dh, dw = max(1, round(h * CENTRAL_FRACTION)), max(1, round(w * CENTRAL_FRACTION))
-  top, left = (h - dh) // 2, (w - dw) // 2
-  c = (slice(top, top + dh), slice(left, left + dw))
+  c = central_region(*x.shape[:2])
   xl, yc = x[c]**2.2, y[c]
   gain = (yc * xl).sum((0, 1)) / np.maximum((yc * yc).sum((0, 1)), 1e-300)
   rescaled = y.copy()

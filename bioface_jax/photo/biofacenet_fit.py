@@ -44,6 +44,15 @@ CENTRAL_FRACTION = 0.5
 ANCHORED = ("mel", "blood", "spec")  # logits that mode "maps" keeps near the network's
 
 
+def central_region(height: int, width: int, fraction: float = CENTRAL_FRACTION
+                   ) -> tuple[slice, slice]:
+  """(rows, columns) of the central ``fraction`` x ``fraction`` square that
+  `central_srgb_rmse` scores (at least one pixel each way)."""
+  dh, dw = max(1, round(height * fraction)), max(1, round(width * fraction))
+  top, left = (height - dh) // 2, (width - dw) // 2
+  return slice(top, top + dh), slice(left, left + dw)
+
+
 def central_srgb_rmse(image_srgb: np.ndarray, reconstruction_linear: np.ndarray,
                       fraction: float = CENTRAL_FRACTION) -> float:
   """RMS difference of input and reconstruction in display sRGB over the central region.
@@ -71,11 +80,8 @@ def central_srgb_rmse(image_srgb: np.ndarray, reconstruction_linear: np.ndarray,
     raise ValueError("central_srgb_rmse: non-finite values in the input or reconstruction")
   if not 0 < fraction <= 1:
     raise ValueError(f"central_srgb_rmse: fraction must lie in (0, 1], got {fraction}")
-  h, w = x.shape[:2]
-  dh, dw = max(1, round(h * fraction)), max(1, round(w * fraction))
-  top, left = (h - dh) // 2, (w - dw) // 2
   shown = np.clip(y, 0.0, 1.0)**(1.0 / 2.2)
-  diff = (x - shown)[top:top + dh, left:left + dw]
+  diff = (x - shown)[central_region(*x.shape[:2], fraction)]
   return float(np.sqrt(np.mean(diff**2)))
 
 
@@ -397,5 +403,5 @@ def outputs_in_batches(model, images: np.ndarray, batch_size: int = 32, spectra=
 
 
 __all__ = ["CENTRAL_FRACTION", "DEFAULT_LEARNING_RATE", "OUTPUT_KEYS", "REFINE_MODES",
-           "RENDER_KEYS", "Refinement", "assets", "central_srgb_rmse", "decompose",
-           "outputs_in_batches", "prepare", "render_maps"]
+           "RENDER_KEYS", "Refinement", "assets", "central_region", "central_srgb_rmse",
+           "decompose", "outputs_in_batches", "prepare", "render_maps"]
