@@ -32,6 +32,7 @@ from absl import logging
 from train import absl_app
 
 FLAGS = flags.FLAGS
+DILIGENT_SET_ID = 3  # light-subset stream of DiLiGenT; synthetic sets use their TEST_SETS index
 
 
 def define_flags():
@@ -75,9 +76,9 @@ def evaluate_set(name, data, methods, counts, draws, seed):
   def add(row, col, value):
     rows.setdefault(row, {}).setdefault(col, []).append(float(value))
 
-  # The light subsets' stream: faces_lit and scenes use the faces set's lights, so its subsets.
-  set_id = {"objects": 0, "lambertian": 1, "faces": 2, "diligent": 3, "faces_lit": 2,
-            "scenes": 2}[name]
+  from data.photometric import synth  # pylint: disable=g-import-not-at-top
+  # The light subsets' stream: a set relit under another's lights draws that set's subsets.
+  set_id = DILIGENT_SET_ID if name == "diligent" else synth.TEST_SETS.index(synth.light_set(name))
   same_shape = len({d["images"].shape for d in data}) == 1
   groups = [data] if same_shape else [[d] for d in data]
   for count in counts:

@@ -3,8 +3,9 @@
 A *scene* is geometry + materials at size S (host NumPy, deterministic per (seed, index)):
 ``normals`` (S, S, 3), ``mask`` (S, S), ``depth`` (S, S) px, ``albedo`` (S, S, 3) and the
 specular maps ``bp_k``, ``bp_s``, ``ct_k``, ``ct_r``, ``ct_f0`` (S, S); plus ``kind``
-(0 sphere, 1 blob, 2 face, 3 scene). Images are *not* stored for training: `render_scenes` draws lights
-and renders inside the jitted train step (sdps-spec.md §8), so every step sees fresh lights.
+(0 sphere, 1 blob, 2 face, 3 scene). Images are *not* stored for training: `render_scenes`
+draws lights and renders inside the jitted train step (sdps-spec.md §8), so every step sees
+fresh lights.
 
 Fixed test sets (`test_set`) use scene indices from 10⁹ and 64 fixed lights each:
 ``objects`` (spheres + blobs, every material specular, cast shadows, noise), ``lambertian``
@@ -45,6 +46,14 @@ TEST_INDEX_BASE = 10**9
 DEFAULT_CACHE = (pathlib.Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "bioface_jax"
                  / "photometric")
 _TEST_SET_IDS = {name: i for i, name in enumerate(TEST_SETS)}
+# Test sets relit under another set's fixed lights (and so its light subsets in benchmarks).
+_SHARED_LIGHTS = {"faces_lit": "faces", "scenes": "faces"}
+
+
+def light_set(name: str) -> str:
+  """The test set whose fixed lights `name` uses: ``faces`` for ``faces_lit`` and ``scenes``,
+  else `name` itself."""
+  return _SHARED_LIGHTS.get(name, name)
 
 
 def _draw_kind(rng: np.random.Generator, mix: Mapping[str, float]) -> str:
@@ -197,6 +206,7 @@ def test_set(name: str, num: int, size: int, seed: int = 0, num_lights: int = 64
   rendering options, all deterministic. Render with `render_test_scene`."""
   if name not in TEST_SETS:
     raise ValueError(f"test set must be one of {TEST_SETS}, got {name!r}")
+  lights = light_set(name)
   lit = name == "faces_lit"
   name = "faces" if lit else name  # same scenes and lights
   if name == "scenes":
@@ -206,7 +216,6 @@ def test_set(name: str, num: int, size: int, seed: int = 0, num_lights: int = 64
     out = _stack([make_scene(seed, TEST_INDEX_BASE + i, size, mix,
                              lambertian=name == "lambertian", specular_only=name != "lambertian")
                   for i in range(num)])
-  lights = "faces" if name == "scenes" else name  # scenes: the faces set's lights
   key = jax.random.key(np.uint32(seed * 7919 + 1 + _TEST_SET_IDS[lights]))
   kd, ki = jax.random.split(key)
   out["dirs"] = np.asarray(photometric.sample_light_directions(kd, (num, num_lights)))
