@@ -99,6 +99,52 @@ def test_off_skin_term_matches_numpy_and_needs_no_truth(spectra, lut):
     _tiny_config(off_skin_weight=-1.0)
 
 
+def test_face_region_term_matches_numpy_outside_the_mask_only(spectra, lut):
+  import jax
+  from bioface_jax.models import biofacenet
+  batch = _batch(np.random.default_rng(4))
+  batch = {k: batch[k] for k in ("image", "mask", "shading")}
+  region = np.zeros_like(batch["mask"])
+  region[:, 1:15, 2:14] = 1.0  # the face: the skin mask and a ring of parts around it
+  w = 0.8
+  cfg, plain = _tiny_config(face_region_weight=w), _tiny_config()
+  params, stats = biofacenet.init(jax.random.key(0), batch["image"].shape, cfg)
+  with pytest.raises(KeyError, match="face_region"):
+    biofacenet.compute_loss(params, stats, batch, spectra, lut, cfg, train=False)
+  with pytest.raises(ValueError, match="face_region"):
+    biofacenet.compute_loss(params, stats, {**batch, "face_region": region[:, :8]}, spectra,
+                            lut, cfg, train=False)
+  loss_r, (terms, _, out) = biofacenet.compute_loss(
+      params, stats, {**batch, "face_region": region}, spectra, lut, cfg, train=False)
+  loss_p, (terms_p, _, _) = biofacenet.compute_loss(params, stats, batch, spectra, lut, plain,
+                                                    train=False)
+  assert "face_appearance" not in terms_p
+  extra_px = region * (1.0 - batch["mask"])
+  assert extra_px.sum() > 0
+  d = (np.asarray(out["linear_input"], np.float64)
+       - np.asarray(out["render"]["linear_srgb"], np.float64))
+  ref = (255.0 / 224.0)**2 * (extra_px[..., None] * d**2).sum((1, 2, 3))
+  # float32 sums of <= 16*16*3 squared terms: a few hundred eps relative.
+  np.testing.assert_allclose(float(terms["face_appearance"]), ref.mean(), rtol=500 * EPS32)
+  w_app = cfg.loss_weights[0]
+  extra = w_app * w * ref.mean()
+  np.testing.assert_allclose(float(loss_r), float(loss_p) + extra,
+                             rtol=100 * EPS32 * (1 + float(loss_p) / extra))
+  with pytest.raises(ValueError, match="face_region_weight"):
+    _tiny_config(face_region_weight=-1.0)
+
+
+def test_face_region_labels_are_the_face_and_its_parts():
+  from data.synth import labels as L
+  lab = np.arange(L.NUM_LABELS, dtype=np.uint8)[None]
+  region = L.face_region(lab)[0]
+  inside = {L.NAMES[i] for i in np.nonzero(region)[0]}
+  assert {"skin", "brow_left", "eye_right", "mouth", "teeth", "lower_lip"} <= inside
+  assert not inside & {"background", "hair", "neck", "cloth", "ear_left", "hand"}
+  with pytest.raises(ValueError, match="labels"):
+    L.face_region(np.array([L.NUM_LABELS]))
+
+
 def test_recovery_metrics_match_numpy():
   import jax.numpy as jnp
   from train.biofacenet_task import recovery_metrics

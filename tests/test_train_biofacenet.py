@@ -194,3 +194,28 @@ def test_config_differences_lists_dotted_leaves():
   assert loop.config_differences(old, new) == [
       ("added", None, 5), ("gone", 0, None), ("m.x", "rgb", "rgb+logchroma")]
   assert loop.config_differences(old, old) == []
+
+
+def test_face_region_batches_come_from_the_scene_labels(tmp_path):
+  from data.synth import labels as synth_labels
+  config = configs.get_config("smoke")
+  config.data.cache_dir = str(tmp_path)
+  config.data.num_faces = 12  # 9 to train: one batch of 8
+  config.model.face_region_weight = 1.0
+  with pytest.raises(ValueError, match="data.world"):
+    biofacenet_task.BioFaceNetTask.create(config)
+  config.data.world = "scenes"
+  task = biofacenet_task.BioFaceNetTask.create(config)
+  batch = next(iter(task.make_batches(0)))
+  idx = np.asarray(next(iter(biofacenet_task.pipeline.iterate_batches(
+      task.train_set, config.batch_size, config.seed, return_index=True)))["index"])
+  labels = task.train_set.truth(idx, ("labels",))["labels"]
+  region = batch[biofacenet.FACE_REGION_KEY]
+  np.testing.assert_array_equal(region, synth_labels.face_region(labels))
+  # The face region holds pixels the skin mask leaves out (eyes, brows, mouth).
+  mask = batch["mask"][..., 0] if batch["mask"].ndim == 4 else batch["mask"]
+  assert (region * (1 - mask)).sum() > 0
+  state = task.init(jax.random.key(0), batch)
+  _, metrics = jax.jit(task.train_step)(state, batch, jax.random.key(1))
+  assert np.isfinite(float(metrics["loss/face_appearance"])) and float(
+      metrics["loss/face_appearance"]) > 0

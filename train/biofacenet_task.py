@@ -36,6 +36,7 @@ from bioface_jax.models import biofacenet
 from bioface_jax.pretrained import systems
 from bioface_jax.train_lib import Task
 from data import nfe, pipeline
+from data.synth import labels as synth_labels
 
 # The figure's forward pass, compiled once per model config and batch shape (run eagerly, every
 # operation would compile on its own: seconds per figure on CPU).
@@ -82,13 +83,25 @@ def _select(batch):
   return {k: np.asarray(batch[k], np.float32) for k in BATCH_KEYS}
 
 
-def load_truth_rows(subset, n: int | None = None) -> dict[str, np.ndarray] | None:
-  """The supervised-term ground truth (`biofacenet.TRUTH_KEYS`) of the first n rows of a
-  synthetic subset, float32 in memory; None for data without ground truth (NFE)."""
+def truth_keys(model: biofacenet.BioFaceNetConfig) -> tuple[str, ...]:
+  """The ground-truth keys the model's loss reads: the supervised terms' and, for
+  ``face_region_weight``, the scene world's label maps (made into ``face_region``)."""
+  keys = biofacenet.TRUTH_KEYS if model.needs_truth else ()
+  return keys + (("labels",) if model.face_region_weight else ())
+
+
+def load_truth_rows(subset, n: int | None = None,
+                    keys: tuple[str, ...] = biofacenet.TRUTH_KEYS
+                    ) -> dict[str, np.ndarray] | None:
+  """Ground truth ``keys`` of the first n rows of a synthetic subset in memory (float32; a
+  ``labels`` key becomes the float32 ``face_region`` map); None for data without ground
+  truth (NFE)."""
   if not hasattr(subset, "truth"):
     return None
   n = len(subset) if n is None else min(n, len(subset))
-  rows = subset.truth(np.arange(n), biofacenet.TRUTH_KEYS)
+  rows = subset.truth(np.arange(n), keys)
+  if "labels" in rows:
+    rows[biofacenet.FACE_REGION_KEY] = synth_labels.face_region(rows.pop("labels"))
   return {k: np.asarray(v, np.float32) for k, v in rows.items()}
 
 
@@ -134,11 +147,18 @@ class BioFaceNetTask:
       raise ValueError(f"the training set has {len(train_set)} faces, fewer than "
                        f"batch_size={config.batch_size}.")
     model = model_config(config)
-    train_truth = load_truth_rows(train_set) if model.needs_truth else None
-    if model.needs_truth and train_truth is None:
-      raise ValueError("model.truth_weights and model.oracle_light_camera need training data "
-                       "with ground truth (data.source = 'synthetic')")
-    holdout_truth = (load_truth_rows(holdout_set, config.eval_examples)
+    if model.face_region_weight and config.data.get("world", "faces") != "scenes":
+      raise ValueError("model.face_region_weight needs the scene world's label maps: set "
+                       "data.world = 'scenes' (the `scenes` variant)")
+    keys = truth_keys(model)
+    train_truth = load_truth_rows(train_set, keys=keys) if keys else None
+    if keys and train_truth is None:
+      raise ValueError("model.truth_weights, model.oracle_light_camera and "
+                       "model.face_region_weight need training data with ground truth "
+                       "(data.source = 'synthetic')")
+    holdout_keys = biofacenet.TRUTH_KEYS + tuple(k for k in keys
+                                                 if k not in biofacenet.TRUTH_KEYS)
+    holdout_truth = (load_truth_rows(holdout_set, config.eval_examples, holdout_keys)
                      if config.eval_examples > 0 else None)
     return cls(config, spectra, physics.skin_lut(spectra), model, train_set, holdout_set,
                train_truth, holdout_truth)

@@ -71,6 +71,13 @@ authors' regime:
   are free, and a network trained on scenes with hair, eyes and backgrounds spreads pigment
   over them (on real photos most of the pigment mass lies outside the face). With this term
   the maps also say where skin is. Needs only the mask, no other ground truth.
+* ``face_region_weight`` (default 0 = authors): weight, relative to the appearance term's, of
+  the same squared error over the face pixels that the skin mask leaves out (brows, eyes,
+  mouth, teeth, beard, glasses: the batch's ``face_region`` map (B, H, W) minus the mask). The
+  authors' appearance loss covers the skin mask only, so nothing asks the network to
+  reproduce the 1-2 px dark detail inside a face, which on real photographs is most of its
+  reconstruction error in the central region (docs/synthetic_world.md). Needs a data set with
+  label maps (the scene world); no pigment truth is used there.
 * ``oracle_light_camera`` (default False = authors): a diagnostic, not a model to ship. The
   renderer in `compute_loss` uses the batch's true illuminant (``weights``, ``t``) and camera
   (``b``) instead of the head's, so the network only has to find the pigments, shading and
@@ -106,6 +113,7 @@ N_VECTOR = 17  # 14 weights, 1 CCT index, 2 camera coefficients
 N_MAPS = 4  # mel, blood, shade, spec
 TRUTH_KEYS = ("fmel", "fblood", "b", "weights", "t")  # batch keys of the supervised terms
 ORACLE_KEYS = ("weights", "t", "b")  # batch keys the oracle renderer reads
+FACE_REGION_KEY = "face_region"  # batch key of the face_region_weight term's map
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +138,8 @@ class BioFaceNetConfig:
       module docstring and `log_chromaticity`).
     truth_weights: see the module docstring (supervised terms; authors: all 0).
     off_skin_weight: weight of the no-pigment-off-the-skin term (module docstring; authors: 0).
+    face_region_weight: weight of the appearance term over the non-skin face pixels (module
+      docstring; authors: 0).
     oracle_light_camera: render with the batch's true light and camera in `compute_loss`
       (diagnostic, rung c; authors: False); see the module docstring.
     optimizer: "sgd" (authors: SGD + momentum with L2 decay on conv kernels) or "adam".
@@ -169,6 +179,7 @@ class BioFaceNetConfig:
   lr_final_factor: float = 1.0
   truth_weights: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
   off_skin_weight: float = 0.0
+  face_region_weight: float = 0.0
   oracle_light_camera: bool = False
 
   @property
@@ -224,6 +235,10 @@ class BioFaceNetConfig:
       raise ValueError(f"BioFaceNetConfig.off_skin_weight must be >= 0, "
                        f"got {self.off_skin_weight}")
     object.__setattr__(self, "off_skin_weight", float(self.off_skin_weight))
+    if not float(self.face_region_weight) >= 0:
+      raise ValueError(f"BioFaceNetConfig.face_region_weight must be >= 0, "
+                       f"got {self.face_region_weight}")
+    object.__setattr__(self, "face_region_weight", float(self.face_region_weight))
     if not isinstance(self.oracle_light_camera, (bool, np.bool_)):
       raise ValueError("BioFaceNetConfig.oracle_light_camera must be True or False, "
                        f"got {self.oracle_light_camera!r}")
@@ -442,7 +457,7 @@ from bioface_jax.models.biofacenet_loss import (  # noqa: E402
     spectrum_shape_loss, truth_losses)
 
 __all__ = ["APPEARANCE_SCALE", "BioFaceNet", "BioFaceNetConfig", "INPUT_FEATURES", "LR_SCHEDULES",
-           "ORACLE_KEYS", "TRUTH_KEYS", "VGG_MEAN", "appearance_loss", "apply",
+           "FACE_REGION_KEY", "ORACLE_KEYS", "TRUTH_KEYS", "VGG_MEAN", "appearance_loss", "apply",
            "camera_prior_loss", "compute_loss", "decay_mask", "init", "learning_rate_schedule",
            "log_chromaticity", "loss_from_outputs", "make_model", "masked_mse",
            "off_skin_pigment_loss", "off_skin_region", "optimizer",

@@ -3,7 +3,8 @@
 The loss of one batch (`compute_loss`): the network's forward pass (`biofacenet.apply`), the
 spectral render, and the authors' four weighted terms per image (appearance, camera prior,
 specular sparsity, shading with its least-squares scale), plus the optional supervised terms
-on synthetic ground truth (`truth_losses`) and the diagnostic oracle render (`oracle_render`).
+on synthetic ground truth (`truth_losses`), the appearance term over the non-skin face pixels
+(``face_appearance``) and the diagnostic oracle render (`oracle_render`).
 Each term returns one value per image; the total is the batch mean of the weighted sum. The
 optimiser (`optimizer`) is the authors' SGD with L2 decay on conv kernels and a BN-scale
 learning-rate multiplier, or Adam with the same decay and multipliers, on the schedule of
@@ -119,12 +120,14 @@ def truth_losses(outputs: Mapping[str, Any], truth: Mapping[str, jax.Array], mas
 
 def loss_from_outputs(outputs: Mapping[str, Any], mask: jax.Array, target_shading: jax.Array,
                       config: biofacenet.BioFaceNetConfig, truth: Mapping[str, jax.Array] | None = None,
-                      true_illuminant: jax.Array | None = None
+                      true_illuminant: jax.Array | None = None,
+                      face_region: jax.Array | None = None
                       ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """The weighted loss from model outputs that include ``render`` (spec section 8).
 
   ``truth`` (the batch's `biofacenet.TRUTH_KEYS`) and ``true_illuminant`` (B, 33) are needed when
-  ``config.supervised``.
+  ``config.supervised``; ``face_region`` (B, H, W), 1 on the face's pixels, when
+  ``config.face_region_weight`` > 0 (its pixels outside ``mask`` get the appearance term too).
 
   Returns:
     (total, terms): total = mean over images of sum_i w_i L_i; terms as in the module docstring.
@@ -148,6 +151,12 @@ def loss_from_outputs(outputs: Mapping[str, Any], mask: jax.Array, target_shadin
     per_image["off_skin_pigment"] = off_skin_pigment_loss(outputs["fmel"], outputs["fblood"],
                                                           mask)
     weighted = weighted + config.off_skin_weight * per_image["off_skin_pigment"]
+  if config.face_region_weight:
+    if face_region is None:
+      raise ValueError("config.face_region_weight is on: pass the batch's face_region map")
+    per_image["face_appearance"] = appearance_loss(
+        outputs["linear_input"], render["linear_srgb"], face_region * (1.0 - mask))
+    weighted = weighted + w_app * config.face_region_weight * per_image["face_appearance"]
   if config.supervised:
     if truth is None or true_illuminant is None:
       raise ValueError("config.truth_weights is on: the batch must hold the ground truth "
@@ -225,7 +234,16 @@ def compute_loss(params: Any, batch_stats: Any, batch: Mapping[str, jax.Array], 
                      f"{missing} (only synthetic faces carry it); it has {sorted(batch)}")
     truth = {k: batch[k] for k in biofacenet.TRUTH_KEYS}
     e_true = physics.illuminant(spectra, batch["weights"], batch["t"], daylight=config.daylight)
-  loss, terms = loss_from_outputs(outputs, mask, target, config, truth, e_true)
+  face_region = None
+  if config.face_region_weight:
+    key = biofacenet.FACE_REGION_KEY
+    if key not in batch:
+      raise KeyError(f"config.face_region_weight is on but the batch has no {key!r} map (only "
+                     f"the scene world's label maps give one); it has {sorted(batch)}")
+    face_region = jnp.asarray(batch[key], jnp.float32)
+    if face_region.shape != mask.shape:
+      raise ValueError(f"batch[{key!r}] must be {mask.shape}, got {face_region.shape}")
+  loss, terms = loss_from_outputs(outputs, mask, target, config, truth, e_true, face_region)
   return loss, (terms, new_batch_stats, outputs)
 
 

@@ -48,6 +48,10 @@ TO_FACEPARSING = np.array(list(range(19)) + [MOUTH, HAIR, BACKGROUND, BACKGROUND
 # The face VAE's mask: face incl. hair and hat (face_masks.FACEPARSING_EXCLUDED are 0).
 _MASK_EXCLUDED = (BACKGROUND, EAR_LEFT, EAR_RIGHT, EARRING, NECK, NECKLACE, CLOTH, HAND,
                   OTHER_PERSON, OBJECT)
+# The face as a face parser outlines it: skin and its parts (brows, eyes, nose, mouth, lips,
+# teeth), with what covers them inside the outline (glasses, beard); no hair, ears or neck.
+FACE_REGION_LABELS = (SKIN, BROW_LEFT, BROW_RIGHT, EYE_LEFT, EYE_RIGHT, GLASSES, NOSE, MOUTH,
+                      UPPER_LIP, LOWER_LIP, TEETH, BEARD)
 VAE_MASK = np.array([0.0 if i in _MASK_EXCLUDED else 1.0 for i in range(NUM_LABELS)],
                     np.float32)
 
@@ -68,3 +72,12 @@ def vae_mask(labels: np.ndarray) -> np.ndarray:
     raise ValueError(f"labels must lie in 0..{NUM_LABELS - 1}, got [{labels.min()}, "
                      f"{labels.max()}]")
   return VAE_MASK[labels]
+
+
+def face_region(labels: np.ndarray) -> np.ndarray:
+  """float32 {0, 1} map (..., H, W): 1 on `FACE_REGION_LABELS` (the face and its parts)."""
+  labels = np.asarray(labels)
+  if labels.size and (labels.min() < 0 or labels.max() >= NUM_LABELS):
+    raise ValueError(f"labels must lie in 0..{NUM_LABELS - 1}, got [{labels.min()}, "
+                     f"{labels.max()}]")
+  return np.isin(labels, FACE_REGION_LABELS).astype(np.float32)

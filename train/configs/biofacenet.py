@@ -150,6 +150,9 @@ def _base() -> ml_collections.ConfigDict:
   c.model.truth_weights = (0.0, 0.0, 0.0, 0.0)
   # No pigment off the skin mask (BioFaceNetConfig.off_skin_weight; authors: 0).
   c.model.off_skin_weight = 0.0
+  # Appearance term also over the non-skin face pixels (brows, eyes, mouth; scene world only;
+  # BioFaceNetConfig.face_region_weight; authors: 0).
+  c.model.face_region_weight = 0.0
   # "gamma" = authors' x**2.2 input linearisation; "srgb" = the exact curve the synthetic
   # generator encodes with (docs/biofacenet_recovery.md, convention audit).
   c.model.input_decode = "gamma"
