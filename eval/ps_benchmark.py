@@ -41,6 +41,9 @@ def define_flags():
                     "exports (train.export, train.import_weights sdps_torch); "
                     "label=NENET_WORKDIR+LCNET_WORKDIR runs that NENet on another LCNet's "
                     "lights, label=NENET_WORKDIR+true on the true lights.")
+  flags.DEFINE_bool("mirror", False, "also score every run with mirror averaging (its "
+                    "networks' answers on each scene and on its left-right mirror image, "
+                    "averaged: bioface_jax.models.sdps_mirror), as rows LABEL+mirror.")
   flags.DEFINE_list("sets", ["objects", "faces"], "objects, lambertian, faces, faces_lit, "
                     "scenes (face-scene world portraits under the faces set's lights), "
                     "diligent.")
@@ -227,6 +230,8 @@ def main(argv):
     methods.append(Method(label, run, lights or None))
     _say(f"{label}: {run.config.task} ({run.config.variant}) step {run.step}, "
          f"{methods[-1].params_count:,} parameters")
+    if FLAGS.mirror:
+      methods.append(Method(f"{label}+mirror", run, lights or None, mirror=True))
   sets = list(FLAGS.sets)
   if data_dir and "diligent" not in sets:
     sets.append("diligent")

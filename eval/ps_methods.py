@@ -7,6 +7,8 @@ has an LCNet part. ``dirs`` / ``ints`` (the true lights) are used only by a ``ps
 ``lights`` swaps the lights a ``nenet`` run's NENet sees (ablations, no retraining): ``"true"``
 feeds it the true directions and intensities (calibrated use of the trained NENet), a restored
 ``lcnet`` run feeds it that LCNet's argmax lights instead of the LCNet it was trained with.
+``mirror`` averages every network's answers on the scene and on its left-right mirror image
+(`bioface_jax.models.sdps_mirror`).
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from __future__ import annotations
 class Method:
   """A restored run as one jitted function (images, mask, dirs, ints) -> outputs."""
 
-  def __init__(self, label, run, lights=None):
+  def __init__(self, label, run, lights=None, mirror=False):
     import jax  # pylint: disable=g-import-not-at-top
-    from bioface_jax.models import sdps  # pylint: disable=g-import-not-at-top
+    from bioface_jax.models import sdps, sdps_mirror  # pylint: disable=g-import-not-at-top
     self.label, self.run = label, run
     task = run.config.task
     self.kind = task
@@ -38,14 +40,23 @@ class Method:
     def fn(params, lc_params, images, mask, dirs, ints):
       batch = {"images": images, "mask": mask, "dirs": dirs, "intensities": ints}
       out = {}
+      def lights(lc_params, lc_model):
+        if mirror:
+          return sdps_mirror.lcnet_lights(lc_params, batch, lc_model)
+        return sdps.lcnet_predict(sdps.apply(lc_params, batch, lc_model), lc_model.int_low,
+                                  lc_model.int_high)
+
       if task == "nenet" and lcnet_model is not None:
-        lo = sdps.apply(lc_params, batch, lcnet_model)
-        out["dirs"], out["intensities"] = sdps.lcnet_predict(lo)
+        out["dirs"], out["intensities"] = lights(lc_params, lcnet_model)
         batch = dict(batch, dirs=out["dirs"], intensities=out["intensities"])
       elif task == "lcnet":
-        return dict(zip(("dirs", "intensities"),
-                        sdps.lcnet_predict(sdps.apply(params, batch, run.model))))
-      res = sdps.predict(params, batch, run.model)
+        return dict(zip(("dirs", "intensities"), lights(params, run.model)))
+      if mirror and task == "fused":
+        res = sdps_mirror.fused_predict(params, batch, run.model)
+      elif mirror:
+        res = {"normals": sdps_mirror.nenet_normals(params, batch, run.model)}
+      else:
+        res = sdps.predict(params, batch, run.model)
       out["normals"] = res["normals"]
       if "dirs" in res:
         out["dirs"], out["intensities"] = res["dirs"], res["intensities"]

@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--max-side", type=int, default=light_stack.MAX_SIDE, metavar="PIXELS",
                       help="longest side the network runs at; larger photos are reduced and "
                            "the normals resized back (0 = full size; default %(default)s)")
+  parser.add_argument("--mirror", action="store_true",
+                      help="also run the networks on the left-right mirrored photos and average "
+                           "the two answers (twice the time; on held-out synthetic faces normals "
+                           "8.7 -> 8.1 deg, docs/sdps.md)")
   return parser
 
 
@@ -55,7 +59,8 @@ def run_scene(model, args, name: str, folder: pathlib.Path, out: pathlib.Path) -
   stack = light_stack.read_light_stack(folder)
   for note in stack.notes:
     print(f"{name}: {note}")
-  result = light_stack.estimate(model, stack, encoding=args.encoding, max_side=args.max_side)
+  result = light_stack.estimate(model, stack, encoding=args.encoding, max_side=args.max_side,
+                                 mirror=args.mirror)
   npz = cli.save_npz(out / f"{name}_normals.npz", **result,
                      image_names=np.asarray(stack.names))
   png = cli.save_png(out / f"{name}_normals.png",

@@ -165,6 +165,14 @@ def test_sdps_outputs_unit_vectors_in_the_mask(runs):
   np.testing.assert_allclose(np.linalg.norm(out["light_directions"], axis=-1), 1.0, atol=1e-5)
   with pytest.raises(ValueError, match=r"mask must have shape \(2, 20, 24\)"):
     model.apply(x, mask=mask[:, :10])
+  # mirror=True: the answer on the mirrored photos is the mirrored answer, exactly.
+  from bioface_jax.models import sdps_mirror  # pylint: disable=g-import-not-at-top
+  a = model.apply(x, mask=mask, mirror=True)
+  b = model.apply(x[:, :, :, ::-1], mask=mask[:, :, ::-1], mirror=True)
+  np.testing.assert_allclose(np.linalg.norm(a["normals"], axis=-1)[mask > 0], 1.0, atol=1e-5)
+  np.testing.assert_array_equal(b["normals"], np.asarray(sdps_mirror.mirror_normal_map(a["normals"])))
+  np.testing.assert_array_equal(b["light_directions"],
+                                np.asarray(sdps_mirror.mirror_vectors(a["light_directions"])))
 
 
 @pytest.mark.parametrize("name", ["face_vae", "sdps"])

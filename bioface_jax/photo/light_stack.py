@@ -138,9 +138,10 @@ def _resize(a: np.ndarray, width: int, height: int, box: bool) -> np.ndarray:
                               .resize((width, height), method)) for c in range(a.shape[-1])], -1)
 
 
-def estimate(model, stack: LightStack, *, encoding: str = "auto", max_side: int = MAX_SIDE
-             ) -> dict[str, np.ndarray]:
-  """SDPS-Net's normals and lights of a scene (module docstring).
+def estimate(model, stack: LightStack, *, encoding: str = "auto", max_side: int = MAX_SIDE,
+             mirror: bool = False) -> dict[str, np.ndarray]:
+  """SDPS-Net's normals and lights of a scene (module docstring); ``mirror`` averages them
+  with the networks' answers on the mirrored photos (`bioface_jax.models.sdps_mirror`).
 
   Raises:
     ValueError: not an SDPS-Net model; a bad encoding or max_side.
@@ -158,7 +159,7 @@ def estimate(model, stack: LightStack, *, encoding: str = "auto", max_side: int 
     nh, nw = max(1, round(h * max_side / side)), max(1, round(w * max_side / side))
     images = np.stack([_resize(im, nw, nh, box=True) for im in images])
     mask = (_resize(mask[..., None], nw, nh, box=True)[..., 0] > 0.5).astype(np.float32)
-  out = model.apply(np.clip(images, 0.0, 1.0)[None], mask=mask[None])
+  out = model.apply(np.clip(images, 0.0, 1.0)[None], mask=mask[None], mirror=mirror)
   normals = out["normals"][0]
   if normals.shape[:2] != (h, w):
     normals = _resize(normals, w, h, box=False)

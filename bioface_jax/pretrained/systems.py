@@ -19,6 +19,7 @@ SDPS-Net is two networks: its model config is ``{"lcnet": SDPSConfig, "nenet": S
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bioface_jax.models import biofacenet, face_vae, prnet, sdps
+from bioface_jax.models import biofacenet, face_vae, prnet, sdps, sdps_mirror
 
 NAMES = ("biofacenet", "face_vae", "sdps", "prnet")
 TRAIN_COMMANDS = {name: f"python -m train.{name} --config train/configs/{name}.py"
@@ -201,30 +202,35 @@ def _sdps_variables(state: Mapping[str, Any], config: Mapping[str, Any]) -> dict
 def _sdps_apply(config, variables, assets):
   del assets
 
-  @jax.jit
-  def run(variables, images, mask):
+  @functools.partial(jax.jit, static_argnames="mirror")
+  def run(variables, images, mask, mirror):
     batch = {"images": images, "mask": mask}
     if "fused" in config:
-      out = sdps.predict(variables["fused"]["params"], batch, config["fused"])
+      predict = sdps_mirror.fused_predict if mirror else sdps.predict
+      out = predict(variables["fused"]["params"], batch, config["fused"])
       dirs, ints, normals = out["dirs"], out["intensities"], out["normals"]
     else:
-      lc = config["lcnet"]
-      dirs, ints = sdps.lcnet_predict(sdps.apply(variables["lcnet"]["params"], batch, lc),
-                                      lc.int_low, lc.int_high)
-      normals = sdps.apply(variables["nenet"]["params"],
-                           batch | {"dirs": dirs, "intensities": ints},
-                           config["nenet"])["normals"]
+      lc, lc_params = config["lcnet"], variables["lcnet"]["params"]
+      if mirror:
+        dirs, ints = sdps_mirror.lcnet_lights(lc_params, batch, lc)
+      else:
+        dirs, ints = sdps.lcnet_predict(sdps.apply(lc_params, batch, lc), lc.int_low,
+                                        lc.int_high)
+      lit = batch | {"dirs": dirs, "intensities": ints}
+      normals = (sdps_mirror.nenet_normals(variables["nenet"]["params"], lit, config["nenet"])
+                 if mirror else
+                 sdps.apply(variables["nenet"]["params"], lit, config["nenet"])["normals"])
     normals = normals * mask[..., None]
     return {"light_directions": dirs, "light_intensities": ints, "normals": normals}
 
-  def apply(images, *, size, mask=None):
+  def apply(images, *, size, mask=None, mirror=False):
     del size
     x = _check_unit_images(images, (None, None, None, None, 3), "sdps")
     b, _, h, w, _ = x.shape
     m = np.ones((b, h, w), np.float32) if mask is None else np.asarray(mask, np.float32)
     if m.shape != (b, h, w):
       raise ValueError(f"sdps: mask must have shape {(b, h, w)} (B, H, W), got {m.shape}")
-    return _numpy(run(variables, x, (m > 0.5).astype(np.float32)))
+    return _numpy(run(variables, x, (m > 0.5).astype(np.float32), mirror=bool(mirror)))
   return apply
 
 
