@@ -106,8 +106,9 @@ def relight(scene: dict, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
   return np.asarray(images[0]), dirs[0], ints[0]
 
 
-def evaluate(faces: int, prnets, sdpss, counts, log=print):
-  """Per-method error arrays and the figure rows (the first 3 faces)."""
+def evaluate(faces: int, prnets, sdpss, counts, log=print, mirror: bool = False):
+  """Per-method error arrays and the figure rows (the first 3 faces); ``mirror`` adds rows
+  ``sdps[X]+mirror`` (`bioface_jax.models.sdps_mirror`)."""
   from bioface_jax import face3d, pretrained  # pylint: disable=g-import-not-at-top
   from bioface_jax import photometric as ps  # pylint: disable=g-import-not-at-top
   from bioface_jax.face3d import mean_face  # pylint: disable=g-import-not-at-top
@@ -164,8 +165,10 @@ def evaluate(faces: int, prnets, sdpss, counts, log=print):
       x = np.clip(images[:n], 0, None)
       x = x / max(float(x.max()), 1e-6)  # `apply` takes [0, 1]; SDPS-Net is scale-free
       for label, m in nets:
-        out = m.apply(x[None], mask=mask[None])
-        add(f"sdps[{label}] N={n}", out["normals"][0], i, figure)
+        for mirrored in (False, True) if mirror else (False,):
+          out = m.apply(x[None], mask=mask[None], mirror=mirrored)
+          add(f"sdps[{label}{'+mirror' if mirrored else ''}] N={n}", out["normals"][0], i,
+              figure)
     if figure is not None:
       rows.append(figure)
     if (i + 1) % 8 == 0:
@@ -226,6 +229,8 @@ def build_parser():
                  help="PRNet models (run, export, imported weights, or 'shipped')")
   p.add_argument("--sdps", nargs="*", default=[], metavar="LABEL=PATH",
                  help="SDPS-Net models (a nenet or fused run, an export, or 'shipped')")
+  p.add_argument("--mirror", action="store_true",
+                 help="also score each SDPS-Net model with mirror averaging (rows X+mirror)")
   p.add_argument("--faces", type=int, default=32, help="held-out faces (default %(default)s)")
   p.add_argument("--counts", default="1,2,4,8,16",
                  help="numbers of photos for SDPS-Net / Woodham (<= 16; default %(default)s)")
@@ -247,7 +252,7 @@ def main(argv=None) -> int:
   logging.set_verbosity(logging.WARNING)
   say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
   errors, coverage, rows = evaluate(args.faces, _parse_models(args.prnet, "prnet"),
-                                    _parse_models(args.sdps, "sdps"), counts, say)
+                                    _parse_models(args.sdps, "sdps"), counts, say, args.mirror)
   text, summary = table(errors, coverage)
   text = (f"**Single portrait vs a few photos: {args.faces} held-out synthetic faces at "
           f"{SCENE_SIZE}², angular error of the normals**\n\n" + text)

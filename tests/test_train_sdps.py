@@ -79,6 +79,15 @@ def test_nenet_on_frozen_lcnet(lcnet_run):
   assert _equal(swapped, default)
   with pytest.raises(ValueError, match="lcnet run"):
     Method("x", run, run)
+  # Mirror averaging (eval.ps_benchmark --mirror): the answer on the mirrored scene is the
+  # mirrored answer, exactly (the same two network outputs, added in the other order).
+  from bioface_jax.models import sdps_mirror  # pylint: disable=g-import-not-at-top
+  mirrored = Method("m", run, mirror=True)
+  a = mirrored(images, mask, dirs, ints)
+  b = mirrored(images[:, :, :, ::-1], mask[:, :, ::-1], dirs * [-1, 1, 1], ints)
+  np.testing.assert_array_equal(b["normals"],
+                                np.asarray(sdps_mirror.mirror_normal_map(a["normals"])))
+  np.testing.assert_array_equal(b["dirs"], np.asarray(sdps_mirror.mirror_vectors(a["dirs"])))
 
 
 def test_warm_start_from_a_run(lcnet_run):
