@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--mirror", action="store_true",
                       help="also run the networks on the left-right mirrored photos and average "
                            "the two answers (twice the time; on held-out synthetic faces normals "
-                           "8.7 -> 8.1 deg, docs/sdps.md)")
+                           "7.6 -> 7.0 deg, docs/sdps.md)")
   return parser
 
 

@@ -8,9 +8,9 @@ z toward the camera) and the normal map is mirrored too. A trained LCNet or NENe
 approximately equivariant, so its answer on the mirrored input, mapped back, is a second
 estimate whose errors are partly independent of the first; their average is better.
 
-Measured on the held-out ``faces`` set (8 scenes, N = 16, the shipped model of 2026-12-06):
-light direction error 8.47 -> 7.86 deg, normals 8.74 -> 8.09 deg; on ``objects`` 7.98 ->
-7.90 deg (docs/sdps.md). The networks and their weights are untouched (an inference option,
+Measured on the held-out ``faces`` set (8 scenes, N = 16; the model shipped until 2026-12-06
+20:27): light direction error 8.47 -> 7.86 deg, normals 8.74 -> 8.09 deg; on ``objects``
+7.98 -> 7.90 deg. The model shipped now: 7.62 -> 7.01 deg on 32 held-out faces (docs/sdps.md). The networks and their weights are untouched (an inference option,
 off by default, at twice the cost).
 
 Conventions: images (B, N, H, W, 3), mask (B, H, W), dirs (B, N, 3), intensities (B, N),
