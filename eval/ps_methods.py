@@ -40,23 +40,17 @@ class Method:
     def fn(params, lc_params, images, mask, dirs, ints):
       batch = {"images": images, "mask": mask, "dirs": dirs, "intensities": ints}
       out = {}
-      def lights(lc_params, lc_model):
-        if mirror:
-          return sdps_mirror.lcnet_lights(lc_params, batch, lc_model)
-        return sdps.lcnet_predict(sdps.apply(lc_params, batch, lc_model), lc_model.int_low,
-                                  lc_model.int_high)
-
       if task == "nenet" and lcnet_model is not None:
-        out["dirs"], out["intensities"] = lights(lc_params, lcnet_model)
+        out["dirs"], out["intensities"] = sdps_mirror.lcnet_lights(lc_params, batch,
+                                                                   lcnet_model, mirror)
         batch = dict(batch, dirs=out["dirs"], intensities=out["intensities"])
       elif task == "lcnet":
-        return dict(zip(("dirs", "intensities"), lights(params, run.model)))
-      if mirror and task == "fused":
-        res = sdps_mirror.fused_predict(params, batch, run.model)
-      elif mirror:
-        res = {"normals": sdps_mirror.nenet_normals(params, batch, run.model)}
+        return dict(zip(("dirs", "intensities"),
+                        sdps_mirror.lcnet_lights(params, batch, run.model, mirror)))
+      if task == "fused":
+        res = sdps_mirror.fused_predict(params, batch, run.model, mirror)
       else:
-        res = sdps.predict(params, batch, run.model)
+        res = {"normals": sdps_mirror.nenet_normals(params, batch, run.model, mirror)}
       out["normals"] = res["normals"]
       if "dirs" in res:
         out["dirs"], out["intensities"] = res["dirs"], res["intensities"]

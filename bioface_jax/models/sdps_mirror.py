@@ -13,6 +13,9 @@ Measured on the held-out ``faces`` set (8 scenes, N = 16; the model shipped unti
 7.98 -> 7.90 deg. The model shipped now: 7.62 -> 7.01 deg on 32 held-out faces (docs/sdps.md). The networks and their weights are untouched (an inference option,
 off by default, at twice the cost).
 
+`lcnet_lights`, `nenet_normals` and `fused_predict` take ``mirror`` (default True); with
+``mirror=False`` they are the plain SDPS-Net computation, so callers choose with one argument.
+
 Conventions: images (B, N, H, W, 3), mask (B, H, W), dirs (B, N, 3), intensities (B, N),
 normals (B, H, W, 3), as in `bioface_jax.models.sdps`.
 """
@@ -55,31 +58,39 @@ def _unit(v: jax.Array) -> jax.Array:
   return v / jnp.maximum(jnp.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
 
-def lcnet_lights(params: Any, batch: Mapping[str, jax.Array], config: sdps.SDPSConfig
-                 ) -> tuple[jax.Array, jax.Array]:
-  """LCNet's argmax lights averaged over the scene and its mirror image: directions summed
-  and renormalised, intensities averaged; (dirs (B, N, 3), intensities (B, N))."""
-  dirs, ints = sdps.lcnet_predict(sdps.apply(params, batch, config), config.int_low,
-                                  config.int_high)
-  dirs_m, ints_m = sdps.lcnet_predict(sdps.apply(params, mirror_batch(batch), config),
-                                      config.int_low, config.int_high)
+def lcnet_lights(params: Any, batch: Mapping[str, jax.Array], config: sdps.SDPSConfig,
+                 mirror: bool = True) -> tuple[jax.Array, jax.Array]:
+  """LCNet's argmax lights (dirs (B, N, 3), intensities (B, N)); with ``mirror``, averaged
+  over the scene and its mirror image (directions summed and renormalised, intensities
+  averaged); without, exactly SDPS-Net's."""
+  def argmax_lights(b):
+    return sdps.lcnet_predict(sdps.apply(params, b, config), config.int_low, config.int_high)
+
+  dirs, ints = argmax_lights(batch)
+  if not mirror:
+    return dirs, ints
+  dirs_m, ints_m = argmax_lights(mirror_batch(batch))
   return _unit(dirs + mirror_vectors(dirs_m)), 0.5 * (ints + ints_m)
 
 
-def nenet_normals(params: Any, batch: Mapping[str, jax.Array], config: sdps.SDPSConfig
-                  ) -> jax.Array:
-  """NENet's normals (B, H, W, 3) averaged over the scene (with ``dirs``, ``intensities``)
-  and its mirror image, renormalised."""
+def nenet_normals(params: Any, batch: Mapping[str, jax.Array], config: sdps.SDPSConfig,
+                  mirror: bool = True) -> jax.Array:
+  """NENet's normals (B, H, W, 3) of the scene (with ``dirs``, ``intensities``); with
+  ``mirror``, averaged with those of its mirror image and renormalised."""
   normals = sdps.apply(params, batch, config)["normals"]
+  if not mirror:
+    return normals
   mirrored = sdps.apply(params, mirror_batch(batch), config)["normals"]
   return _unit(normals + mirror_normal_map(mirrored))
 
 
-def fused_predict(params: Any, batch: Mapping[str, jax.Array], config: sdps.SDPSConfig
-                  ) -> dict[str, jax.Array]:
-  """FusedNet's `sdps.predict` (``dirs``, ``intensities``, ``normals``) averaged over the
-  scene and its mirror image, as `lcnet_lights` and `nenet_normals` do."""
+def fused_predict(params: Any, batch: Mapping[str, jax.Array], config: sdps.SDPSConfig,
+                  mirror: bool = True) -> dict[str, jax.Array]:
+  """FusedNet's `sdps.predict` (``dirs``, ``intensities``, ``normals``); with ``mirror``,
+  averaged over the scene and its mirror image as `lcnet_lights` and `nenet_normals` do."""
   out = sdps.predict(params, batch, config)
+  if not mirror:
+    return out
   mirrored = sdps.predict(params, mirror_batch(batch), config)
   return {"dirs": _unit(out["dirs"] + mirror_vectors(mirrored["dirs"])),
           "intensities": 0.5 * (out["intensities"] + mirrored["intensities"]),

@@ -206,20 +206,15 @@ def _sdps_apply(config, variables, assets):
   def run(variables, images, mask, mirror):
     batch = {"images": images, "mask": mask}
     if "fused" in config:
-      predict = sdps_mirror.fused_predict if mirror else sdps.predict
-      out = predict(variables["fused"]["params"], batch, config["fused"])
+      out = sdps_mirror.fused_predict(variables["fused"]["params"], batch, config["fused"],
+                                      mirror)
       dirs, ints, normals = out["dirs"], out["intensities"], out["normals"]
     else:
-      lc, lc_params = config["lcnet"], variables["lcnet"]["params"]
-      if mirror:
-        dirs, ints = sdps_mirror.lcnet_lights(lc_params, batch, lc)
-      else:
-        dirs, ints = sdps.lcnet_predict(sdps.apply(lc_params, batch, lc), lc.int_low,
-                                        lc.int_high)
-      lit = batch | {"dirs": dirs, "intensities": ints}
-      normals = (sdps_mirror.nenet_normals(variables["nenet"]["params"], lit, config["nenet"])
-                 if mirror else
-                 sdps.apply(variables["nenet"]["params"], lit, config["nenet"])["normals"])
+      dirs, ints = sdps_mirror.lcnet_lights(variables["lcnet"]["params"], batch,
+                                            config["lcnet"], mirror)
+      normals = sdps_mirror.nenet_normals(variables["nenet"]["params"],
+                                          batch | {"dirs": dirs, "intensities": ints},
+                                          config["nenet"], mirror)
     normals = normals * mask[..., None]
     return {"light_directions": dirs, "light_intensities": ints, "normals": normals}
 
