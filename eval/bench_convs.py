@@ -1,13 +1,14 @@
 """Per-layer convolution micro-benchmark: forward, input gradient and kernel gradient.
 
-  python -m eval.bench_convs [--layers vae,nenet] [--options both|on|off] [--repeats 3]
+  python -m eval.bench_convs [--layers vae,nenet,lcnet] [--options both|on|off] [--repeats 3]
 
-For the face VAE's (batch 16, 144 px) and NENet's (32 images of 64², α = 1) convolution shapes,
+For the face VAE's (batch 16, 144 px), NENet's and LCNet's (32 images of 64², α = 1) convolution
+shapes,
 times three jitted functions per layer and formulation: the forward convolution, its input
 gradient (VJP w.r.t. x) and its kernel gradient (VJP w.r.t. the kernel). Formulations: ``lax``
 (``lax.conv_general_dilated`` / ``lax.conv_transpose``, what flax uses) and ``ours`` (the
 library's `subpixel.conv_transpose` for stride-2 transposed convolutions,
-`small_conv.conv_general_dilated` for tiny images). ``--options`` compiles with XLA's defaults
+`small_conv.conv_general_dilated` for tiny images and tiny strided outputs). ``--options`` compiles with XLA's defaults
 (``off``), with `bioface_jax.xla_options.cpu_compiler_options()` (``on``: convolutions to Eigen,
 not YNNPACK) or both. Prints the best of ``--repeats`` calls as process CPU milliseconds (robust
 to other jobs on a shared machine) and wall milliseconds. Every formulation is checked against
@@ -27,13 +28,14 @@ DN = ("NHWC", "HWIO", "NHWC")
 
 
 def define_flags():
-  flags.DEFINE_list("layers", ["vae", "nenet"], "Layer sets: vae, nenet.")
+  flags.DEFINE_list("layers", ["vae", "nenet"], "Layer sets: vae, nenet, lcnet.")
   flags.DEFINE_enum("options", "both", ["both", "on", "off"], "XLA:CPU compile options.")
   flags.DEFINE_integer("repeats", 2, "Timed calls per function (the best counts).")
 
 
 def layer_sets():
-  """name -> list of (label, x shape, kernel shape, kind, padding); kind conv / convT."""
+  """name -> list of (label, x shape, kernel shape, kind, padding); kind conv (stride 1),
+  sconv (stride 2), convT (Keras transposed) or deconv (PyTorch transposed)."""
   vae = [("enc conv 144² 32->32", (16, 144, 144, 32), (3, 3, 32, 32), "conv", "SAME"),
          ("enc conv 36² 128->128", (16, 36, 36, 128), (3, 3, 128, 128), "conv", "SAME"),
          ("enc conv 2² 256->512", (16, 2, 2, 256), (3, 3, 256, 512), "conv", "SAME"),
@@ -45,22 +47,35 @@ def layer_sets():
            ("e5 conv 16² 256->256", (32, 16, 16, 256), (3, 3, 256, 256), "conv", "SAME"),
            ("e6 deconv 16->32 256->128", (32, 16, 16, 256), (4, 4, 256, 128), "deconv",
             ((2, 2), (2, 2)))]
-  return {"vae": vae, "nenet": nenet}
+  pt1 = ((1, 1), (1, 1))  # PyTorch padding 1
+  lcnet = [("c6 conv 8->4 128->256 s2", (32, 8, 8, 128), (3, 3, 128, 256), "sconv", pt1),
+           ("k2 conv 4->2 256->256 s2", (32, 4, 4, 256), (3, 3, 256, 256), "sconv", pt1),
+           ("k3 conv 2->1 256->256 s2", (32, 2, 2, 256), (3, 3, 256, 256), "sconv", pt1),
+           ("k4 conv 1->1 256->256 s2", (32, 1, 1, 256), (3, 3, 256, 256), "sconv", pt1)]
+  return {"vae": vae, "nenet": nenet, "lcnet": lcnet}
 
 
 def formulations(kind, padding):
   from jax import lax  # pylint: disable=g-import-not-at-top
   from bioface_jax.models import small_conv  # pylint: disable=g-import-not-at-top
   from bioface_jax.models import subpixel  # pylint: disable=g-import-not-at-top
-  if kind == "conv":
-    return {"lax": lambda x, w: lax.conv_general_dilated(x, w, (1, 1), padding,
-                                                         dimension_numbers=DN),
-            "ours": lambda x, w: small_conv.conv_general_dilated(x, w, (1, 1), padding,
+  if kind in ("conv", "sconv"):
+    s = (1, 1) if kind == "conv" else (2, 2)
+    return {"lax": lambda x, w: lax.conv_general_dilated(x, w, s, padding, dimension_numbers=DN),
+            "ours": lambda x, w: small_conv.conv_general_dilated(x, w, s, padding,
                                                                  dimension_numbers=DN)}
   tk = kind == "convT"  # Keras layout (face VAE) vs PyTorch-style explicit padding (SDPS)
   return {"lax": lambda x, w: lax.conv_transpose(x, w, (2, 2), padding, dimension_numbers=DN,
                                                  transpose_kernel=tk),
           "ours": lambda x, w: subpixel.conv_transpose(x, w, (2, 2), padding, tk)}
+
+
+def _parts(f):
+  """Forward, input gradient and kernel gradient of the convolution f(x, w), as f(x, w, g)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  return {"forward": (lambda x, w, g: f(x, w)),
+          "input grad": (lambda x, w, g: jax.vjp(lambda a: f(a, w), x)[1](g)[0]),
+          "kernel grad": (lambda x, w, g: jax.vjp(lambda b: f(x, b), w)[1](g)[0])}
 
 
 def _best(fn, args, repeats):
@@ -95,15 +110,14 @@ def main(argv):
       forms = formulations(kind, padding)
       g = jnp.asarray(rng.normal(size=jax.eval_shape(forms["lax"], x, w).shape), jnp.float32)
       for opt in chosen:
+        ref_parts = _parts(forms["lax"])
         for fname, f in forms.items():
-          parts = {"forward": (lambda x, w, g, f=f: f(x, w)),
-                   "input grad": (lambda x, w, g, f=f: jax.vjp(lambda a: f(a, w), x)[1](g)[0]),
-                   "kernel grad": (lambda x, w, g, f=f: jax.vjp(lambda b: f(x, b), w)[1](g)[0])}
+          parts = _parts(f)
           cells = []
           for part, fn in parts.items():
             fn = jax.jit(fn, compiler_options=variants[opt])
             if fname != "lax":
-              ref = jax.jit(parts[part], compiler_options=variants[opt])(x, w, g)
+              ref = jax.jit(ref_parts[part], compiler_options=variants[opt])(x, w, g)
               got = fn(x, w, g)
               gap = float(jnp.abs(got - ref).max() / jnp.abs(ref).max())
               if gap > 1e-4:

@@ -89,10 +89,11 @@ def evaluation_sets(config, n: int, cache_dir: str | None = None, heldout: str =
     n: faces wanted (NFE runs: the size of the generated held-out set).
     cache_dir: synthetic-face cache; None = the run's ``data.cache_dir`` (synthetic runs) or
       the default cache.
-    heldout: "own" = the run's own synthetic world; "faces" / "scenes" = that world with the
-      run's size, count, seed and split, so runs trained on different worlds are scored on
-      the same held-out faces (a scenes run on the skin-only faces the default model is
-      judged on, and the other way round).
+    heldout: "own" = the run's own synthetic world; "faces" / "scenes" = that world at its
+      default realism switches (`train.configs.biofacenet.scene_switches`) with the run's
+      size, count, seed and split, so runs trained on different worlds or switches are scored
+      on the same held-out faces (a scenes run on the skin-only faces the default model is
+      judged on and the other way round; the realism ablation's runs on the full scenes).
   """
   if heldout not in HELDOUT_WORLDS:
     raise ValueError(f"heldout must be one of {', '.join(HELDOUT_WORLDS)}, got {heldout!r}")
@@ -103,7 +104,9 @@ def evaluation_sets(config, n: int, cache_dir: str | None = None, heldout: str =
       config.data.cache_dir = str(cache_dir)
     own = config.data.get("world", "faces")
     if heldout != "own":
+      from train.configs import biofacenet as biofacenet_configs  # pylint: disable=g-import-not-at-top
       config.data.world = heldout
+      config.data.scene = biofacenet_configs.scene_switches()
     world = config.data.get("world", "faces")
     train, holdout = load_datasets(config, lazy=True)  # Uncached: only the faces used.
     which = ("the run's config" if world == own
@@ -280,8 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "~/.cache/bioface_jax)")
   p.add_argument("--heldout", choices=HELDOUT_WORLDS, default="own",
                  help="which synthetic world's held-out faces: the run's own (default), or "
-                      "'faces' / 'scenes' with the run's size, count and seed, to score runs "
-                      "trained on different worlds on the same faces")
+                      "'faces' / 'scenes' at the default realism switches with the run's size, "
+                      "count and seed, to score runs trained on different worlds or switches "
+                      "on the same faces")
   p.add_argument("--figure-rows", type=int, default=4, help="faces shown in recovery.png")
   return p
 

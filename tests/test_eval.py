@@ -166,6 +166,13 @@ def test_heldout_world_switch_scores_the_same_faces_of_another_world(workdir):
   a, b = own.get([0])["image"], scenes.get([0])["image"]
   assert a.shape == b.shape and not np.array_equal(a, b)
   assert scenes.truth([0], ["mask"])["mask"].any()
+  # A run with a realism switch off (the ablation's) is scored on the default-switch scenes.
+  switched = restored.config.copy_and_resolve_references()
+  switched.data.world, switched.data.scene.camera = "scenes", "srgb"
+  _, own_switched, _ = recovery.evaluation_sets(switched, 2)
+  _, common, _ = recovery.evaluation_sets(switched, 2, heldout="scenes")
+  np.testing.assert_array_equal(common.get([0])["image"], scenes.get([0])["image"])
+  assert not np.array_equal(own_switched.get([0])["image"], scenes.get([0])["image"])
   with pytest.raises(ValueError, match="heldout must be one of"):
     recovery.evaluation_sets(restored.config, 2, heldout="objects")
 

@@ -1,4 +1,5 @@
-"""Tiny-image convolution as one matrix product == lax.conv_general_dilated (value, gradients).
+"""Tiny-image convolution as one matrix product == lax.conv_general_dilated (value, gradients),
+for stride 1 (`small_conv`) and for strided convolutions with tiny outputs (`patch_conv`).
 
 Reference: XLA's convolution, an independent formulation. float64 must agree to ~1e-12 (the
 same products, another summation order); the float32 bound is 4 n eps max(sum |terms|) with n
@@ -70,10 +71,65 @@ def test_float32_within_rounding_and_flax_hook():
                              jax.jit(ref_conv.apply)(params, x), rtol=0, atol=1e-5)
 
 
+# LCNet's classifier (3x3, stride 2, PyTorch padding 1: 4x4 -> 2x2 -> 1x1 -> 1x1), SAME with
+# unequal strides, VALID, a 4x4 kernel at stride 3, and negative (cropping) padding.
+_PT1 = ((1, 1), (1, 1))
+STRIDED = [((4, 4), 3, (2, 2), _PT1), ((2, 2), 3, (2, 2), _PT1), ((1, 1), 3, (2, 2), _PT1),
+           ((5, 3), 3, (2, 3), "SAME"), ((4, 4), 2, (2, 2), "VALID"),
+           ((6, 6), 4, (3, 3), ((1, 2), (0, 1))), ((3, 5), 3, (2, 1), ((2, 0), (-1, 1)))]
+
+
+def _strided(fn, strides):
+  return lambda a, b, pad: fn(a, b, strides, pad)
+
+
+def _lax_strided(x, k, strides, pad):
+  return lax.conv_general_dilated(x, k, strides, pad, dimension_numbers=_DN)
+
+
+def _ours_strided(x, k, strides, pad):
+  return small_conv.conv_general_dilated(x, k, strides, pad, dimension_numbers=_DN)
+
+
+@pytest.mark.parametrize("hw,k,strides,pad", STRIDED)
+def test_strided_float64_equals_lax(hw, k, strides, pad):
+  rng = np.random.default_rng(2)
+  with jax.enable_x64(True):
+    x = rng.normal(size=(3,) + hw + (4,))
+    kern = rng.normal(size=(k, k, 4, 5))
+    assert small_conv.is_small_output(x.shape, kern.shape, strides, pad)
+    ours, ref = _strided(_ours_strided, strides), _strided(_lax_strided, strides)
+    g = rng.normal(size=jax.eval_shape(lambda: ref(x, kern, pad)).shape)
+    for a, b in zip(_with_grads(ours, x, kern, g, pad), _with_grads(ref, x, kern, g, pad)):
+      assert a.shape == b.shape
+      np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_strided_float32_within_rounding_and_no_xla_convolution():
+  """LCNet's k2 layer shape (channels scaled down): float32 within the summation-order bound,
+  and the drop-in really takes the patch path (no convolution left in the program)."""
+  rng = np.random.default_rng(3)
+  x = rng.normal(size=(4, 4, 4, 16)).astype(np.float32)
+  kern = rng.normal(size=(3, 3, 16, 8)).astype(np.float32)
+  g = rng.normal(size=(4, 2, 2, 8)).astype(np.float32)
+  ours, ref = _strided(_ours_strided, (2, 2)), _strided(_lax_strided, (2, 2))
+  got = _with_grads(ours, x, kern, g, _PT1)
+  want = _with_grads(ref, x, kern, g, _PT1)
+  abs_terms = _with_grads(ref, np.abs(x), np.abs(kern), np.abs(g), _PT1)
+  # products per entry: forward 9 taps x 16 channels; input grad <= 4 taps x 8; kernel grad
+  # 4 images x 2 x 2 output pixels.
+  for a, b, n, t in zip(got, want, (9 * 16, 4 * 8, 4 * 4), abs_terms):
+    bound = 4 * n * 2.0 ** -24 * float(np.max(t))
+    np.testing.assert_allclose(a, b, rtol=0, atol=bound)
+  jaxpr = str(jax.make_jaxpr(lambda a, b: ours(a, b, _PT1))(x, kern))
+  assert "conv_general_dilated" not in jaxpr and "dot_general" in jaxpr
+
+
 def test_other_convolutions_fall_back_to_lax():
-  x = jnp.ones((1, 5, 5, 2))
+  x = jnp.ones((1, 7, 7, 2))
   k = jnp.ones((3, 3, 2, 3))
   assert not small_conv.is_small(x.shape, k.shape)
+  assert not small_conv.is_small_output(x.shape, k.shape, (2, 2), "SAME")  # 4x4 > 9 taps
   for kw in (dict(window_strides=(1, 1), padding="SAME"),
              dict(window_strides=(2, 2), padding="SAME"),
              dict(window_strides=(1, 1), padding="SAME", rhs_dilation=(2, 2))):

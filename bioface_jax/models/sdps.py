@@ -31,6 +31,7 @@ import numpy as np
 import optax
 
 from bioface_jax import photometric
+from bioface_jax.models import small_conv
 from bioface_jax.models import subpixel
 
 CONVS = ("standard", "depthwise_separable")
@@ -58,7 +59,10 @@ class ConvBlock(nn.Module):
   def __call__(self, x):
     s = (self.stride, self.stride)
     if self.conv == "standard":
-      y = _act(nn.Conv(self.features, (3, 3), s, padding=_PAD1, kernel_init=_INIT)(x))
+      # small_conv: LCNet's classifier (4x4 -> 2x2 -> 1x1 at stride 2) as patch products; the
+      # same function (docs/performance.md), every other shape goes to lax unchanged.
+      y = _act(nn.Conv(self.features, (3, 3), s, padding=_PAD1, kernel_init=_INIT,
+                       conv_general_dilated=small_conv.conv_general_dilated)(x))
     else:
       c_in = x.shape[-1]
       y = _act(nn.Conv(c_in, (3, 3), s, padding=_PAD1, feature_group_count=c_in,

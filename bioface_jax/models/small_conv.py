@@ -10,9 +10,22 @@ convolutions (padding wider than the image) on a slow generic path: 116 ms for t
 
 The matrix is assembled from static slices of the kernel (data movement only, exact), so the
 products and their sums are the convolution's; only the summation order differs (float32
-rounding). `conv_general_dilated` is a drop-in for ``lax.conv_general_dilated`` (and the
-``conv_general_dilated`` field of ``flax.linen.Conv``): it takes the matrix path for
-NHWC / HWIO, stride 1, undilated, ungrouped convolutions of tiny images and calls lax otherwise.
+rounding).
+
+Strided convolutions with a tiny output (no more output pixels than kernel taps: LCNet's
+classifier, 4 x 4 -> 2 x 2 -> 1 x 1 at stride 2) have the same problem in the backward pass:
+XLA:CPU takes the kernel gradient of a stride-2 convolution of a 4 x 4 image (a kernel-dilated
+convolution) on a generic path, 36 ms of LCNet's ~190 ms train step at batch 32
+(docs/performance.md). `patch_conv` writes them as the product of the image's patches
+(im2col: kh*kw static strided slices of the padded image, concatenated) with the kernel
+reshaped to (kh*kw*C_in, C_out): the convolution's products plus products with the padding's
+exact zeros, so again the same function up to summation order, and both gradients are plain
+matrix products.
+
+`conv_general_dilated` is a drop-in for ``lax.conv_general_dilated`` (and the
+``conv_general_dilated`` field of ``flax.linen.Conv``): it takes the matrix path for NHWC /
+HWIO, undilated, ungrouped convolutions of tiny images (stride 1) or with tiny outputs (stride
+> 1) and calls lax otherwise.
 """
 
 from __future__ import annotations
@@ -58,11 +71,55 @@ def small_conv(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
   return y.reshape(b, ho, wo, c_out)
 
 
+def is_small_output(x_shape, k_shape, strides, padding) -> bool:
+  """Whether the patch form applies to a strided convolution: Ho*Wo <= kh*kw."""
+  ho, wo = _output_size(x_shape, k_shape, strides, padding)
+  return ho * wo <= k_shape[0] * k_shape[1]
+
+
+def _pads(x_shape, k_shape, strides, padding):
+  if isinstance(padding, str):
+    return tuple(lax.padtype_to_pads(x_shape[1:3], k_shape[:2], strides, padding))
+  return tuple(tuple(p) for p in padding)
+
+
+def _output_size(x_shape, k_shape, strides, padding):
+  (ylo, yhi), (xlo, xhi) = _pads(x_shape, k_shape, strides, padding)
+  return ((x_shape[1] + ylo + yhi - k_shape[0]) // strides[0] + 1,
+          (x_shape[2] + xlo + xhi - k_shape[1]) // strides[1] + 1)
+
+
+def patch_conv(x: jax.Array, kernel: jax.Array, strides, padding) -> jax.Array:
+  """Strided NHWC / HWIO convolution as one matrix product of the image's patches (im2col).
+
+  Args:
+    x: (B, H, W, C_in). kernel: (kh, kw, C_in, C_out).
+    strides: (sy, sx). padding: "SAME", "VALID" or ((lo, hi), (lo, hi)), as lax (negative
+      padding crops).
+  """
+  b, _, _, c_in = x.shape
+  kh, kw, _, c_out = kernel.shape
+  sy, sx = strides
+  (ylo, yhi), (xlo, xhi) = _pads(x.shape, kernel.shape, strides, padding)
+  ho, wo = _output_size(x.shape, kernel.shape, strides, padding)
+  if ho <= 0 or wo <= 0:
+    raise ValueError(f"convolution of a {x.shape[1]}x{x.shape[2]} image with a {kh}x{kw} "
+                     f"kernel, strides {strides} and padding {padding} has no output")
+  xp = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (ylo, yhi, 0), (xlo, xhi, 0), (0, 0, 0)))
+  patches = jnp.concatenate([
+      lax.slice(xp, (0, ky, kx, 0), (b, ky + sy * (ho - 1) + 1, kx + sx * (wo - 1) + 1, c_in),
+                (1, sy, sx, 1))
+      for ky in range(kh) for kx in range(kw)], axis=-1)  # (B, Ho, Wo, kh*kw*C_in), HWIO order
+  y = patches.reshape(b * ho * wo, kh * kw * c_in) @ kernel.reshape(kh * kw * c_in, c_out)
+  return y.reshape(b, ho, wo, c_out)
+
+
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
                          batch_group_count=1, precision=None, preferred_element_type=None):
-  """``lax.conv_general_dilated`` with the matrix path for tiny NHWC images (module doc)."""
-  plain = (lhs.ndim == 4 and tuple(window_strides) == (1, 1)
+  """``lax.conv_general_dilated`` with the matrix paths for tiny NHWC images (module doc)."""
+  strides = tuple(window_strides)
+  plain = (lhs.ndim == 4 and len(strides) == 2
            and all(d in (None, 1, (1, 1)) for d in (lhs_dilation, rhs_dilation))
            and feature_group_count == 1 and batch_group_count == 1
            and preferred_element_type is None and precision is None
@@ -70,9 +127,10 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
   if plain:
     dn = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
     plain = dn == lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)
-  if plain and is_small(lhs.shape, rhs.shape):
-    pads = padding if isinstance(padding, str) else tuple(tuple(p) for p in padding)
-    return small_conv(lhs, rhs, pads)
+  if plain and strides == (1, 1) and is_small(lhs.shape, rhs.shape):
+    return small_conv(lhs, rhs, _pads(lhs.shape, rhs.shape, strides, padding))
+  if plain and strides != (1, 1) and is_small_output(lhs.shape, rhs.shape, strides, padding):
+    return patch_conv(lhs, rhs, strides, padding)
   return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                                   dimension_numbers, feature_group_count, batch_group_count,
                                   precision, preferred_element_type)
