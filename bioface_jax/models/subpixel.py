@@ -135,9 +135,16 @@ def _conv_transpose2_bwd(padding, transpose_kernel, residuals, g):
   # Both are linear maps; their transposes are the exact gradients.
   (dx,) = jax.linear_transpose(
       lambda a: _lax_conv_transpose2(a, kernel, padding, transpose_kernel), x)(g)
-  (dk,) = jax.linear_transpose(
-      lambda k: subpixel_conv_transpose(x, k, padding, transpose_kernel), kernel)(g)
-  return dx, dk
+  plan = _plan(x.shape, _oriented_shape(kernel.shape, transpose_kernel), padding)
+  sub = _sub_kernel(_oriented(kernel, transpose_kernel), plan)
+  (dsub,) = jax.linear_transpose(lambda s: _apply_sub_kernel(x, s, plan), sub)(g)
+  # Every kernel tap sits at exactly one place of the sub-pixel kernel (its phase, its
+  # offset), so the kernel gradient is a gather of dsub: no sum. (Autodiff of the stack of
+  # taps would pad each tap's gradient to the kernel's shape and add them, which XLA:CPU
+  # fused into the optimiser's update as one slow pass per tap: 79 ms per decoder layer of
+  # PRNet's 256-px step, docs/performance.md.)
+  dk = _kernel_from_sub(dsub, plan)
+  return dx, (jnp.flip(jnp.swapaxes(dk, 2, 3), (0, 1)) if transpose_kernel else dk)
 
 
 _conv_transpose2.defvjp(_conv_transpose2_fwd, _conv_transpose2_bwd)
@@ -147,26 +154,64 @@ def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array,
                             padding: str | tuple[tuple[int, int], ...],
                             transpose_kernel: bool) -> jax.Array:
   """The stride-2 transposed convolution as one sub-pixel convolution (its own autodiff)."""
-  if transpose_kernel:
-    kernel = jnp.swapaxes(jnp.flip(kernel, (0, 1)), 2, 3)
-  kh, kw, c_in, c_out = kernel.shape
-  if x.shape[-1] != c_in:
-    raise ValueError(f"input has {x.shape[-1]} channels, the kernel expects {c_in}")
+  kernel = _oriented(kernel, transpose_kernel)
+  plan = _plan(x.shape, kernel.shape, padding)
+  return _apply_sub_kernel(x, _sub_kernel(kernel, plan), plan)
+
+
+def _oriented(kernel, transpose_kernel):
+  """The (kh, kw, C_in, C_out) kernel lax applies (``transpose_kernel``: flipped, swapped)."""
+  return jnp.swapaxes(jnp.flip(kernel, (0, 1)), 2, 3) if transpose_kernel else kernel
+
+
+def _oriented_shape(shape, transpose_kernel):
+  return (shape[0], shape[1], shape[3], shape[2]) if transpose_kernel else tuple(shape)
+
+
+def _plan(x_shape, kernel_shape, padding):
+  """Both axes' `_axis_plan` for an input and an oriented (kh, kw, C_in, C_out) kernel."""
+  kh, kw, c_in, _ = kernel_shape
+  if x_shape[-1] != c_in:
+    raise ValueError(f"input has {x_shape[-1]} channels, the kernel expects {c_in}")
   if isinstance(padding, str):
     pads = (transpose_padding(kh, 2, padding), transpose_padding(kw, 2, padding))
   else:
     pads = tuple((int(a), int(b)) for a, b in padding)
-  out_h, qh, th, pad_y, start_y, jh, shift_y, idx_y = _axis_plan(x.shape[1], kh, *pads[0])
-  out_w, qw, tw, pad_x, start_x, jw, shift_x, idx_x = _axis_plan(x.shape[2], kw, *pads[1])
-  # Sub-pixel kernel S[ty, tx, i, (ry, rx, o)]: zeros where a phase has no tap. Built from
-  # static slices (pure data movement: exact, cheap to compile, no matmul precision modes).
+  return (_axis_plan(x_shape[1], kh, *pads[0]), _axis_plan(x_shape[2], kw, *pads[1]))
+
+
+def _sub_kernel(kernel, plan):
+  """Sub-pixel kernel S[ty, tx, i, (ry, rx, o)] of the oriented kernel: zeros where a phase
+  has no tap. Built from static slices (pure data movement: exact, cheap to compile, no matmul
+  precision modes)."""
+  _, c_in, c_out = kernel.shape[1:]
+  (_, _, th, _, _, _, _, idx_y), (_, _, tw, _, _, _, _, idx_x) = plan
   zero = jnp.zeros((c_in, c_out), kernel.dtype)
   sub = jnp.stack([
       jnp.stack([
           jnp.stack([kernel[ky, kx] if ky >= 0 and kx >= 0 else zero
                      for ky in idx_y[:, ty] for kx in idx_x[:, tx]], axis=1)
           for tx in range(tw)]) for ty in range(th)])  # (th, tw, Ci, 4, Co)
-  sub = sub.reshape(th, tw, c_in, 4 * c_out)
+  return sub.reshape(th, tw, c_in, 4 * c_out)
+
+
+def _kernel_from_sub(sub, plan):
+  """The inverse gather of `_sub_kernel`: kernel tap (ky, kx) = S[ty, tx, :, (ry, rx), :] at
+  its one place (used for the kernel gradient)."""
+  (_, _, th, _, _, _, _, idx_y), (_, _, tw, _, _, _, _, idx_x) = plan
+  sub = sub.reshape(th, tw, sub.shape[2], 4, sub.shape[3] // 4)
+  where_y = {int(k): (r, t) for r in (0, 1) for t, k in enumerate(idx_y[r]) if k >= 0}
+  where_x = {int(k): (r, t) for r in (0, 1) for t, k in enumerate(idx_x[r]) if k >= 0}
+  return jnp.stack([
+      jnp.stack([sub[where_y[ky][1], where_x[kx][1], :, 2 * where_y[ky][0] + where_x[kx][0]]
+                 for kx in range(len(where_x))]) for ky in range(len(where_y))])
+
+
+def _apply_sub_kernel(x, sub, plan):
+  """The sub-pixel convolution of x with S and the interleave of its four phases."""
+  c_out = sub.shape[-1] // 4
+  (out_h, qh, th, pad_y, start_y, jh, shift_y, _), (out_w, qw, tw, pad_x, start_x, jw,
+                                                    shift_x, _) = plan
   xp = jnp.pad(x, ((0, 0), pad_y, pad_x, (0, 0)))
   xp = xp[:, start_y:start_y + jh + th - 1, start_x:start_x + jw + tw - 1]
   z = small_conv.conv_general_dilated(xp, sub, (1, 1), "VALID", dimension_numbers=_DN)
