@@ -14,8 +14,9 @@ rounding).
 
 Strided convolutions with a tiny output (no more output pixels than kernel taps: LCNet's
 classifier, 4 x 4 -> 2 x 2 -> 1 x 1 at stride 2) have the same problem in the backward pass:
-XLA:CPU takes the kernel gradient of a stride-2 convolution of a 4 x 4 image (a kernel-dilated
-convolution) on a generic path, 36 ms of LCNet's ~190 ms train step at batch 32
+XLA:CPU takes the input gradient of a stride-2 convolution of a 4 x 4 image (written as a
+convolution with a dilated window) on a generic path, 36 ms of LCNet's ~190 ms train step at
+batch 32
 (docs/performance.md). `patch_conv` writes them as the product of the image's patches
 (im2col: kh*kw static strided slices of the padded image, concatenated) with the kernel
 reshaped to (kh*kw*C_in, C_out): the convolution's products plus products with the padding's
@@ -51,13 +52,8 @@ def small_conv(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
   """
   b, h, w, c_in = x.shape
   kh, kw, _, c_out = kernel.shape
-  if isinstance(padding, str):
-    padding = lax.padtype_to_pads((h, w), (kh, kw), (1, 1), padding)
-  (ylo, yhi), (xlo, xhi) = padding
-  ho, wo = h + ylo + yhi - kh + 1, w + xlo + xhi - kw + 1
-  if ho <= 0 or wo <= 0:
-    raise ValueError(f"convolution of a {h}x{w} image with a {kh}x{kw} kernel and padding "
-                     f"{padding} has no output")
+  (ylo, _), (xlo, _) = _pads(x.shape, kernel.shape, (1, 1), padding)
+  ho, wo = _checked_output_size(x.shape, kernel.shape, (1, 1), padding)
   zero = jnp.zeros((c_in, c_out), kernel.dtype)
 
   def tap(qy, qx, py, px):  # input pixel q meets kernel tap q - p + lo at output pixel p
@@ -89,6 +85,15 @@ def _output_size(x_shape, k_shape, strides, padding):
           (x_shape[2] + xlo + xhi - k_shape[1]) // strides[1] + 1)
 
 
+def _checked_output_size(x_shape, k_shape, strides, padding):
+  ho, wo = _output_size(x_shape, k_shape, strides, padding)
+  if ho <= 0 or wo <= 0:
+    raise ValueError(f"convolution of a {x_shape[1]}x{x_shape[2]} image with a "
+                     f"{k_shape[0]}x{k_shape[1]} kernel, strides {tuple(strides)} and padding "
+                     f"{padding} has no output")
+  return ho, wo
+
+
 def patch_conv(x: jax.Array, kernel: jax.Array, strides, padding) -> jax.Array:
   """Strided NHWC / HWIO convolution as one matrix product of the image's patches (im2col).
 
@@ -101,10 +106,7 @@ def patch_conv(x: jax.Array, kernel: jax.Array, strides, padding) -> jax.Array:
   kh, kw, _, c_out = kernel.shape
   sy, sx = strides
   (ylo, yhi), (xlo, xhi) = _pads(x.shape, kernel.shape, strides, padding)
-  ho, wo = _output_size(x.shape, kernel.shape, strides, padding)
-  if ho <= 0 or wo <= 0:
-    raise ValueError(f"convolution of a {x.shape[1]}x{x.shape[2]} image with a {kh}x{kw} "
-                     f"kernel, strides {strides} and padding {padding} has no output")
+  ho, wo = _checked_output_size(x.shape, kernel.shape, strides, padding)
   xp = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (ylo, yhi, 0), (xlo, xhi, 0), (0, 0, 0)))
   patches = jnp.concatenate([
       lax.slice(xp, (0, ky, kx, 0), (b, ky + sy * (ho - 1) + 1, kx + sx * (wo - 1) + 1, c_in),

@@ -135,8 +135,10 @@ def _conv_transpose2_bwd(padding, transpose_kernel, residuals, g):
   # Both are linear maps; their transposes are the exact gradients.
   (dx,) = jax.linear_transpose(
       lambda a: _lax_conv_transpose2(a, kernel, padding, transpose_kernel), x)(g)
-  plan = _plan(x.shape, _oriented_shape(kernel.shape, transpose_kernel), padding)
-  sub = _sub_kernel(_oriented(kernel, transpose_kernel), plan)
+  kh, kw, c_in, c_out = (kernel.shape[0], kernel.shape[1]) + (
+      kernel.shape[2:][::-1] if transpose_kernel else kernel.shape[2:])  # oriented, as lax
+  plan = _plan(x.shape, (kh, kw, c_in, c_out), padding)
+  sub = jax.ShapeDtypeStruct((plan[0][2], plan[1][2], c_in, 4 * c_out), kernel.dtype)
   (dsub,) = jax.linear_transpose(lambda s: _apply_sub_kernel(x, s, plan), sub)(g)
   # Every kernel tap sits at exactly one place of the sub-pixel kernel (its phase, its
   # offset), so the kernel gradient is a gather of dsub: no sum. (Autodiff of the stack of
@@ -162,10 +164,6 @@ def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array,
 def _oriented(kernel, transpose_kernel):
   """The (kh, kw, C_in, C_out) kernel lax applies (``transpose_kernel``: flipped, swapped)."""
   return jnp.swapaxes(jnp.flip(kernel, (0, 1)), 2, 3) if transpose_kernel else kernel
-
-
-def _oriented_shape(shape, transpose_kernel):
-  return (shape[0], shape[1], shape[3], shape[2]) if transpose_kernel else tuple(shape)
 
 
 def _plan(x_shape, kernel_shape, padding):
