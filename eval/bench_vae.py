@@ -68,7 +68,7 @@ def preset_config(preset: str, size: int | None = None):
   return fv.FaceVAEConfig(losses=("ssim", "l2"), **values)
 
 
-def _inputs(config, batch):
+def inputs(config, batch):
   rng = np.random.default_rng(0)
   s = config.input_size
   x = rng.uniform(0, 1, (batch, s, s, 3)).astype(np.float32)
@@ -81,7 +81,7 @@ def make_jax_step(config, batch, compiler_options=None):
   import jax  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
   from bioface_jax.models import face_vae as fv  # pylint: disable=g-import-not-at-top
-  x, m = _inputs(config, batch)
+  x, m = inputs(config, batch)
   params, stats = fv.init(jax.random.key(0), x.shape, config)
   tx = fv.optimizer(config)
 
@@ -115,7 +115,7 @@ def jax_sides(config, batch, infer_batch, compiler_options=None):
   t0 = time.perf_counter()
   train_once()
   train_compile = time.perf_counter() - t0
-  xi = jax.device_put(_inputs(config, infer_batch)[0])
+  xi = jax.device_put(inputs(config, infer_batch)[0])
   infer = jax.jit(lambda p, s, xx: fv.reconstruct(p, s, xx, config),
                   compiler_options=compiler_options)
   t0 = time.perf_counter()
@@ -149,13 +149,13 @@ def keras_sides(config, batch, infer_batch, jit_compile):
   from eval import keras_face_vae as kf  # pylint: disable=g-import-not-at-top
   model = kf.build(config)
   step = kf.make_train_step(model, config, jit_compile)
-  x, m = _inputs(config, batch)
+  x, m = inputs(config, batch)
   xt, mt = tf.constant(x), tf.constant(m)
   eps = tf.random.normal((batch, config.latent_dim))
   t0 = time.perf_counter()
   step(xt, mt, eps).numpy()
   train_first = time.perf_counter() - t0
-  xi = tf.constant(_inputs(config, infer_batch)[0])
+  xi = tf.constant(inputs(config, infer_batch)[0])
   zeros = tf.zeros((infer_batch, config.latent_dim))
   infer_fn = tf.function(lambda a: model([a, zeros], training=False)["image_pre"],
                          jit_compile=jit_compile)
@@ -194,7 +194,7 @@ def main(argv):
     print(f"[{preset}] {s} px, width {config.width_multiplier}, latent {config.latent_dim}, "
           f"train batch {FLAGS.batch}, inference batch {FLAGS.infer_batch}", flush=True)
     if tf is not None:
-      gap = check_transfer(config, _inputs(config, 2)[0])
+      gap = check_transfer(config, inputs(config, 2)[0])
       print(f"  Keras->Flax weight transfer: max inference gap {gap:.2g}", flush=True)
     j_train, j_infer, j_tc, j_ic, n = jax_sides(config, FLAGS.batch, FLAGS.infer_batch, options)
     print(f"  jax: {n:,} params; train step compile {j_tc:.1f} s, inference compile "

@@ -45,6 +45,8 @@ def define_flags():
   flags.DEFINE_integer("batch", 0, "Batch size (0: the benchmark default).")
   flags.DEFINE_integer("images", 16, "N, images per photometric-stereo sample (nenet, lcnet).")
   flags.DEFINE_integer("steps", 2, "Profiled steps (after one warm step).")
+  flags.DEFINE_bool("inference", False, "Profile the benchmark's inference call instead of the "
+                    "train step (face_vae: `face_vae.reconstruct` at batch 32).")
   flags.DEFINE_integer("top", 25, "How many of the most expensive operations to list.")
   flags.DEFINE_string("hlo", "", "Also write the optimised HLO text here.")
   flags.DEFINE_bool("xla_cpu_options", True, "Compile with "
@@ -128,6 +130,18 @@ def build(model: str, options: dict):
   from eval import bench_prnet  # pylint: disable=g-import-not-at-top
   from eval import bench_sdps  # pylint: disable=g-import-not-at-top
   from eval import bench_vae  # pylint: disable=g-import-not-at-top
+  if model == "face_vae" and FLAGS.inference:
+    import jax  # pylint: disable=g-import-not-at-top
+    from bioface_jax.models import face_vae  # pylint: disable=g-import-not-at-top
+    size, batch = FLAGS.size or 144, FLAGS.batch or 32
+    config = bench_vae.preset_config("paper", size)
+    _, (params, stats, *_), _ = bench_vae.make_jax_step(config, 1, options)
+    images = jax.device_put(bench_vae.inputs(config, batch)[0])
+    infer = jax.jit(lambda p, s, x: face_vae.reconstruct(p, s, x, config),
+                    compiler_options=options)
+    return infer, (params, stats, images), {batch}
+  if FLAGS.inference:
+    raise ValueError(f"--inference is implemented for --model face_vae only, not {model}")
   if model == "face_vae":
     size, batch = FLAGS.size or 144, FLAGS.batch or 16
     step, args, _ = bench_vae.make_jax_step(bench_vae.preset_config("paper", size), batch,

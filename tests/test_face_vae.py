@@ -204,3 +204,18 @@ def test_population_batch_stats_are_the_average_of_per_batch_statistics():
   assert jax.tree.structure(stats) == jax.tree.structure(init_stats)
   with pytest.raises(ValueError, match="at least one batch"):
     fv.population_batch_stats(params, [], config)
+
+
+def test_elu_is_tensorflows_formula_within_one_epsilon_and_has_finite_gradients():
+  """`fv.elu` (exp(x) - 1, TensorFlow's kernel) against the float64 ELU: within one float32
+  epsilon times max(1, |y|) (exp is within an ulp of its value, the subtraction of 1 is exact
+  for exp(x) >= 1/2 and rounds once below), and its gradient exp(min(x, 0)) stays finite where
+  exp would overflow in the unselected branch."""
+  x = np.concatenate([np.linspace(-30, 30, 200_001), -np.logspace(-12, 1, 20_001),
+                      np.logspace(-12, 1, 2_001)]).astype(np.float32)
+  want = np.where(x > 0, x.astype(np.float64), np.expm1(x.astype(np.float64)))
+  got = np.asarray(jax.jit(fv.elu)(x), np.float64)
+  bound = np.finfo(np.float32).eps * np.maximum(1.0, np.abs(want))
+  assert np.all(np.abs(got - want) <= bound)
+  grads = np.asarray(jax.grad(lambda v: fv.elu(v).sum())(jnp.array([-1e3, -1.0, 0.0, 1.0, 1e3])))
+  np.testing.assert_allclose(grads, [0.0, np.exp(-1.0), 1.0, 1.0, 1.0], rtol=1e-6)

@@ -138,3 +138,42 @@ def test_other_convolutions_fall_back_to_lax():
         lax.conv_general_dilated(x, k, dimension_numbers=_DN, **kw))
   with pytest.raises(ValueError, match="no output"):
     small_conv.small_conv(jnp.ones((1, 1, 1, 2)), k, "VALID")
+
+
+# Thin outputs (kh*kw*C_out <= C_in: the face VAE's 3- and 1-channel heads), stride 1: 3x3
+# SAME, VALID, a 2x2 kernel, asymmetric and cropping padding, a 1x1 kernel.
+THIN = [((6, 7), 3, 2, "SAME"), ((5, 5), 3, 1, "VALID"), ((4, 6), 2, 4, "SAME"),
+        ((6, 5), 3, 2, ((2, 0), (-1, 1))), ((3, 4), 1, 9, "SAME")]
+
+
+@pytest.mark.parametrize("hw,k,c_out,pad", THIN)
+def test_thin_output_float64_equals_lax(hw, k, c_out, pad):
+  rng = np.random.default_rng(4)
+  with jax.enable_x64(True):
+    x = rng.normal(size=(3,) + hw + (18,))
+    kern = rng.normal(size=(k, k, 18, c_out))
+    assert small_conv.is_thin_output(kern.shape) and not small_conv.is_small(x.shape, kern.shape)
+    g = rng.normal(size=jax.eval_shape(lambda: _lax(x, kern, pad)).shape)
+    for a, b in zip(_with_grads(_ours, x, kern, g, pad), _with_grads(_lax, x, kern, g, pad)):
+      assert a.shape == b.shape
+      np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_thin_output_float32_within_rounding_and_no_xla_convolution():
+  """The face VAE's image head (3x3 SAME, 32 -> 3) on a small image: float32 within the
+  summation-order bound, and the drop-in takes the tap-sum path (no convolution left)."""
+  rng = np.random.default_rng(5)
+  x = rng.normal(size=(2, 9, 8, 32)).astype(np.float32)
+  kern = rng.normal(size=(3, 3, 32, 3)).astype(np.float32)
+  g = rng.normal(size=(2, 9, 8, 3)).astype(np.float32)
+  got = _with_grads(_ours, x, kern, g, "SAME")
+  want = _with_grads(_lax, x, kern, g, "SAME")
+  abs_terms = _with_grads(_lax, np.abs(x), np.abs(kern), np.abs(g), "SAME")
+  # products per entry: forward 9 taps x 32 channels; input grad 9 taps x 3; kernel grad
+  # 2 images x 9 x 8 pixels.
+  for a, b, n, t in zip(got, want, (9 * 32, 9 * 3, 2 * 9 * 8), abs_terms):
+    bound = 4 * n * 2.0 ** -24 * float(np.max(t))
+    np.testing.assert_allclose(a, b, rtol=0, atol=bound)
+  for fn in (_ours, jax.grad(lambda a, b, pad: jnp.sum(_ours(a, b, pad) ** 2), argnums=(0, 1))):
+    jaxpr = str(jax.make_jaxpr(lambda a, b, fn=fn: fn(a, b, "SAME"))(x, kern))
+    assert "conv_general_dilated" not in jaxpr and "dot_general" in jaxpr
