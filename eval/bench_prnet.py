@@ -20,10 +20,10 @@ import functools
 import sys
 import time
 
-from absl import app
 from absl import flags
 
 from eval import bench_rounds
+from train import absl_app
 
 FLAGS = flags.FLAGS
 
@@ -38,6 +38,7 @@ def define_flags():
   flags.DEFINE_bool("torch", True, "Also time the PyTorch ResFCN256 (if torch is installed).")
   flags.DEFINE_bool("xla_cpu_options", True, "Compile our steps with "
                     "bioface_jax.xla_options.cpu_compiler_options() (convolutions to Eigen).")
+  absl_app.define_huge_pages_flag(note="Process-wide, so the PyTorch side gets them too.")
 
 
 def make_jax_step(encoder: str, size: int, width: float, batch: int, compiler_options=None):
@@ -210,6 +211,7 @@ def torch_sides(size: int, width: float, batch: int) -> dict:
 
 def main(argv):
   del argv
+  absl_app.restart_with_huge_pages_if_asked()  # returns once the tunable is set
   import os  # pylint: disable=g-import-not-at-top
   import statistics  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
@@ -219,7 +221,8 @@ def main(argv):
         f"interleaved rounds of {FLAGS.steps} calls; load average {os.getloadavg()[0]:.2f}")
   from bioface_jax import xla_options  # pylint: disable=g-import-not-at-top
   options = xla_options.cpu_compiler_options() if FLAGS.xla_cpu_options else {}
-  print(f"JAX compiler options: {options or 'XLA defaults'}")
+  print(f"JAX compiler options: {options or 'XLA defaults'}; GLIBC_TUNABLES (both sides): "
+        f"{os.environ.get('GLIBC_TUNABLES', 'unset')}")
   have_torch = FLAGS.torch
   if have_torch:
     try:
@@ -256,4 +259,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(lambda argv: sys.exit(main(argv)))
+  absl_app.run(main)

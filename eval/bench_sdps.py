@@ -23,11 +23,11 @@ import pathlib
 import sys
 import time
 
-from absl import app
 from absl import flags
 from absl import logging
 
 from eval import bench_rounds
+from train import absl_app
 
 FLAGS = flags.FLAGS
 
@@ -47,6 +47,7 @@ def define_flags():
   flags.DEFINE_string("out", "", "write the results as JSON here.")
   flags.DEFINE_bool("xla_cpu_options", True, "Compile our steps with "
                     "bioface_jax.xla_options.cpu_compiler_options() (convolutions to Eigen).")
+  absl_app.define_huge_pages_flag(note="Process-wide, so the PyTorch side gets them too.")
 
 
 def _batch(n, hw, b):
@@ -136,6 +137,7 @@ def torch_sides(net, alpha, hw, n, b):
 
 def main(argv):
   del argv
+  absl_app.restart_with_huge_pages_if_asked()  # returns once the tunable is set
   logging.set_verbosity(logging.WARNING)  # quiet Orbax's INFO lines
   try:
     import torch  # pylint: disable=g-import-not-at-top
@@ -151,11 +153,12 @@ def main(argv):
         flush=True)
   from bioface_jax import xla_options  # pylint: disable=g-import-not-at-top
   options = xla_options.cpu_compiler_options() if FLAGS.xla_cpu_options else {}
-  print(f"JAX compiler options: {options or 'XLA defaults'}")
+  print(f"JAX compiler options: {options or 'XLA defaults'}; GLIBC_TUNABLES (both sides): "
+        f"{os.environ.get('GLIBC_TUNABLES', 'unset')}")
   rows = []
   for size in FLAGS.sizes:
     if size not in SIZES:
-      raise app.UsageError(f"unknown size {size!r}; choose from {sorted(SIZES)}")
+      raise ValueError(f"unknown size {size!r}; choose from {sorted(SIZES)}")
     alpha, lc, ne = SIZES[size]
     for net, (hw, n, b) in (("lcnet", lc), ("nenet", ne)):
       if net not in FLAGS.nets:
@@ -198,4 +201,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(lambda argv: sys.exit(main(argv)))
+  absl_app.run(main)

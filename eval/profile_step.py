@@ -43,6 +43,7 @@ def define_flags():
   flags.DEFINE_enum("model", "face_vae", MODELS, "Which train step to profile.")
   flags.DEFINE_integer("size", 0, "Image side (0: the model's benchmark default).")
   flags.DEFINE_integer("batch", 0, "Batch size (0: the benchmark default).")
+  flags.DEFINE_float("width", 1.0, "Width multiplier α of nenet / lcnet (0.25: the CPU size).")
   flags.DEFINE_integer("images", 16, "N, images per photometric-stereo sample (nenet, lcnet).")
   flags.DEFINE_integer("steps", 2, "Profiled steps (after one warm step).")
   flags.DEFINE_bool("inference", False, "Profile the benchmark's inference call instead of the "
@@ -149,7 +150,7 @@ def build(model: str, options: dict):
     return step, args, {batch}
   if model in ("nenet", "lcnet"):
     size, batch = FLAGS.size or 64, FLAGS.batch or 2
-    step, args, _ = bench_sdps.make_jax_step(model, 1.0, size, FLAGS.images, batch, options)
+    step, args, _ = bench_sdps.make_jax_step(model, FLAGS.width, size, FLAGS.images, batch, options)
     return step, args, {batch, batch * FLAGS.images}
   size, batch = FLAGS.size or 256, FLAGS.batch or 4
   step, args, _ = bench_prnet.make_jax_step("resfcn", size, 1.0, batch, options)

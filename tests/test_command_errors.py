@@ -38,13 +38,24 @@ def test_help_exits_0(module):
   assert "--workdir" in proc.stdout or "--runs" in proc.stdout
 
 
-@pytest.mark.parametrize("module", ["eval.bench_vae", "eval.profile_step"])
+@pytest.mark.parametrize("module", ["eval.bench_vae", "eval.profile_step", "eval.bench_sdps",
+                                    "eval.bench_prnet"])
 def test_benchmark_help_lists_the_shared_huge_pages_flag(module):
   """`absl_app.define_huge_pages_flag` puts --huge_pages under the command's own flags."""
   proc = _command(module, "--help")
   assert proc.returncode == 0, proc.stderr
   own = proc.stdout.split(f"{module.replace('.', '/')}.py:", 1)[-1]
   assert "--[no]huge_pages" in own and "glibc.malloc.hugetlb=1" in own, proc.stdout
+
+
+def test_profile_step_profiles_the_face_vae_inference_call():
+  """`--inference` profiles `face_vae.reconstruct` (tiny size here) and prints the op table."""
+  proc = _command("eval.profile_step", "--model", "face_vae", "--inference", "--size", "16",
+                  "--batch", "2", "--steps", "1", "--top", "3", "--nohuge_pages")
+  assert proc.returncode == 0, proc.stderr
+  assert "one step without the tracer" in proc.stdout and "| ms | share |" in proc.stdout
+  proc = _command("eval.profile_step", "--model", "nenet", "--inference")
+  assert proc.returncode == 2 and "face_vae only" in proc.stderr, proc.stderr
 
 
 def test_config_typo_is_one_line_from_any_directory(tmp_path):
