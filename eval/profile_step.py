@@ -86,11 +86,15 @@ def _dims(shape: str) -> tuple[int, ...]:
   return tuple(int(d) for d in m.group(1).split(",") if d) if m else ()
 
 
-def classify(name: str, instrs: dict, batch_sizes: set) -> tuple[str, str, str, str]:
+def classify(name: str, instrs: dict, batch_sizes: set, inference: bool = False
+             ) -> tuple[str, str, str, str]:
   """(pass, kind, layer, detail) of one traced operation.
 
   A convolution of the backward pass whose output batch dimension is an activation batch size
-  is an input gradient; otherwise (the output is a kernel) it is a weight gradient.
+  is an input gradient; otherwise (the output is a kernel) it is a weight gradient. The
+  window's dilation is named after the operand it spreads out ("dilated input": zeros between
+  the input's pixels; "dilated window": gaps between the kernel's taps), not after the pass.
+  In an `inference` program every operation with metadata is the forward pass.
   """
   ins = instrs[name]
   inner = ins
@@ -103,7 +107,7 @@ def classify(name: str, instrs: dict, batch_sizes: set) -> tuple[str, str, str, 
         break
   op_name = inner["op_name"] or ins["op_name"]
   pas = ("backward" if "transpose(jvp(" in op_name else "forward" if "jvp(" in op_name
-         else "update" if op_name else "?")
+         else ("forward" if inference else "update") if op_name else "?")
   layer = re.sub(r"^.*?\)\)?/", "", op_name) if op_name else "(no metadata)"
   layer = re.sub(r"/(conv_general_dilated|dot_general|\w+)$", "", layer)
   if inner["opcode"] == "convolution":
@@ -115,9 +119,9 @@ def classify(name: str, instrs: dict, batch_sizes: set) -> tuple[str, str, str, 
       pas = "backward"
       kind = "conv bwd-input" if out_batch in batch_sizes else "conv bwd-filter"
     if "lhs_dilate" in inner["window"]:
-      kind += " (input-dilated)"
+      kind += " (dilated input)"
     elif "rhs_dilate" in inner["window"]:
-      kind += " (kernel-dilated)"
+      kind += " (dilated window)"
   elif inner["opcode"] == "dot":
     kind = "matmul"
   else:
@@ -204,7 +208,7 @@ def main(argv):
   by_kind = collections.Counter()
   rows = []
   for name, ms in per_op.items():
-    pas, kind, layer, detail = classify(name, instrs, batch_sizes)
+    pas, kind, layer, detail = classify(name, instrs, batch_sizes, FLAGS.inference)
     by_kind[(pas, kind)] += ms
     rows.append((ms, name, pas, kind, layer, detail))
   print("| pass | kind | ms per step | share |\n|---|---|---|---|")
