@@ -1,6 +1,7 @@
 """Per-layer convolution micro-benchmark: forward, input gradient and kernel gradient.
 
-  python -m eval.bench_convs [--layers vae,nenet,lcnet] [--options both|on|off] [--repeats 3]
+  python -m eval.bench_convs [--layers vae,nenet,lcnet,vae_convs] [--options both|on|off] [--repeats 3]
+  python -m eval.bench_convs --layers vae_convs --options on --torch   # beside PyTorch (oneDNN)
 
 For the face VAE's (batch 16, 144 px), NENet's and LCNet's (32 images of 64², α = 1) convolution
 shapes,
@@ -12,7 +13,10 @@ library's `subpixel.conv_transpose` for stride-2 transposed convolutions,
 (``off``), with `bioface_jax.xla_options.cpu_compiler_options()` (``on``: convolutions to Eigen,
 not YNNPACK) or both. Prints the best of ``--repeats`` calls as process CPU milliseconds (robust
 to other jobs on a shared machine) and wall milliseconds. Every formulation is checked against
-lax to 1e-4 relative before it is timed.
+lax to 1e-4 relative before it is timed. ``--torch`` adds PyTorch's kernels (oneDNN, channels-last
+tensors, ``torch.nn.grad`` for the two gradients) for the stride-1 layers, on the same arrays:
+the per-layer answer to "is it our program or the convolution library?". The ``vae_convs`` set
+is every stride-1 convolution shape of the face VAE at 144 px, batch 16.
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ DN = ("NHWC", "HWIO", "NHWC")
 
 
 def define_flags():
-  flags.DEFINE_list("layers", ["vae", "nenet"], "Layer sets: vae, nenet, lcnet.")
+  flags.DEFINE_list("layers", ["vae", "nenet"], "Layer sets: vae, nenet, lcnet, vae_convs.")
   flags.DEFINE_enum("options", "both", ["both", "on", "off"], "XLA:CPU compile options.")
   flags.DEFINE_integer("repeats", 2, "Timed calls per function (the best counts).")
+  flags.DEFINE_bool("torch", False, "Also time PyTorch's (oneDNN) convolution and its two "
+                    "gradients for the stride-1 layers (needs torch).")
 
 
 def layer_sets():
@@ -52,7 +58,40 @@ def layer_sets():
            ("k2 conv 4->2 256->256 s2", (32, 4, 4, 256), (3, 3, 256, 256), "sconv", pt1),
            ("k3 conv 2->1 256->256 s2", (32, 2, 2, 256), (3, 3, 256, 256), "sconv", pt1),
            ("k4 conv 1->1 256->256 s2", (32, 1, 1, 256), (3, 3, 256, 256), "sconv", pt1)]
-  return {"vae": vae, "nenet": nenet, "lcnet": lcnet}
+  vae_convs = [(f"conv {s}² {ci}->{co}", (16, s, s, ci), (3, 3, ci, co), "conv", "SAME")
+               for s, ci, co in ((144, 3, 32), (144, 32, 32), (72, 32, 64), (72, 64, 64),
+                                 (36, 64, 128), (36, 128, 128), (18, 128, 256), (18, 256, 256),
+                                 (9, 256, 256), (144, 32, 3), (144, 32, 1))]
+  return {"vae": vae, "nenet": nenet, "lcnet": lcnet, "vae_convs": vae_convs}
+
+
+def torch_parts(x, w, padding):
+  """PyTorch's forward, input gradient and kernel gradient of a stride-1 NHWC / HWIO conv,
+  as zero-argument callables on channels-last copies of the same arrays."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import torch  # pylint: disable=g-import-not-at-top
+  from jax import lax  # pylint: disable=g-import-not-at-top
+  (ylo, yhi), (xlo, xhi) = lax.padtype_to_pads(x.shape[1:3], w.shape[:2], (1, 1), padding) \
+      if isinstance(padding, str) else padding
+  if ylo != yhi or xlo != xhi:
+    raise ValueError(f"--torch needs symmetric padding, got {padding}")
+  cl = torch.channels_last
+  xt = torch.from_numpy(np.asarray(x)).permute(0, 3, 1, 2).contiguous(memory_format=cl)
+  wt = torch.from_numpy(np.asarray(w)).permute(3, 2, 0, 1).contiguous()
+  with torch.no_grad():
+    yt = torch.nn.functional.conv2d(xt, wt, padding=(ylo, xlo))
+  gt = torch.randn(yt.shape).contiguous(memory_format=cl)
+  pad = (ylo, xlo)
+
+  def run(fn):
+    def call():
+      with torch.no_grad():
+        return fn()
+    return call
+  return {"forward": run(lambda: torch.nn.functional.conv2d(xt, wt, padding=pad)),
+          "input grad": run(lambda: torch.nn.grad.conv2d_input(xt.shape, wt, gt, padding=pad)),
+          "kernel grad": run(lambda: torch.nn.grad.conv2d_weight(xt, wt.shape, gt,
+                                                                 padding=pad))}
 
 
 def formulations(kind, padding):
@@ -79,6 +118,7 @@ def _parts(f):
 
 
 def _best(fn, args, repeats):
+  """Best CPU and wall milliseconds of `repeats` calls of fn(*args), after one warm call."""
   import jax  # pylint: disable=g-import-not-at-top
   jax.block_until_ready(fn(*args))
   cpu, wall = [], []
@@ -125,6 +165,10 @@ def main(argv):
             cpu, wall = _best(fn, (x, w, g), FLAGS.repeats)
             cells.append(f"{cpu:.1f} / {wall:.1f}")
           print(f"| {label} | {opt} | {fname} | " + " | ".join(cells) + " |", flush=True)
+      if FLAGS.torch and kind == "conv":
+        cells = [f"{c:.1f} / {t:.1f}" for c, t in
+                 (_best(fn, (), FLAGS.repeats) for fn in torch_parts(x, w, padding).values())]
+        print(f"| {label} | - | PyTorch | " + " | ".join(cells) + " |", flush=True)
   return 0
 
 
