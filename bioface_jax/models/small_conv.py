@@ -16,16 +16,15 @@ Strided convolutions with a tiny output (no more output pixels than kernel taps:
 classifier, 4 x 4 -> 2 x 2 -> 1 x 1 at stride 2) have the same problem in the backward pass:
 XLA:CPU takes the input gradient of a stride-2 convolution of a 4 x 4 image (written as a
 convolution with a dilated window) on a generic path, 36 ms of LCNet's ~190 ms train step at
-batch 32
-(docs/performance.md). `patch_conv` writes them as the product of the image's patches
+batch 32 (docs/performance.md). `patch_conv` writes them as the product of the image's patches
 (im2col: kh*kw static strided slices of the padded image, concatenated) with the kernel
 reshaped to (kh*kw*C_in, C_out): the convolution's products plus products with the padding's
 exact zeros, so again the same function up to summation order, and both gradients are plain
 matrix products.
 
 Stride-1 convolutions with a thin output (kh*kw*C_out <= C_in: the face VAE's 3- and
-1-channel sigmoid heads at 144 px) run at 15-40 GFLOP/s in XLA:CPU's Eigen convolution
-(77 ms for the 32 -> 3 head at batch 32). `tap_sum_conv` first multiplies every pixel by all
+1-channel sigmoid heads at 144 px) run at ~15 GFLOP/s in XLA:CPU's convolution (77 ms for
+the 32 -> 3 head at batch 32). `tap_sum_conv` first multiplies every pixel by all
 kh*kw taps at once, one matrix product (B*H*W, C_in) x (C_in, kh*kw*C_out) whose output is no
 larger than the input, then adds the taps' planes at their offsets (a static pad and kh*kw
 slices): the same products and sums, another order (30 ms for that head).
