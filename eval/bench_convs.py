@@ -21,11 +21,11 @@ is every stride-1 convolution shape of the face VAE at 144 px, batch 16.
 
 from __future__ import annotations
 
-import sys
 import time
 
-from absl import app
 from absl import flags
+
+from train import absl_app
 
 FLAGS = flags.FLAGS
 DN = ("NHWC", "HWIO", "NHWC")
@@ -35,6 +35,7 @@ def define_flags():
   flags.DEFINE_list("layers", ["vae", "nenet"], "Layer sets: vae, nenet, lcnet, vae_convs.")
   flags.DEFINE_enum("options", "both", ["both", "on", "off"], "XLA:CPU compile options.")
   flags.DEFINE_integer("repeats", 2, "Timed calls per function (the best counts).")
+  absl_app.define_huge_pages_flag(note="Process-wide, so the PyTorch rows get them too.")
   flags.DEFINE_bool("torch", False, "Also time PyTorch's (oneDNN) convolution and its two "
                     "gradients for the stride-1 layers (needs torch).")
 
@@ -132,6 +133,7 @@ def _best(fn, args, repeats):
 
 def main(argv):
   del argv
+  absl_app.restart_with_huge_pages_if_asked()  # returns once the tunable is set
   import os  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
@@ -139,7 +141,8 @@ def main(argv):
   from bioface_jax import xla_options  # pylint: disable=g-import-not-at-top
   variants = {"off": {}, "on": xla_options.cpu_compiler_options()}
   chosen = ["off", "on"] if FLAGS.options == "both" else [FLAGS.options]
-  print(f"load average {os.getloadavg()[0]:.2f}; CPU ms / wall ms, best of {FLAGS.repeats}")
+  print(f"load average {os.getloadavg()[0]:.2f}; CPU ms / wall ms, best of {FLAGS.repeats}; "
+        f"GLIBC_TUNABLES: {os.environ.get('GLIBC_TUNABLES', 'unset')}")
   print("| layer | options | formulation | forward | input grad | kernel grad |")
   print("|---|---|---|---|---|---|")
   for name in FLAGS.layers:
@@ -174,4 +177,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(lambda argv: sys.exit(main(argv)))
+  absl_app.run(main)

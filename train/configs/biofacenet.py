@@ -13,39 +13,40 @@ developed on unless stated):
 
 * ``default`` (no suffix): a reduced-width BioFaceNet (the authors' topology: 3 conv-BN-ReLU
   per level, four decoders, FC head; 8 base filters, FC width 128, 1.76M parameters) on 4096
-  physics-based synthetic 64x64 faces that are generated on first use (about 2 minutes on
-  2 idle cores: 40 faces/s) and cached in ~/.cache/bioface_jax. Three documented deviations:
-  Adam at 3e-4 (the authors' SGD at lr 1e-5 needs ~10^5 steps), ``model.logit_max=3``, a
-  smooth upper bound on the shading/specular logits (the authors' exp lets a few pixels reach
-  ~1e3 at initialisation and dominate the summed loss), and ``model.truth_weights =
-  DEFAULT_TRUTH_WEIGHTS``: supervised terms on the synthetic faces' ground truth (melanin,
-  haemoglobin, camera b, illuminant). Without them the network reconstructs the image but
-  recovers no pigment (docs/biofacenet_recovery.md: the appearance loss does not identify the
-  pigments once light and camera are unknown). A fourth: ``model.lr_schedule="step"``, 5250
-  steps of 16 faces, Adam at 3e-4 for 4500 steps then 1e-4 for 750. A fifth:
-  ``model.input_features="rgb+logchroma"``, three shading-free log-chromaticity channels
-  appended to the network input. The held-out recovery metrics are logged as
-  ``eval/recovery/*`` every 250 steps. Measured from scratch (eval.recovery, 256 held-out
-  faces): melanin RMSE 0.118 (baseline 0.318), haemoglobin 0.086 (0.161), per-face melanin r
-  0.94, reconstruction 0.025, diffuse shading 0.100, illuminant angle 19.7 deg (23.2); camera
-  b 1.32 is worse than the baseline's 1.24. Runtime: 25.8 min (1546 s) for the 5250 steps on
-  the 2 cores at load ~2 (docs/biofacenet_recovery.md, section 4)::
+  synthetic 64x64 face scenes (`data.synth.scene`: shape space, expressions, eyes, teeth,
+  hair, neck, clothes, occluders, light rigs with cast shadows, photographic backgrounds;
+  docs/synthetic_world.md) with the world's camera *without* its processing chain (exact sRGB
+  curve, noise, 8 bits), generated on first use (5.5 min on 2 cores with two layout workers)
+  and cached in ~/.cache/bioface_jax. Documented deviations from the authors: Adam at 3e-4 (the
+  authors' SGD at lr 1e-5 needs ~10^5 steps), ``model.logit_max=3`` (a smooth upper bound on
+  the shading/specular logits; the authors' exp lets a few pixels reach ~1e3 at
+  initialisation), ``model.truth_weights = DEFAULT_TRUTH_WEIGHTS`` (supervised terms on the
+  synthetic ground truth: melanin, haemoglobin, camera b, illuminant; without them the network
+  reconstructs the image but recovers no pigment, docs/biofacenet_recovery.md),
+  ``model.lr_schedule="step"`` (5250 steps of 16, 3e-4 for 4500 then 1e-4) and
+  ``model.input_features="rgb+logchroma"`` (three shading-free log-chromaticity input
+  channels). The held-out recovery metrics are logged as ``eval/recovery/*`` every 250 steps.
+  Measured from scratch (2026-12-07; `eval.recovery`, 256 held-out scenes of its world):
+  melanin RMSE 0.137 (baseline 0.304), haemoglobin 0.093 (0.187), per-face melanin r 0.92,
+  reconstruction 0.037, diffuse shading 0.080; illuminant 9.3 deg and camera b 1.32 are no
+  better than the constant (9.0 deg, 1.18). On 29 real faces (`python -m eval.real_judge
+  --biofacenet RUN`, network alone): central sRGB RMSE 0.077 (the previous default, the
+  ``faces`` variant: 0.093; better on 22 of 29 faces), light estimates that vary with the
+  photo (daylight component 6,805 K, IQR 6,255-7,269; ``faces``: 14,296 K, IQR 14,006-14,486).
+  Runtime: 5.5 min of scene generation + 37 min for the 5250 steps on the 2 cores (niced,
+  with short test and evaluation jobs beside it). This is the shipped model::
 
     python -m train.biofacenet --config train/configs/biofacenet.py --workdir runs/default
 
-* ``scenes``: the default recipe on the face-scene world (`data.synth.scene`: shape space,
-  expressions, eyes, teeth, hair, neck, clothes, occluders; light rigs with cast shadows, a
-  camera chain, photographic backgrounds; docs/synthetic_world.md). Generating the 4096 scenes
-  takes ~10 min on 2 busy cores, training 5250 steps ~60 min at load ~2-4. Measured (step
-  5250): on its own held-out scenes melanin RMSE 0.197, haemoglobin 0.115, camera b 1.16,
-  illuminant 9.3 deg, reconstruction 0.044, i.e. *not* within the default's recovery targets
-  (0.15 / 0.10) on this harder world; on 29 real faces (`python -m eval.real_judge
-  --biofacenet RUN`, network alone) central sRGB RMSE 0.078 (default: 0.093), light
-  estimates that vary with the photo (daylight component 6,317 K, IQR 5,280-7,254, against the
-  default's 14,296 K, IQR 14,006-14,486), haemoglobin higher on lips and cheeks than on the
-  forehead in 93 % / 90 % of faces (86 % / 69 %), melanin uncorrelated with shading (r -0.01
-  vs 0.12), but more pigment mass outside the face (melanin 0.92 vs 0.71). Not shipped (the
-  recovery targets come first)::
+* ``scenes``: the same on the full face-scene world, camera processing chain included (tone
+  curves, saturation, white-balance and exposure errors, blur, JPEG). Measured (step 5250): on
+  its own held-out scenes melanin RMSE 0.197, haemoglobin 0.115, camera b 1.16, illuminant
+  9.3 deg, reconstruction 0.044, i.e. *not* within the recovery targets (0.15 / 0.10): the
+  chain makes a face's colour ambiguous between pigments and processing (the realism
+  ablation, docs/synthetic_world.md); on 29 real faces central sRGB RMSE 0.078, light
+  estimates that vary with the photo (6,317 K, IQR 5,280-7,254), haemoglobin higher on lips
+  and cheeks than on the forehead in 93 % / 90 % of faces, melanin uncorrelated with shading
+  (r -0.01), but more pigment mass outside the face (melanin 0.92)::
 
     python -m train.biofacenet --config train/configs/biofacenet.py:scenes --workdir runs/scenes
 
@@ -57,6 +58,18 @@ developed on unless stated):
   With ``--config.model.face_region_weight=1.0`` (the appearance term also over brows, eyes and
   mouth, from the scene labels; off here): real-photo RMSE 0.074 instead of 0.078, melanin
   then follows shading (r -0.15), recovery 0.198 / 0.120 (docs/synthetic_world.md).
+
+* ``faces``: the default until 2026-12-07 (the model shipped until then): the same recipe on
+  4096 skin-only synthetic faces (`data.synth.faces`: one deformed mean face over colour
+  gradients, SH light, an exact sRGB camera), generated in about 2 minutes (40 faces/s).
+  Measured from scratch (`eval.recovery`, 256 held-out faces of its world): melanin RMSE 0.118
+  (baseline 0.318), haemoglobin 0.086 (0.161), per-face melanin r 0.94, reconstruction 0.025,
+  diffuse shading 0.100, illuminant angle 19.7 deg (23.2); camera b 1.32 is worse than the
+  baseline's 1.24; on real faces 0.093 with the light estimate stuck near 14,000 K. Runtime:
+  25.8 min (1546 s) for the 5250 steps on the 2 cores at load ~2
+  (docs/biofacenet_recovery.md, section 4)::
+
+    python -m train.biofacenet --config train/configs/biofacenet.py:faces --workdir runs/faces
 
 * ``selfsup``: the previous default, purely self-supervised (truth_weights = 0): reconstructs
   well (held-out reconstruction RMSE 0.030) but recovers no pigments (melanin RMSE 0.396 vs a
@@ -95,7 +108,7 @@ from __future__ import annotations
 import ml_collections
 from ml_collections import config_dict
 
-VARIANTS = ("smoke", "default", "scenes", "selfsup", "nfe", "paper", "synthetic_full")
+VARIANTS = ("smoke", "default", "scenes", "faces", "selfsup", "nfe", "paper", "synthetic_full")
 NFE_IMAGES = 50765
 # Supervised-term weights (melanin, haemoglobin, camera b, illuminant) of the default config;
 # see docs/biofacenet_recovery.md for why and for their measured effect.
@@ -168,10 +181,11 @@ def _base() -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "synthetic"
-  # Synthetic world: "faces" = the skin-only faces of data.synth.faces (the default: the
-  # shipped model; runs whose config lacks the key used it); "scenes" = data.synth.scene (faces
-  # with eyes, mouths, hair, neck, clothes, occluders, light rigs, a camera chain and
-  # photographic backgrounds; docs/synthetic_world.md), the `scenes` variant.
+  # Synthetic world: "faces" = the skin-only faces of data.synth.faces (runs whose config lacks
+  # the key used it; the `faces` variant, the default until 2026-12-07); "scenes" =
+  # data.synth.scene (faces with eyes, mouths, hair, neck, clothes, occluders, light rigs, a
+  # camera chain and photographic backgrounds; docs/synthetic_world.md): the default (without
+  # the camera chain) and the `scenes` variant (with it).
   c.data.world = "faces"
   c.data.workers = 2             # processes that lay out synthetic scenes on first use
   c.data.scene = scene_switches()  # world "scenes": realism switches (data.synth.scene)
@@ -193,7 +207,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}.")
   c = _base()
   c.variant = variant
-  if variant in ("default", "scenes"):
+  if variant in ("default", "scenes", "faces"):
     c.model.truth_weights = DEFAULT_TRUTH_WEIGHTS
     # 5250 steps: 4500 at 3e-4, then 750 at 1e-4 (step decay at 6/7 of the run).
     c.num_train_steps = 5250
@@ -201,8 +215,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.lr_schedule = "step"
     c.model.lr_decay_start = 6 / 7
     c.model.lr_final_factor = 1 / 3
-  if variant == "scenes":
+  if variant in ("default", "scenes"):
     c.data.world = "scenes"
+  if variant == "default":
+    # The world's camera without its processing chain (exact sRGB curve, noise, 8 bits): with
+    # the chain's tone curves, saturation and white-balance errors a face's colour no longer
+    # identifies its pigments (docs/synthetic_world.md, the realism ablation).
+    c.data.scene.camera = "srgb"
   if variant == "smoke":
     c.num_train_steps = 4
     c.batch_size = 8
