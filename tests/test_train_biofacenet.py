@@ -219,3 +219,15 @@ def test_face_region_batches_come_from_the_scene_labels(tmp_path):
   _, metrics = jax.jit(task.train_step)(state, batch, jax.random.key(1))
   assert np.isfinite(float(metrics["loss/face_appearance"])) and float(
       metrics["loss/face_appearance"]) > 0
+
+
+def test_default_trains_on_the_scene_world_without_the_camera_chain():
+  """The shipped recipe: scene world, exact sRGB camera; `scenes` adds the chain; `faces` is
+  the skin-only world of the previous default. All three share the rest of the recipe."""
+  default, scenes, faces = (configs.get_config(v) for v in ("default", "scenes", "faces"))
+  assert (default.data.world, default.data.scene.camera) == ("scenes", "srgb")
+  assert (scenes.data.world, scenes.data.scene.camera) == ("scenes", "chain")
+  assert faces.data.world == "faces"
+  for other in (scenes, faces):
+    assert other.model.to_dict() == default.model.to_dict()
+    assert other.num_train_steps == default.num_train_steps == 5250
