@@ -92,8 +92,8 @@ def evaluation_sets(config, n: int, cache_dir: str | None = None, heldout: str =
     heldout: "own" = the run's own synthetic world; "faces" / "scenes" = that world at its
       default realism switches (`train.configs.biofacenet.scene_switches`) with the run's
       size, count, seed and split, so runs trained on different worlds or switches are scored
-      on the same held-out faces (a scenes run on the skin-only faces the default model is
-      judged on and the other way round; the realism ablation's runs on the full scenes).
+      on the same held-out faces (a scenes run on the skin-only faces of the `faces` variant
+      and the other way round; the realism ablation's runs on the full scenes).
   """
   if heldout not in HELDOUT_WORLDS:
     raise ValueError(f"heldout must be one of {', '.join(HELDOUT_WORLDS)}, got {heldout!r}")
