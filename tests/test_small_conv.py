@@ -32,6 +32,18 @@ def _with_grads(fn, x, k, g, pad):
   return (y,) + vjp(g)
 
 
+def _assert_within_rounding(fn, ref, x, kern, g, pad, counts):
+  """fn's value and both gradients equal ref's in float32 within 4 n eps max(sum |terms|),
+  n = counts[i] products per entry (forward, input gradient, kernel gradient)."""
+  got = _with_grads(fn, x, kern, g, pad)
+  want = _with_grads(ref, x, kern, g, pad)
+  abs_terms = _with_grads(ref, np.abs(x), np.abs(kern), np.abs(g), pad)
+  for a, b, n, t in zip(got, want, counts, abs_terms):
+    bound = 4 * n * 2.0 ** -24 * float(np.max(t))
+    np.testing.assert_allclose(a, b, rtol=0, atol=bound)
+    assert bound < 1e-3 * float(np.max(np.abs(b)))
+
+
 # The face VAE's 2x2 and 1x1 stages (3x3 SAME), a 3x3 image, VALID / asymmetric padding.
 CASES = [((2, 2), 3, "SAME"), ((1, 1), 3, "SAME"), ((3, 3), 3, "SAME"),
          ((2, 2), 2, "VALID"), ((2, 3), 3, ((2, 0), (1, 1)))]
@@ -55,13 +67,7 @@ def test_float32_within_rounding_and_flax_hook():
   x = rng.normal(size=(4, 2, 2, 8)).astype(np.float32)
   kern = rng.normal(size=(3, 3, 8, 6)).astype(np.float32)
   g = rng.normal(size=(4, 2, 2, 6)).astype(np.float32)
-  got = _with_grads(_ours, x, kern, g, "SAME")
-  ref = _with_grads(_lax, x, kern, g, "SAME")
-  abs_terms = _with_grads(_lax, np.abs(x), np.abs(kern), np.abs(g), "SAME")
-  for a, b, n, t in zip(got, ref, (9 * 8, 9 * 6, 4 * 4), abs_terms):
-    bound = 4 * n * 2.0 ** -24 * float(np.max(t))
-    np.testing.assert_allclose(a, b, rtol=0, atol=bound)
-    assert bound < 1e-3 * float(np.max(np.abs(b)))
+  _assert_within_rounding(_ours, _lax, x, kern, g, "SAME", (9 * 8, 9 * 6, 4 * 4))
   # As flax's conv_general_dilated: same parameters, same outputs as the plain nn.Conv.
   ref_conv = nn.Conv(6, (3, 3), padding="SAME")
   our_conv = nn.Conv(6, (3, 3), padding="SAME",
@@ -113,14 +119,9 @@ def test_strided_float32_within_rounding_and_no_xla_convolution():
   kern = rng.normal(size=(3, 3, 16, 8)).astype(np.float32)
   g = rng.normal(size=(4, 2, 2, 8)).astype(np.float32)
   ours, ref = _strided(_ours_strided, (2, 2)), _strided(_lax_strided, (2, 2))
-  got = _with_grads(ours, x, kern, g, _PT1)
-  want = _with_grads(ref, x, kern, g, _PT1)
-  abs_terms = _with_grads(ref, np.abs(x), np.abs(kern), np.abs(g), _PT1)
   # products per entry: forward 9 taps x 16 channels; input grad <= 4 taps x 8; kernel grad
   # 4 images x 2 x 2 output pixels.
-  for a, b, n, t in zip(got, want, (9 * 16, 4 * 8, 4 * 4), abs_terms):
-    bound = 4 * n * 2.0 ** -24 * float(np.max(t))
-    np.testing.assert_allclose(a, b, rtol=0, atol=bound)
+  _assert_within_rounding(ours, ref, x, kern, g, _PT1, (9 * 16, 4 * 8, 4 * 4))
   jaxpr = str(jax.make_jaxpr(lambda a, b: ours(a, b, _PT1))(x, kern))
   assert "conv_general_dilated" not in jaxpr and "dot_general" in jaxpr
 
@@ -166,14 +167,9 @@ def test_thin_output_float32_within_rounding_and_no_xla_convolution():
   x = rng.normal(size=(2, 9, 8, 32)).astype(np.float32)
   kern = rng.normal(size=(3, 3, 32, 3)).astype(np.float32)
   g = rng.normal(size=(2, 9, 8, 3)).astype(np.float32)
-  got = _with_grads(_ours, x, kern, g, "SAME")
-  want = _with_grads(_lax, x, kern, g, "SAME")
-  abs_terms = _with_grads(_lax, np.abs(x), np.abs(kern), np.abs(g), "SAME")
   # products per entry: forward 9 taps x 32 channels; input grad 9 taps x 3; kernel grad
   # 2 images x 9 x 8 pixels.
-  for a, b, n, t in zip(got, want, (9 * 32, 9 * 3, 2 * 9 * 8), abs_terms):
-    bound = 4 * n * 2.0 ** -24 * float(np.max(t))
-    np.testing.assert_allclose(a, b, rtol=0, atol=bound)
+  _assert_within_rounding(_ours, _lax, x, kern, g, "SAME", (9 * 32, 9 * 3, 2 * 9 * 8))
   for fn in (_ours, jax.grad(lambda a, b, pad: jnp.sum(_ours(a, b, pad) ** 2), argnums=(0, 1))):
     jaxpr = str(jax.make_jaxpr(lambda a, b, fn=fn: fn(a, b, "SAME"))(x, kern))
     assert "conv_general_dilated" not in jaxpr and "dot_general" in jaxpr
