@@ -140,8 +140,8 @@ def build(model: str, options: dict):
     from bioface_jax.models import face_vae  # pylint: disable=g-import-not-at-top
     size, batch = FLAGS.size or 144, FLAGS.batch or 32
     config = bench_vae.preset_config("paper", size)
-    _, (params, stats, *_), _ = bench_vae.make_jax_step(config, 1, options)
     images = jax.device_put(bench_vae.inputs(config, batch)[0])
+    params, stats = face_vae.init(jax.random.key(0), images.shape, config)
     infer = jax.jit(lambda p, s, x: face_vae.reconstruct(p, s, x, config),
                     compiler_options=options)
     return infer, (params, stats, images), {batch}

@@ -38,8 +38,8 @@ def test_help_exits_0(module):
   assert "--workdir" in proc.stdout or "--runs" in proc.stdout
 
 
-@pytest.mark.parametrize("module", ["eval.bench_vae", "eval.profile_step", "eval.bench_sdps", "eval.bench_convs",
-                                    "eval.bench_prnet"])
+@pytest.mark.parametrize("module", ["eval.bench_vae", "eval.profile_step", "eval.bench_sdps",
+                                    "eval.bench_convs", "eval.bench_prnet"])
 def test_benchmark_help_lists_the_shared_huge_pages_flag(module):
   """`absl_app.define_huge_pages_flag` puts --huge_pages under the command's own flags."""
   proc = _command(module, "--help")
