@@ -1,6 +1,7 @@
 """Per-layer convolution micro-benchmark: forward, input gradient and kernel gradient.
 
-  python -m eval.bench_convs [--layers vae,nenet,lcnet,vae_convs] [--options both|on|off] [--repeats 3]
+  python -m eval.bench_convs [--layers vae,nenet,lcnet,vae_convs] [--options both|on|off]
+      [--repeats 3]
   python -m eval.bench_convs --layers vae_convs --options on --torch   # beside PyTorch (oneDNN)
 
 For the face VAE's (batch 16, 144 px), NENet's and LCNet's (32 images of 64², α = 1) convolution
