@@ -10,8 +10,10 @@ the one walking away; obama2's cut-off bystander is left out). A face counts as 
 centre lies within half its annotated side of the centre and the box side is 0.5-2 x the
 annotated side; every other box is a false box.
 
-Synthetic: faces 0..N-1 of seed 7 of `data.prnet.synth` (yaw U(+-90), exact landmarks) rendered
-at 256 px and centred on a 512 px canvas of their background's border colour; found = a box
+Synthetic: faces 0..N-1 of seed 7 with exact landmarks: ``--world scenes`` (default) whole
+256 px portraits of the face-scene world, PRNet's training world (yaw up to 45 degrees);
+``--world faces`` the earlier `data.prnet.synth` faces (yaw U(+-90)) in their 1.5x crop at
+256 px, centred on a 512 px canvas of their border colour; found = a box
 centre inside the 68-landmark box; the found box's centre offset and side against that box
 (units of its mean side) give the framing constants of `bioface_jax.face3d.crop`.
 
@@ -172,7 +174,21 @@ def real_photos(folder: pathlib.Path):
   return photos
 
 
-def synthetic_faces(n: int):
+def synthetic_faces(n: int, world: str = "scenes"):
+  """(image, 68 landmarks (68, 2) in its pixels, yaw) of n synthetic faces.
+
+  ``scenes``: whole 256 px portraits of the face-scene world (PRNet's training world since
+  2026-12-06; hair, head, body and background around the face as in a photo; yaw up to 45
+  degrees). ``faces``: the earlier `data.prnet.synth` faces (yaw up to 90 degrees), their 1.5x
+  landmark-box crop at 256 px centred on a 512 px canvas of its border colour."""
+  if world == "scenes":
+    from data.synth import scene, scene_render  # pylint: disable=g-import-not-at-top
+    gen = scene_render.SceneGenerator(scene.SceneOptions(framing="portrait", size=256), 7, 16)
+    return [(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8), lmk, float(pose[0]))
+            for b in gen.batches(range(n))
+            for img, lmk, pose in zip(b["image"], b["landmarks"], b["pose"])]
+  if world != "faces":
+    raise ValueError(f"world must be scenes or faces, got {world!r}")
   from data.prnet import synth  # pylint: disable=g-import-not-at-top
   out = []
   for batch in synth.generate_pairs(7, range(n), 256, batch_size=16):
@@ -189,6 +205,9 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--detectors", default=",".join(DETECTORS))
   parser.add_argument("--synthetic", type=int, default=150, help="synthetic faces (0: none)")
+  parser.add_argument("--world", choices=("scenes", "faces"), default="scenes",
+                      help="synthetic faces from the face-scene world (PRNet's training world) "
+                           "or the earlier data.prnet.synth faces")
   parser.add_argument("--portraits", default=str(pathlib.Path.home() / ".cache" / "bioface_jax"
                                                  / "portraits"))
   args = parser.parse_args(argv)
@@ -197,7 +216,7 @@ def main(argv=None) -> int:
   if unknown:
     parser.error(f"unknown detectors {unknown}; choose from {', '.join(DETECTORS)}")
   photos = real_photos(pathlib.Path(args.portraits).expanduser())
-  synth_faces = synthetic_faces(args.synthetic) if args.synthetic else []
+  synth_faces = synthetic_faces(args.synthetic, args.world) if args.synthetic else []
   n_faces = sum(len(v) for v in FACES.values())
   print("| detector | real faces found | false boxes | s / photo | synthetic found "
         "| 0-30 | 30-60 | 60-90 | box centre dx, dy / landmark box | box side / landmark box |")

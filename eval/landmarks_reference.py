@@ -27,7 +27,10 @@ examples, astronaut and grace_hopper). Per face, all systems get the same face b
 NME: `bioface_jax.face3d.nme` (2-D, mean point distance / sqrt(w h) of the reference's landmark
 box), in %. Yaw: an affine camera fit of the template's 68 3-D landmarks to dlib's points
 (`fit_yaw`; near profile it reads low, since dlib then misplaces points), binned 0-30 / 30-60 /
-60-90 (``--yaw run1``: fitted to the first run's points instead). Writes
+60-90 (``--yaw run1``: fitted to the first run's points instead). A second table says where
+each system's error lies (`bioface_jax.face3d.nme_components`): the NME left after removing
+the best translation, then scale, then rotation, and the spread of those fits over the faces,
+which separates framing and pose errors from shape errors and convention differences. Writes
 ``OUT/faces/NAME_k.png`` (dlib green, first run red, mean face blue) and ``OUT/results.json``.
 """
 
@@ -271,6 +274,22 @@ def _table(rows, systems, yaws) -> list[str]:
   return lines
 
 
+def _components_table(rows, systems) -> list[str]:
+  """Mean NME % left after removing translation, + scale, + rotation, and the fitted
+  similarity's spread over the faces (`face3d.nme_components`, stored per face in `rows`)."""
+  lines = ["| system | NME | without translation | + scale | + rotation (shape) | offset sd "
+           "x / y | size ratio mean (sd) | rotation sd |", "|---|---|---|---|---|---|---|---|"]
+  for s in systems:
+    c = {k: np.array([r["components"][s][k] for r in rows]) for k in rows[0]["components"][s]}
+    lines.append(
+        f"| {s} | {100 * c['raw'].mean():.2f} | {100 * c['translation_free'].mean():.2f} | "
+        f"{100 * c['scale_free'].mean():.2f} | {100 * c['similarity_free'].mean():.2f} | "
+        f"{100 * c['offset_x'].std():.1f} / {100 * c['offset_y'].std():.1f} % | "
+        f"{np.mean(1 / c['scale']):.3f} ({np.std(1 / c['scale']):.3f}) | "
+        f"{c['rotation_deg'].std():.1f} deg |")
+  return lines
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -330,11 +349,13 @@ def main(argv=None) -> int:
       systems_pts = ([p[0][:, :2] for p in preds] + [p[2][:, :2] for p in preds]
                      + [mean[:, :2], oracle_mean_face(mean, ref)])
       nmes = [float(face3d.nme(p, ref)) * 100 for p in systems_pts]
+      components = {name: {k: float(v) for k, v in face3d.nme_components(p, ref).items()}
+                    for name, p in zip(systems, systems_pts)}
       yaws = dict(dlib=fit_yaw(ref), run1=fit_yaw(systems_pts[0]))
       yaw = yaws[args.yaw]
       rows.append(dict(photo=name, face=k, box=list(map(int, face)), dlib_box=kind, yaw=yaw,
                        yaw_dlib=yaws["dlib"], yaw_run1=yaws["run1"],
-                       nme=dict(zip(systems, nmes)), dlib=ref.tolist(),
+                       nme=dict(zip(systems, nmes)), components=components, dlib=ref.tolist(),
                        ours=[p[0].tolist() for p in preds]))
       print(f"{name + f' #{k}':34s} {yaw:5.0f} {kind:6s} " + " ".join(f"{v:9.2f}" for v in nmes),
             flush=True)
@@ -355,6 +376,9 @@ def main(argv=None) -> int:
     print(f"Faces dlib's own detector finds ({int(own.sum())} of {len(rows)}; the more "
           "trustworthy reference):")
     print("\n".join(_table([r for r, o in zip(rows, own) if o], systems, yaws[own])))
+  print("\nWhere the error lies (all faces; NME % left after removing the best translation, then "
+        "scale, then rotation; size ratio = predicted / dlib's):")
+  print("\n".join(_components_table(rows, systems)))
   print(CAVEAT)
   out.mkdir(parents=True, exist_ok=True)
   tmp = out / ".results.json.partial"

@@ -80,6 +80,48 @@ def test_nme_matches_float64_numpy_on_random_points():
     np.testing.assert_allclose(np.asarray(face3d.nme(pred, gt, dims=3)), want3, rtol=1e-12)
 
 
+def test_nme_components_recover_an_exact_similarity_and_a_translation():
+  rng = np.random.default_rng(2)
+  gt = rng.uniform(0, 200, (4, 68, 2))
+  angle = np.radians(-12.0)
+  rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+  centre = gt.mean(1, keepdims=True)
+  pred = 1.1 * (gt - centre) @ rot.T + centre + np.array([3.0, -4.0])
+  c = face3d.nme_components(pred, gt)
+  norm = np.sqrt(np.prod(gt.max(1) - gt.min(1), -1))
+  np.testing.assert_allclose(c["raw"], np.linalg.norm(pred - gt, axis=-1).mean(-1) / norm,
+                             rtol=1e-12)
+  assert np.all(c["raw"] > 0.05)
+  np.testing.assert_allclose(c["similarity_free"], 0.0, atol=1e-12)   # float64 throughout
+  np.testing.assert_allclose(c["scale"], 1 / 1.1, rtol=1e-12)
+  np.testing.assert_allclose(c["rotation_deg"], 12.0, rtol=1e-12)
+  np.testing.assert_allclose(c["offset_x"], -3.0 / norm, rtol=1e-12)
+  np.testing.assert_allclose(c["offset_y"], 4.0 / norm, rtol=1e-12)
+  moved = face3d.nme_components(gt + np.array([5.0, 1.0]), gt)
+  np.testing.assert_allclose(moved["raw"], np.hypot(5, 1) / norm, rtol=1e-12)
+  for key in ("translation_free", "scale_free", "similarity_free"):
+    np.testing.assert_allclose(moved[key], 0.0, atol=1e-12)
+
+
+def test_nme_components_fit_matches_a_general_least_squares_solve():
+  # The closed form against np.linalg.lstsq of x' = a x - b y + tx, y' = b x + a y + ty.
+  rng = np.random.default_rng(3)
+  gt = rng.uniform(0, 100, (68, 2))
+  pred = gt @ np.array([[0.9, 0.2], [-0.1, 1.05]]) + rng.normal(0, 4, gt.shape) + 7.0
+  x, y = pred[:, 0], pred[:, 1]
+  one, zero = np.ones_like(x), np.zeros_like(x)
+  design = np.concatenate([np.stack([x, -y, one, zero], 1), np.stack([y, x, zero, one], 1)])
+  (a, b, tx, ty), *_ = np.linalg.lstsq(design, np.concatenate([gt[:, 0], gt[:, 1]]), rcond=None)
+  fitted = np.stack([a * x - b * y + tx, b * x + a * y + ty], 1)
+  norm = np.sqrt(np.prod(gt.max(0) - gt.min(0)))
+  c = face3d.nme_components(pred, gt)
+  np.testing.assert_allclose(c["scale"], np.hypot(a, b), rtol=1e-10)
+  np.testing.assert_allclose(c["rotation_deg"], np.degrees(np.arctan2(b, a)), rtol=1e-10)
+  np.testing.assert_allclose(c["similarity_free"],
+                             np.linalg.norm(fitted - gt, axis=1).mean() / norm, rtol=1e-10)
+  assert c["raw"] > c["translation_free"] > c["similarity_free"] > 0
+
+
 def test_yaw_bins_edges_and_errors():
   np.testing.assert_array_equal(face3d.yaw_bins([0, 30, 30.001, -45, 60, 60.5, 90, 120, -351]),
                                 [0, 0, 1, 1, 1, 2, 2, 2, 2])

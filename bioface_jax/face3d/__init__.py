@@ -12,6 +12,7 @@ from bioface_jax.face3d.crop import warp_image
 from bioface_jax.face3d.metrics import BIN_NAMES
 from bioface_jax.face3d.metrics import dense_nme
 from bioface_jax.face3d.metrics import nme
+from bioface_jax.face3d.metrics import nme_components
 from bioface_jax.face3d.metrics import nme_table
 from bioface_jax.face3d.metrics import yaw_bins
 from bioface_jax.face3d.mirror import LANDMARK_MIRROR
@@ -38,7 +39,7 @@ from bioface_jax.face3d.uv import write_obj
 __all__ = [
     "BIN_NAMES", "LANDMARK_MIRROR", "NUM_LANDMARKS", "UV_SIZE", "base_assets", "crop_transform", "dense_nme",
     "face_box_transform", "face_indices", "face_mask", "flip_averaged", "grid_triangles",
-    "landmarks_from_position_map", "mesh_triangles", "mirror_position_map", "nme", "nme_table", "position_map_normals", "position_maps",
+    "landmarks_from_position_map", "mesh_triangles", "mirror_position_map", "nme", "nme_components", "nme_table", "position_map_normals", "position_maps",
     "rasterise_position_map", "resize_uv_map", "sample_colors", "smooth_position_map",
     "transform_points",
     "uncrop_points", "vertices_from_position_map", "warp_image", "weight_mask", "write_obj",

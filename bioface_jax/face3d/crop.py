@@ -43,6 +43,11 @@ def crop_transform(box, size: int, *, scale: float = 1.6, detector: bool = False
 # Face box (detect_faces) -> 68-landmark box, measured with BlazeFace on 150 synthetic faces
 # (seed 7, yaw U(+-90)): the face-box side is 0.988 (median) of the landmark box's mean side and
 # the landmark box's centre lies 0.046 landmark-box sides below the face box's centre.
+# (`python -m eval.detect_survey --world faces`.) On whole face-scene portraits (``--world
+# scenes``: hair, body and background around the face) BlazeFace's box is larger, 1.046 / 0.078,
+# as on real photos against dlib's points (1.050 / 0.051); framing with those constants made the
+# shipped PRNet worse against dlib (13.3 against 12.5 % on the 29 real faces: worse placed,
+# though its size then matched dlib's; docs/prnet.md), so these are kept.
 LANDMARK_SIDE = 1 / 0.988     # landmark-box mean side / face-box side
 LANDMARK_SHIFT_Y = 0.046 / 0.988  # (landmark centre - face-box centre) / face-box side, y down
 TRAINING_CROP = 1.5           # synthetic training crop side / landmark-box mean side
