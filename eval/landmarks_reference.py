@@ -274,6 +274,27 @@ def _table(rows, systems, yaws) -> list[str]:
   return lines
 
 
+def box_response(run, image: np.ndarray, face, zoom: float = 1.15, shift: float = 0.1
+                 ) -> tuple[float, float]:
+  """How far a run's landmarks follow its face box rather than the face: (size slope, shift
+  slope). The box is scaled by 1/zoom and zoom about its centre, then moved by -shift and
+  +shift of its width; the slopes are d log(predicted landmark-box side) / d log(box side) and
+  d(predicted centroid x) / d(box x). 0 = the image decides, 1 = the box decides (a network
+  that reads the face's size and place from the image answers 0, one that ignores them 1)."""
+  from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
+  x, y, w, h = (float(v) for v in face)
+
+  def predict(box):
+    p = run.landmarks_in(image, face3d.face_box_transform(box, run.size))[:, :2]
+    return (p.max(0) - p.min(0)).mean(), p[:, 0].mean()
+
+  small = predict((x + w / 2 - w / (2 * zoom), y + h / 2 - h / (2 * zoom), w / zoom, h / zoom))
+  large = predict((x + w / 2 - zoom * w / 2, y + h / 2 - zoom * h / 2, zoom * w, zoom * h))
+  left, right = predict((x - shift * w, y, w, h)), predict((x + shift * w, y, w, h))
+  return (float(np.log(large[0] / small[0]) / (2 * np.log(zoom))),
+          float((right[1] - left[1]) / (2 * shift * w)))
+
+
 def _components_table(rows, systems) -> list[str]:
   """Mean NME % left after removing translation, + scale, + rotation, and the fitted
   similarity's spread over the faces (`face3d.nme_components`, stored per face in `rows`)."""
@@ -309,6 +330,10 @@ def main(argv=None) -> int:
   parser.add_argument("--no-flip", dest="flip", action="store_false",
                       help="one network pass per face instead of the average over the crop and "
                            "its mirror image (what eval.prnet_predict does by default)")
+  parser.add_argument("--box-probe", action="store_true",
+                      help="also measure how far each run's landmarks follow the face box "
+                           "instead of the face (box scaled by 1/1.15 and 1.15, moved by "
+                           "+-0.1 of its width; 4 more passes per face and run)")
   args = parser.parse_args(argv)
   if not args.workdir:
     parser.error("give at least one --workdir (a python -m train.prnet run directory)")
@@ -353,10 +378,14 @@ def main(argv=None) -> int:
                     for name, p in zip(systems, systems_pts)}
       yaws = dict(dlib=fit_yaw(ref), run1=fit_yaw(systems_pts[0]))
       yaw = yaws[args.yaw]
+      if args.box_probe:
+        probes = {run.name: box_response(run, image, face) for run in runs}
       rows.append(dict(photo=name, face=k, box=list(map(int, face)), dlib_box=kind, yaw=yaw,
                        yaw_dlib=yaws["dlib"], yaw_run1=yaws["run1"],
                        nme=dict(zip(systems, nmes)), components=components, dlib=ref.tolist(),
                        ours=[p[0].tolist() for p in preds]))
+      if args.box_probe:
+        rows[-1]["box_response"] = probes
       print(f"{name + f' #{k}':34s} {yaw:5.0f} {kind:6s} " + " ".join(f"{v:9.2f}" for v in nmes),
             flush=True)
       if not args.no_figures:
@@ -379,6 +408,12 @@ def main(argv=None) -> int:
   print("\nWhere the error lies (all faces; NME % left after removing the best translation, then "
         "scale, then rotation; size ratio = predicted / dlib's):")
   print("\n".join(_components_table(rows, systems)))
+  if args.box_probe:
+    print("\nHow far the landmarks follow the face box (median over faces; 0 = the image "
+          "decides, 1 = the box decides):")
+    for run in runs:
+      size, move = np.median([r["box_response"][run.name] for r in rows], 0)
+      print(f"  {run.name}: size slope {size:.2f}, shift slope {move:.2f}")
   print(CAVEAT)
   out.mkdir(parents=True, exist_ok=True)
   tmp = out / ".results.json.partial"

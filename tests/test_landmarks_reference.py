@@ -126,3 +126,27 @@ def test_context_leaves_the_truth_unchanged():
   np.testing.assert_array_equal(plain["posmap"], painted["posmap"])
   np.testing.assert_array_equal(plain["landmarks"], painted["landmarks"])
   assert np.abs(plain["image"].astype(int) - painted["image"]).max() > 50
+
+
+class _FakeRun:
+  """A stand-in for PRNetRun: fixed landmarks in crop pixels (``follows="box"``) or in photo
+  pixels (``follows="image"``), whatever the crop."""
+
+  size = 64
+
+  def __init__(self, follows: str):
+    rng = np.random.default_rng(4)
+    self.follows, self.points = follows, rng.uniform(10, 50, (68, 3))
+
+  def landmarks_in(self, image, t):
+    from bioface_jax import face3d  # pylint: disable=g-import-not-at-top
+    if self.follows == "image":
+      return self.points * [4.0, 4.0, 1.0] + [100.0, 80.0, 0.0]
+    return face3d.uncrop_points(self.points, t)
+
+
+@pytest.mark.parametrize("follows, want", [("box", (1.0, 1.0)), ("image", (0.0, 0.0))])
+def test_box_response_is_one_when_the_box_decides_and_zero_when_the_image_does(follows, want):
+  size, move = ref.box_response(_FakeRun(follows), np.zeros((300, 300, 3), np.uint8),
+                                (100, 90, 80, 80))
+  np.testing.assert_allclose((size, move), want, atol=1e-9)
