@@ -106,8 +106,10 @@ def _main(argv) -> int:
   model = cli.load_model("prnet", args.workdir)
   from bioface_jax.photo import prnet_face  # pylint: disable=g-import-not-at-top
   readout = args.readout or prnet_face.default_readout(model)
-  print(f"model: {model.path} (step {model.step}, input {model.input_size} px, read-out: "
-        f"{readout}, {'flip-averaged' if args.flip else 'one pass'})", flush=True)
+  members = model.config.ensemble
+  print(f"model: {model.path} (step {model.step}, input {model.input_size} px"
+        + (f", an ensemble of {members} networks" if members > 1 else "")
+        + f", read-out: {readout}, {'flip-averaged' if args.flip else 'one pass'})", flush=True)
   return cli.run_batch(items, lambda name, source: run_photo(model, args, name, source, out),
                        problems)
 

@@ -5,6 +5,7 @@ smoke-size models (no training needed), so each check is about loading, storing 
 contract's keys, shapes, frames and errors.
 """
 
+import dataclasses
 import json
 import pathlib
 import warnings
@@ -306,3 +307,63 @@ def test_every_system_ships_a_model_that_answers_the_contract(name):
     assert out[key].shape == (1, s, s, 3)
   for k, v in out.items():
     assert np.all(np.isfinite(np.asarray(v))), (name, k)
+
+
+def test_prnet_ensemble_export_averages_its_members_maps(runs, tmp_path):
+  """`train.export` with two PRNet runs: one model whose map is the mean of the two runs'."""
+  first, run, state = runs["prnet"]
+  second = tmp_path / "second"
+  rng = np.random.default_rng(5)
+  other = {"params": jax.tree.map(lambda a: a * rng.uniform(0.5, 1.5), state["params"]),
+           "batch_stats": state["batch_stats"]}
+  with ckpt_lib.Checkpointer(second / "checkpoints", async_save=False) as ckpt:
+    ckpt.save(3, other, {"config": run.to_dict(), "step": 3})
+  out = tmp_path / "ensemble"
+  assert export_command.main(["--workdir", str(first), "--workdir", str(second), "--out",
+                              str(out), "--float32"]) == 0
+  model = pretrained.load("prnet", out)
+  assert model.config.ensemble == 2
+  assert [m["step"] for m in model.meta["members"]] == [1, 3]
+  x = _inputs(model)
+  assert model.apply(x)["position_map"].shape == x.shape
+  # The mean, checked in float64 (the vmapped ensemble and a single network are different
+  # float32 programs, whose roundings through ~40 layers differ by more than the mean's own).
+  members = [pretrained.load("prnet", p).variables for p in (first, second)]
+  single = dataclasses.replace(model.config, ensemble=1)
+  with jax.enable_x64(True):
+    f64 = lambda tree: jax.tree.map(lambda a: np.asarray(a, np.float64), tree)  # noqa: E731
+    x64 = x.astype(np.float64)
+    maps = [np.asarray(prnet.predict(*(f64(m[k]) for k in ("params", "batch_stats")), x64,
+                                     single)) for m in members]
+    v = f64(model.variables)
+    mean = np.asarray(prnet.predict(v["params"], v["batch_stats"], x64, model.config))
+  assert mean.dtype == np.float64 and np.abs(maps[0] - maps[1]).max() > 1.0  # members differ
+  np.testing.assert_allclose(mean, (maps[0] + maps[1]) / 2, rtol=1e-12, atol=1e-9)
+  # The float32 model against that: float32 roundings through the network (~2e-3 px seen),
+  # far below the members' own difference (> 1 px), which a wrong combination would show.
+  np.testing.assert_allclose(model.apply(x)["position_map"], mean, rtol=0, atol=0.05)
+  with pytest.raises(ValueError, match="ensemble of 2 prnet networks"):
+    from bioface_jax.pretrained import warm_start  # pylint: disable=g-import-not-at-top
+    warm_start.read("prnet", out)
+
+
+def test_ensemble_export_refuses_other_systems_and_other_networks(runs, tmp_path, capsys):
+  assert export_command.main(["--workdir", str(runs["face_vae"][0]), "--workdir",
+                              str(runs["face_vae"][0]), "--out", str(tmp_path / "a")]) == 2
+  assert "ensembles are for PRNet runs" in capsys.readouterr().err
+  wider = prnet_configs.get_config("smoke")
+  wider.model.width_multiplier = 2 * wider.model.width_multiplier
+  other = tmp_path / "wider"
+  config = systems.SYSTEMS["prnet"].model_config(wider)
+  params, stats = jax.eval_shape(lambda: prnet.init(jax.random.key(0),
+                                                    (1, config.input_size,
+                                                     config.input_size, 3), config))
+  rng = np.random.default_rng(0)
+  with ckpt_lib.Checkpointer(other / "checkpoints", async_save=False) as ckpt:
+    ckpt.save(1, {"params": _random_like(params, rng),
+                  "batch_stats": _random_like(stats, rng, positive=True)},
+              {"config": wider.to_dict(), "step": 1})
+  assert export_command.main(["--workdir", str(runs["prnet"][0]), "--workdir", str(other),
+                              "--out", str(tmp_path / "b")]) == 2
+  assert "builds another network" in capsys.readouterr().err
+  assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

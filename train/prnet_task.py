@@ -190,9 +190,10 @@ def restore_for_inference(workdir: str | pathlib.Path):
   """(params, batch_stats, model config, run config, step) from a training run directory, or
   from an export / imported authors' weights (their run config, or for imported weights the
   ``resfcn`` config at the export's input size)."""
+  from bioface_jax.pretrained import store as pretrained_store  # pylint: disable=g-import-not-at-top
   from bioface_jax.train_lib import export  # pylint: disable=g-import-not-at-top
   if export.has_export(workdir):
-    source = warm_start.read("prnet", workdir)
+    source = pretrained_store.read("prnet", workdir)  # an ensemble export too
     config = source.run_config
     if config is None:  # imported weights: the official network's settings
       from train.configs import prnet as configs  # pylint: disable=g-import-not-at-top

@@ -48,6 +48,10 @@ class PRNetConfig:
     lr_decay_epochs: epochs between decays.
     l2: weight of 1/2 sum w^2 over all conv kernels (the official graph's regulariser 2e-4).
     landmark_weight: weight of the landmark-only loss for samples without dense truth.
+    ensemble: number of independently trained networks whose maps `predict` averages (an
+      ensemble export, ``python -m train.export --workdir RUN1 --workdir RUN2 ...``); their
+      variables are stacked along a new leading axis of every array. 1 = one network (training
+      always uses 1).
   """
   encoder: str = "resfcn"
   width_multiplier: float = 1.0
@@ -58,6 +62,7 @@ class PRNetConfig:
   lr_decay_epochs: int = 5
   l2: float = 2e-4
   landmark_weight: float = 1.0
+  ensemble: int = 1
 
   def __post_init__(self):
     if self.encoder not in ENCODERS:
@@ -68,6 +73,8 @@ class PRNetConfig:
     if not (self.input_size >= 32 and 256 % self.input_size == 0):
       raise ValueError(f"PRNetConfig.input_size must be 256 / 2^k >= 32 (256, 128, 64, 32), "
                        f"got {self.input_size}")
+    if not (isinstance(self.ensemble, int) and self.ensemble >= 1):
+      raise ValueError(f"PRNetConfig.ensemble must be an int >= 1, got {self.ensemble!r}")
 
   @classmethod
   def from_mapping(cls, fields: Mapping[str, Any]) -> PRNetConfig:
@@ -128,9 +135,21 @@ def to_pixels(s, size: int):
 
 
 def predict(params, batch_stats, images, config: PRNetConfig):
-  """Position maps (B, R, R, 3) in crop pixels (x right, y down, z larger = closer)."""
-  s, _ = apply(params, batch_stats, images, config, train=False)
-  return to_pixels(s, config.input_size)
+  """Position maps (B, R, R, 3) in crop pixels (x right, y down, z larger = closer).
+
+  With ``config.ensemble`` = M > 1, `params` and `batch_stats` hold M networks stacked along a
+  leading axis, and the map is the mean of their M maps: independently trained networks err
+  differently on real photos (docs/prnet.md), so their mean is more accurate than any one."""
+  if config.ensemble == 1:
+    s, _ = apply(params, batch_stats, images, config, train=False)
+    return to_pixels(s, config.input_size)
+  members = jax.tree.leaves(params)[0].shape[0]
+  if members != config.ensemble:
+    raise ValueError(f"config.ensemble is {config.ensemble} but the variables hold {members} "
+                     "networks")
+  one = lambda p, b: apply(p, b, images, config, train=False)[0]  # noqa: E731
+  stacked = jax.tree.map(jnp.asarray, (params, batch_stats))  # NumPy leaves are not vmappable
+  return to_pixels(jax.vmap(one)(*stacked).mean(0), config.input_size)
 
 
 def l2_penalty(params) -> jax.Array:

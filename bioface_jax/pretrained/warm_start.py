@@ -24,9 +24,15 @@ def read(name: str, path: str | os.PathLike) -> store.Source:
   """The model of system `name` at `path` (a run or an export), read-only.
 
   Raises:
-    ValueError, FileNotFoundError: as `pretrained.load` (wrong system, nothing there, damaged).
+    ValueError, FileNotFoundError: as `pretrained.load` (wrong system, nothing there, damaged);
+      ValueError also for an ensemble export (several networks: start from one member's run).
   """
-  return store.read(name, path)
+  source = store.read(name, path)
+  members = getattr(source.model_config, "ensemble", 1)
+  if members > 1:
+    raise ValueError(f"{path} is an ensemble of {members} {name} networks; training starts "
+                     "from one network: give one member's run or export")
+  return source
 
 
 def _paths(tree: Any) -> dict[str, Any]:
