@@ -231,3 +231,7 @@ def test_default_trains_on_the_scene_world_without_the_camera_chain():
   for other in (scenes, faces):
     assert other.model.to_dict() == default.model.to_dict()
     assert other.num_train_steps == default.num_train_steps == 5250
+  appearance = configs.get_config("appearance")
+  assert appearance.data.to_dict() == default.data.to_dict()
+  assert appearance.model.loss_weights == (3e-3,) + tuple(default.model.loss_weights[1:])
+  assert (appearance.model.face_region_weight, default.model.face_region_weight) == (1.0, 0.0)
