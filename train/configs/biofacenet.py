@@ -61,10 +61,11 @@ developed on unless stated):
 
 * ``appearance``: the default with the appearance term weighted 3x (``model.loss_weights[0]``
   3e-3 instead of 1e-3) and extended over brows, eyes and mouth (``model.face_region_weight=1``).
-  Measured from scratch (2026-12-07, one seed; 37 min): on 256 held-out scenes melanin RMSE
-  0.148, haemoglobin 0.098 (at the edge of the 0.15 / 0.10 targets), per-face melanin r 0.92,
-  reconstruction 0.034; on 29 real faces central sRGB RMSE 0.065 against the default's 0.077
-  (paired -0.015 +- 0.004, better on 24 of 29), melanin following shading more (r -0.37). With
+  Measured from scratch (2026-12-07; 37 min): on 256 held-out scenes melanin RMSE 0.148,
+  haemoglobin 0.098 (seed 1: 0.137 / 0.089), per-face melanin r 0.92 (0.93), reconstruction
+  0.034; on 29 real faces central sRGB RMSE 0.065 (seed 1: 0.063) against the default's 0.077
+  (paired -0.015 +- 0.004, better on 24 of 29; seed 1 on 28), melanin following shading
+  more (r -0.37 / -0.47). With
   the appearance weight 10x (1e-2) real RMSE 0.066 and recovery 0.158 / 0.113, off the targets
   (docs/synthetic_world.md, "Weighting the appearance term")::
 
