@@ -378,14 +378,12 @@ def main(argv=None) -> int:
                     for name, p in zip(systems, systems_pts)}
       yaws = dict(dlib=fit_yaw(ref), run1=fit_yaw(systems_pts[0]))
       yaw = yaws[args.yaw]
-      if args.box_probe:
-        probes = {run.name: box_response(run, image, face) for run in runs}
       rows.append(dict(photo=name, face=k, box=list(map(int, face)), dlib_box=kind, yaw=yaw,
                        yaw_dlib=yaws["dlib"], yaw_run1=yaws["run1"],
                        nme=dict(zip(systems, nmes)), components=components, dlib=ref.tolist(),
                        ours=[p[0].tolist() for p in preds]))
       if args.box_probe:
-        rows[-1]["box_response"] = probes
+        rows[-1]["box_response"] = {run.name: box_response(run, image, face) for run in runs}
       print(f"{name + f' #{k}':34s} {yaw:5.0f} {kind:6s} " + " ".join(f"{v:9.2f}" for v in nmes),
             flush=True)
       if not args.no_figures:

@@ -50,7 +50,7 @@ def main(argv=None) -> int:
   from bioface_jax.pretrained import store  # pylint: disable=g-import-not-at-top
   workdirs = [pathlib.Path(w) for w in args.workdir]
   try:
-    name = args.model or _system_of(workdirs[0])
+    name = args.model or store.system_of(workdirs[0])
     sources = [store.read(name, w) for w in workdirs]
     if len(sources) == 1 and sources[0].kind != "run":
       raise ValueError(f"{workdirs[0]} is already an export, not a training run")
@@ -73,24 +73,6 @@ def main(argv=None) -> int:
           f"an ensemble of {len(workdirs)} runs ({', '.join(map(str, workdirs))})")
   print(f"exported {name} {what} to {out} ({size:.1f} MB)")
   return 0
-
-
-def _system_of(workdir: pathlib.Path) -> str:
-  """The system a training run belongs to, from its newest checkpoint's config."""
-  from bioface_jax.pretrained import store, systems  # pylint: disable=g-import-not-at-top
-  from bioface_jax.train_lib import checkpoint, export  # pylint: disable=g-import-not-at-top
-  if export.has_export(workdir):  # an ensemble member may be an export
-    import json  # pylint: disable=g-import-not-at-top
-    meta = json.loads((workdir / export.META).read_text())
-    return meta.get("model") or systems.identify_run(meta.get("config") or {})
-  if not (workdir / "checkpoints").is_dir():
-    raise FileNotFoundError(f"{workdir} is not a training run (no checkpoints/)")
-  with store._quiet_absl(), checkpoint.Checkpointer(  # pylint: disable=protected-access
-      workdir / "checkpoints", async_save=False, read_only=True) as ckpt:
-    steps = ckpt.all_steps()
-    if not steps:
-      raise FileNotFoundError(f"no checkpoint in {workdir / 'checkpoints'}")
-    return systems.identify_run(ckpt.read_meta(steps[-1]).get("config", {}))
 
 
 def _ensemble(name: str, workdirs, sources):

@@ -132,13 +132,39 @@ def _read_run(name: str, path: pathlib.Path) -> Source:
                 run_config, dict(meta))
 
 
+def _export_system(meta: Mapping[str, Any]) -> str:
+  """The system of an export from its metadata (its ``model`` key, else its run config)."""
+  return meta.get("model") or systems.identify_run(meta.get("config") or {})
+
+
+def system_of(path: str | os.PathLike) -> str:
+  """The system of the training run or export at `path`, from its metadata alone.
+
+  Raises:
+    FileNotFoundError: neither a run with a checkpoint nor an export.
+    ValueError: its metadata names no known system, or is not valid JSON.
+  """
+  from bioface_jax.train_lib import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
+  from bioface_jax.train_lib import export  # pylint: disable=g-import-not-at-top
+  path = pathlib.Path(path)
+  if export.has_export(path):
+    return _export_system(json.loads((path / export.META).read_text()))
+  if not (path / "checkpoints").is_dir():
+    raise FileNotFoundError(f"{path} is not a training run (no checkpoints/)")
+  with _quiet_absl(), ckpt_lib.Checkpointer(path / "checkpoints", async_save=False,
+                                            read_only=True) as ckpt:
+    steps = ckpt.all_steps()
+    if not steps:
+      raise FileNotFoundError(f"no checkpoint in {path / 'checkpoints'}")
+    return systems.identify_run(ckpt.read_meta(steps[-1]).get("config", {}))
+
+
 def _read_export(name: str, path: pathlib.Path) -> Source:
   from bioface_jax.train_lib import export  # pylint: disable=g-import-not-at-top
   system = systems.SYSTEMS[name]
   variables, meta = export.load_inference(path)
   run_config = meta.get("config")
-  found = meta.get("model") or systems.identify_run(run_config or {})
-  _check_system(name, found, path)
+  _check_system(name, _export_system(meta), path)
   try:
     if "model_config" in meta:
       model_config = systems.config_from_dict(system, meta["model_config"])
