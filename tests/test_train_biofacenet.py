@@ -222,16 +222,20 @@ def test_face_region_batches_come_from_the_scene_labels(tmp_path):
 
 
 def test_default_trains_on_the_scene_world_without_the_camera_chain():
-  """The shipped recipe: scene world, exact sRGB camera; `scenes` adds the chain; `faces` is
-  the skin-only world of the previous default. All three share the rest of the recipe."""
-  default, scenes, faces = (configs.get_config(v) for v in ("default", "scenes", "faces"))
+  """The shipped recipe: scene world, exact sRGB camera, appearance term weighted 3x and over
+  the whole face; `appearance` is its former name; `skin_appearance` keeps the authors' weight
+  over the skin only; `scenes` adds the camera chain to that; `faces` is the skin-only world.
+  All share the rest of the recipe."""
+  default, appearance, skin, scenes, faces = (configs.get_config(v) for v in (
+      "default", "appearance", "skin_appearance", "scenes", "faces"))
   assert (default.data.world, default.data.scene.camera) == ("scenes", "srgb")
   assert (scenes.data.world, scenes.data.scene.camera) == ("scenes", "chain")
   assert faces.data.world == "faces"
+  assert appearance.to_dict() == {**default.to_dict(), "variant": "appearance"}
+  assert skin.data.to_dict() == default.data.to_dict()
   for other in (scenes, faces):
-    assert other.model.to_dict() == default.model.to_dict()
+    assert other.model.to_dict() == skin.model.to_dict()
+  for other in (skin, scenes, faces):
     assert other.num_train_steps == default.num_train_steps == 5250
-  appearance = configs.get_config("appearance")
-  assert appearance.data.to_dict() == default.data.to_dict()
-  assert appearance.model.loss_weights == (3e-3,) + tuple(default.model.loss_weights[1:])
-  assert (appearance.model.face_region_weight, default.model.face_region_weight) == (1.0, 0.0)
+  assert default.model.loss_weights == (3e-3,) + tuple(skin.model.loss_weights[1:])
+  assert (default.model.face_region_weight, skin.model.face_region_weight) == (1.0, 0.0)
