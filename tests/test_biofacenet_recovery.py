@@ -69,13 +69,15 @@ def test_supervised_loss_needs_truth_in_the_batch(spectra, lut):
     _tiny_config(truth_weights=(1.0, -1.0, 0.0, 0.0))
 
 
-def test_off_skin_term_matches_numpy_and_needs_no_truth(spectra, lut):
+@pytest.mark.parametrize("margin", [2, 3])
+def test_off_skin_term_matches_numpy_and_needs_no_truth(spectra, lut, margin):
   import jax
   from bioface_jax.models import biofacenet
   batch = _batch(np.random.default_rng(3))
   batch = {k: batch[k] for k in ("image", "mask", "shading")}  # no ground truth needed
   w = 0.6
-  off, plain = _tiny_config(off_skin_weight=w), _tiny_config()
+  off = _tiny_config(off_skin_weight=w, off_skin_margin=margin)
+  plain = _tiny_config()
   params, stats = biofacenet.init(jax.random.key(0), batch["image"].shape, off)
   loss_o, (terms, _, out) = biofacenet.compute_loss(params, stats, batch, spectra, lut, off,
                                                     train=False)
@@ -83,10 +85,11 @@ def test_off_skin_term_matches_numpy_and_needs_no_truth(spectra, lut):
                                                     train=False)
   assert "off_skin_pigment" not in terms_p
   m = batch["mask"].astype(np.float64)
-  # Pixels with no mask pixel within 2 (Chebyshev distance), by brute force.
+  # Pixels with no mask pixel within `margin` (Chebyshev distance), by brute force.
   o = np.ones_like(m)
   for i, j in zip(*np.nonzero(m.any(0))):
-    o[:, max(i - 2, 0):i + 3, max(j - 2, 0):j + 3] *= 1.0 - m[:, i:i + 1, j:j + 1]
+    o[:, max(i - margin, 0):i + margin + 1, max(j - margin, 0):j + margin + 1] *= (
+        1.0 - m[:, i:i + 1, j:j + 1])
   assert 0 < o.sum() < o.size - m.sum()  # the margin removes pixels, and some remain
   fm, fb = (np.asarray(out[k], np.float64) for k in ("fmel", "fblood"))
   ref = 0.5 * ((o * (fm + 1)**2).sum((1, 2)) + (o * (fb + 1)**2).sum((1, 2))) / o.sum((1, 2))
@@ -97,6 +100,8 @@ def test_off_skin_term_matches_numpy_and_needs_no_truth(spectra, lut):
                              rtol=100 * EPS32 * (1 + float(loss_p) / extra))
   with pytest.raises(ValueError, match="off_skin_weight"):
     _tiny_config(off_skin_weight=-1.0)
+  with pytest.raises(ValueError, match="off_skin_margin"):
+    _tiny_config(off_skin_margin=-1)
 
 
 def test_face_region_term_matches_numpy_outside_the_mask_only(spectra, lut):

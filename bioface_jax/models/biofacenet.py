@@ -64,7 +64,7 @@ authors' regime:
   measures that the appearance loss alone does not identify the pigments once light and camera
   are unknown; these terms bring in the information that the images lack.
 * ``off_skin_weight`` (default 0 = authors): weight of a term that asks for no pigment off the
-  skin: the mean over the pixels more than ``OFF_SKIN_MARGIN`` (2) pixels from the mask of
+  skin: the mean over the pixels more than ``off_skin_margin`` (default 2) pixels from the mask of
   ((fmel + 1)^2 + (fblood + 1)^2) / 2, i.e. the squared distance of both maps from their
   lowest value (-1, a volume fraction of ~1e-6 of the maximum); the margin leaves the
   partly-skin pixels at the mask's edges free (`biofacenet_loss.off_skin_region`). The authors' loss looks only inside the mask, so the maps off the skin
@@ -138,6 +138,7 @@ class BioFaceNetConfig:
       module docstring and `log_chromaticity`).
     truth_weights: see the module docstring (supervised terms; authors: all 0).
     off_skin_weight: weight of the no-pigment-off-the-skin term (module docstring; authors: 0).
+    off_skin_margin: pixels around the skin mask that the off-skin term leaves free (>= 0).
     face_region_weight: weight of the appearance term over the non-skin face pixels (module
       docstring; authors: 0).
     oracle_light_camera: render with the batch's true light and camera in `compute_loss`
@@ -179,6 +180,7 @@ class BioFaceNetConfig:
   lr_final_factor: float = 1.0
   truth_weights: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
   off_skin_weight: float = 0.0
+  off_skin_margin: int = 2
   face_region_weight: float = 0.0
   oracle_light_camera: bool = False
 
@@ -235,6 +237,10 @@ class BioFaceNetConfig:
       raise ValueError(f"BioFaceNetConfig.off_skin_weight must be >= 0, "
                        f"got {self.off_skin_weight}")
     object.__setattr__(self, "off_skin_weight", float(self.off_skin_weight))
+    if int(self.off_skin_margin) != self.off_skin_margin or self.off_skin_margin < 0:
+      raise ValueError(f"BioFaceNetConfig.off_skin_margin must be an integer >= 0, "
+                       f"got {self.off_skin_margin}")
+    object.__setattr__(self, "off_skin_margin", int(self.off_skin_margin))
     if not float(self.face_region_weight) >= 0:
       raise ValueError(f"BioFaceNetConfig.face_region_weight must be >= 0, "
                        f"got {self.face_region_weight}")

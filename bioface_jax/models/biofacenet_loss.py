@@ -73,7 +73,7 @@ def masked_mse(pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array
           / jnp.maximum(jnp.sum(mask, axis=(-2, -1)), 1.0))
 
 
-OFF_SKIN_MARGIN = 2  # pixels next to the skin mask that the off-skin term leaves free
+OFF_SKIN_MARGIN = 2  # default pixels next to the skin mask that the off-skin term leaves free
 
 
 def off_skin_region(mask: jax.Array, margin: int = OFF_SKIN_MARGIN) -> jax.Array:
@@ -90,14 +90,15 @@ def off_skin_region(mask: jax.Array, margin: int = OFF_SKIN_MARGIN) -> jax.Array
   return 1.0 - near
 
 
-def off_skin_pigment_loss(fmel: jax.Array, fblood: jax.Array, mask: jax.Array) -> jax.Array:
+def off_skin_pigment_loss(fmel: jax.Array, fblood: jax.Array, mask: jax.Array,
+                          margin: int = OFF_SKIN_MARGIN) -> jax.Array:
   """Mean over `off_skin_region` of ((fmel + 1)^2 + (fblood + 1)^2) / 2, (B,).
 
   The maps' distance from "no pigment" (network coordinate -1) where there is no skin; 0 for an
   image with no pixel farther than the margin from its mask. See ``off_skin_weight`` in
   `biofacenet`'s module docstring.
   """
-  off = off_skin_region(mask)
+  off = off_skin_region(mask, margin)
   return 0.5 * (masked_mse(fmel, -1.0, off) + masked_mse(fblood, -1.0, off))
 
 
@@ -149,7 +150,7 @@ def loss_from_outputs(outputs: Mapping[str, Any], mask: jax.Array, target_shadin
               + w_spec * per_image["specular_sparsity"] + w_sh * per_image["shading"])
   if config.off_skin_weight:
     per_image["off_skin_pigment"] = off_skin_pigment_loss(outputs["fmel"], outputs["fblood"],
-                                                          mask)
+                                                          mask, config.off_skin_margin)
     weighted = weighted + config.off_skin_weight * per_image["off_skin_pigment"]
   if config.face_region_weight:
     if face_region is None:

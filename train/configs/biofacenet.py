@@ -186,6 +186,7 @@ def _base() -> ml_collections.ConfigDict:
   c.model.truth_weights = (0.0, 0.0, 0.0, 0.0)
   # No pigment off the skin mask (BioFaceNetConfig.off_skin_weight; authors: 0).
   c.model.off_skin_weight = 0.0
+  c.model.off_skin_margin = 2   # pixels around the skin mask that the off-skin term leaves free
   # Appearance term also over the non-skin face pixels (brows, eyes, mouth; scene world only;
   # BioFaceNetConfig.face_region_weight; authors: 0).
   c.model.face_region_weight = 0.0
