@@ -235,7 +235,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}.")
   c = _base()
   c.variant = variant
-  if variant in ("default", "appearance", "skin_appearance", "scenes", "faces"):
+  # `appearance` is the name the default's setting had before it became the default
+  # (2026-12-07); it keeps its label but builds the default.
+  recipe = "default" if variant == "appearance" else variant
+  if recipe in ("default", "skin_appearance", "scenes", "faces"):
     c.model.truth_weights = DEFAULT_TRUTH_WEIGHTS
     # 5250 steps: 4500 at 3e-4, then 750 at 1e-4 (step decay at 6/7 of the run).
     c.num_train_steps = 5250
@@ -243,15 +246,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.lr_schedule = "step"
     c.model.lr_decay_start = 6 / 7
     c.model.lr_final_factor = 1 / 3
-  if variant in ("default", "appearance", "skin_appearance", "scenes"):
+  if recipe in ("default", "skin_appearance", "scenes"):
     c.data.world = "scenes"
-  if variant in ("default", "appearance"):
+  if recipe == "default":
     # The appearance term weighted 3x and extended over brows, eyes and mouth: closer to real
-    # photos, pigment recovery kept at its targets (module docstring). `appearance` is the
-    # name this setting had before it became the default (2026-12-07).
+    # photos, pigment recovery kept at its targets (module docstring).
     c.model.loss_weights = (3e-3,) + tuple(c.model.loss_weights[1:])
     c.model.face_region_weight = 1.0
-  if variant in ("default", "appearance", "skin_appearance"):
+  if recipe in ("default", "skin_appearance"):
     # The world's camera without its processing chain (exact sRGB curve, noise, 8 bits): with
     # the chain's tone curves, saturation and white-balance errors a face's colour no longer
     # identifies its pigments (docs/synthetic_world.md, the realism ablation).
