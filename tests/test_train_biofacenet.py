@@ -223,15 +223,22 @@ def test_face_region_batches_come_from_the_scene_labels(tmp_path):
 
 def test_default_trains_on_the_scene_world_without_the_camera_chain():
   """The shipped recipe: scene world, exact sRGB camera, appearance term weighted 3x and over
-  the whole face; `appearance` is its former name; `skin_appearance` keeps the authors' weight
-  over the skin only; `scenes` adds the camera chain to that; `faces` is the skin-only world.
-  All share the rest of the recipe."""
+  the whole face, no pigment more than 10 px off the skin; `appearance` is the same without the
+  off-skin term; `skin_appearance` keeps the authors' appearance weight over the skin only;
+  `scenes` adds the camera chain to that; `faces` is the skin-only world. All share the rest of
+  the recipe."""
   default, appearance, skin, scenes, faces = (configs.get_config(v) for v in (
       "default", "appearance", "skin_appearance", "scenes", "faces"))
   assert (default.data.world, default.data.scene.camera) == ("scenes", "srgb")
   assert (scenes.data.world, scenes.data.scene.camera) == ("scenes", "chain")
   assert faces.data.world == "faces"
-  assert appearance.to_dict() == {**default.to_dict(), "variant": "appearance"}
+  assert (default.model.off_skin_weight, default.model.off_skin_margin) == (0.2, 10)
+  for other in (appearance, skin, scenes, faces):
+    assert (other.model.off_skin_weight, other.model.off_skin_margin) == (0.0, 2)
+  without_off_skin = default.to_dict()
+  without_off_skin["model"] = {**without_off_skin["model"], "off_skin_weight": 0.0,
+                               "off_skin_margin": 2}
+  assert appearance.to_dict() == {**without_off_skin, "variant": "appearance"}
   assert skin.data.to_dict() == default.data.to_dict()
   for other in (scenes, faces):
     assert other.model.to_dict() == skin.model.to_dict()
