@@ -48,6 +48,10 @@ developed on unless stated):
 
     python -m train.biofacenet --config train/configs/biofacenet.py --workdir runs/default
 
+  With ``--config.model.base_filters=12`` (3.73M parameters, ~1.7x the time per step): better
+  on its own world (central sRGB RMSE 0.045 vs 0.047, shading 0.071), no better on real
+  photos (0.070; docs/synthetic_world.md, "A wider network").
+
 * ``appearance``: the default without its off-skin term: the model shipped from the morning
   of 2026-12-07 until the default above replaced it the same day (before that a variant of the
   same name). Measured from scratch: melanin RMSE 0.148, haemoglobin 0.098, per-face melanin
