@@ -372,7 +372,7 @@ def judge_biofacenet(bio, spectra, jobs, n_synthetic: int, mirror: bool = False
   seed, world, scene = training_world(bio)
   synth = synthetic_faces(n_synthetic, size, seed, world, scene)
   real_x = np.stack([biofacenet_fit.prepare(image, size, box) for _, image, box, *_ in jobs])
-  synthetic, _ = biofacenet_rows(bio, spectra, synth["image"], synth["mask"], mirror)
+  synthetic, _ = biofacenet_rows(bio, spectra, synth["image"], synth["mask"], mirror=mirror)
   real, real_out = biofacenet_rows(bio, spectra, real_x, mirror=mirror)
   q = np.percentile(illuminant_cct(spectra, synth["weights"], synth["t"]), [25, 50, 75])
   outside = ~ellipse(size, *FACE_ELLIPSE)
