@@ -111,12 +111,17 @@ def test_compute_loss_terms_and_bit_exact_composite_background():
   np.testing.assert_array_equal(out["composite"], out["image_pre"])
 
 
-def test_keras_adam_with_per_tensor_clip_two_steps_by_hand():
-  config = fv.FaceVAEConfig(learning_rate=0.1, clipnorm=1.0)
+@pytest.mark.parametrize("decay_at", [0, 2])
+def test_keras_adam_with_per_tensor_clip_three_steps_by_hand(decay_at):
+  """Keras Adam after the per-tensor clip, in float64 by hand; ``decay_at=2``: the third
+  update runs at 0.1 x the rate (`FaceVAEConfig.lr_decay_at`), the first two at the rate."""
+  config = fv.FaceVAEConfig(learning_rate=0.1, clipnorm=1.0, lr_decay_at=decay_at,
+                            lr_decay_factor=0.1)
   tx = fl.optimizer(config)
   params = {"a": jnp.array([1.0, -2.0]), "b": jnp.array([0.5])}
   grads = [{"a": jnp.array([3.0, 4.0]), "b": jnp.array([0.2])},   # |a| = 5 -> clipped
-           {"a": jnp.array([0.3, -0.4]), "b": jnp.array([-2.0])}]  # |b| = 2 -> clipped
+           {"a": jnp.array([0.3, -0.4]), "b": jnp.array([-2.0])},  # |b| = 2 -> clipped
+           {"a": jnp.array([-0.6, 0.1]), "b": jnp.array([0.7])}]
   state = tx.init(params)
   m = {k: np.zeros_like(v) for k, v in params.items()}
   v = {k: np.zeros_like(v) for k, v in params.items()}
@@ -124,15 +129,18 @@ def test_keras_adam_with_per_tensor_clip_two_steps_by_hand():
   for t, g in enumerate(grads, 1):
     updates, state = tx.update(g, state, params)
     params = optax.apply_updates(params, updates)
+    rate = 0.1 * (0.1 if decay_at and t > decay_at else 1.0)
     for k in theta:
       gk = np.asarray(g[k], np.float64)
       gk = gk * 1.0 / max(np.linalg.norm(gk), 1.0)
       m[k] = 0.9 * m[k] + 0.1 * gk
       v[k] = 0.999 * v[k] + 0.001 * gk**2
-      lr_t = 0.1 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+      lr_t = rate * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
       theta[k] = theta[k] - lr_t * m[k] / (np.sqrt(v[k]) + 1e-7)
     for k in theta:  # float32 arithmetic on O(1) numbers: a few ulps of |theta| + |step|
-      np.testing.assert_allclose(params[k], theta[k], rtol=0, atol=16 * U32 * 2)
+      np.testing.assert_allclose(params[k], theta[k], rtol=0, atol=16 * U32 * 3)
+  with pytest.raises(ValueError, match="lr_decay_at"):
+    fv.FaceVAEConfig(lr_decay_at=-1)
 
 
 def test_bad_input_shapes_name_the_problem():

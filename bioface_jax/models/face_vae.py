@@ -71,6 +71,8 @@ class FaceVAEConfig:
       (1e-3, 1, 4, 100, 1, 1).
     ssim_filter_size: the SSIM loss window (9).
     learning_rate, clipnorm, adam_eps: Keras Adam(1e-4, clipnorm=1e-3), epsilon 1e-7.
+    lr_decay_at, lr_decay_factor: after ``lr_decay_at`` updates the rate becomes
+      ``learning_rate * lr_decay_factor`` (0, the authors': a constant rate).
     bn_momentum: BatchNorm moving-average momentum (Keras' 0.99). At short CPU budgets 0.99
       leaves the initial statistics (mean 0, variance 1) with weight 0.99^t in the running
       averages used at evaluation (22 % after 150 steps), which is why the CPU presets use 0.9.
@@ -91,6 +93,8 @@ class FaceVAEConfig:
   learning_rate: float = 1e-4
   clipnorm: float = 1e-3
   adam_eps: float = 1e-7
+  lr_decay_at: int = 0
+  lr_decay_factor: float = 0.1
   bn_momentum: float = 0.99
 
   def __post_init__(self):
@@ -101,6 +105,11 @@ class FaceVAEConfig:
       raise ValueError(f"FaceVAEConfig.latent_dim must be a positive int, got {self.latent_dim!r}")
     if not self.width_multiplier > 0:
       raise ValueError(f"FaceVAEConfig.width_multiplier must be > 0, got {self.width_multiplier}")
+    if not (isinstance(self.lr_decay_at, int) and self.lr_decay_at >= 0):
+      raise ValueError(f"FaceVAEConfig.lr_decay_at must be an int >= 0 (0 = constant rate), got "
+                       f"{self.lr_decay_at!r}")
+    if not self.lr_decay_factor > 0:
+      raise ValueError(f"FaceVAEConfig.lr_decay_factor must be > 0, got {self.lr_decay_factor}")
     if not 0.0 <= self.bn_momentum < 1.0:
       raise ValueError(f"FaceVAEConfig.bn_momentum must be in [0, 1), got {self.bn_momentum}")
     if self.sampling not in SAMPLING:
@@ -123,7 +132,7 @@ class FaceVAEConfig:
     values = dict(mapping)
     if "losses" in values:
       values["losses"] = tuple(values["losses"])
-    for k in ("input_size", "latent_dim", "ssim_filter_size"):
+    for k in ("input_size", "latent_dim", "ssim_filter_size", "lr_decay_at"):
       if k in values:
         values[k] = int(values[k])
     return cls(**values)

@@ -115,9 +115,13 @@ class KerasAdamState(NamedTuple):
   nu: Any
 
 
-def keras_adam(learning_rate: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-7
-               ) -> optax.GradientTransformation:
-  """Keras (TF 2.5) Adam: theta -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)."""
+def keras_adam(learning_rate: float | optax.Schedule, b1: float = 0.9, b2: float = 0.999,
+               eps: float = 1e-7) -> optax.GradientTransformation:
+  """Keras (TF 2.5) Adam: theta -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps).
+
+  ``learning_rate`` is a float (Keras' constant rate) or an optax schedule of the update count
+  (0 for the first update).
+  """
 
   def init_fn(params):
     zeros = lambda p: jnp.zeros_like(p)  # noqa: E731
@@ -130,21 +134,34 @@ def keras_adam(learning_rate: float, b1: float = 0.9, b2: float = 0.999, eps: fl
     mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, updates)
     nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * jnp.square(g), state.nu, updates)
     tf = t.astype(jnp.float32)
-    step = learning_rate * jnp.sqrt(1 - b2**tf) / (1 - b1**tf)
+    lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
+    step = lr * jnp.sqrt(1 - b2**tf) / (1 - b1**tf)
     new = jax.tree.map(lambda m, v: -(step * m / (jnp.sqrt(v) + eps)).astype(m.dtype), mu, nu)
     return new, KerasAdamState(t, mu, nu)
 
   return optax.GradientTransformation(init_fn, update_fn)
 
 
+def learning_rate_schedule(config: face_vae.FaceVAEConfig) -> float | optax.Schedule:
+  """The authors' constant rate, or one step decay: ``learning_rate`` for the first
+  ``lr_decay_at`` updates, then ``learning_rate * lr_decay_factor`` (``lr_decay_at = 0``: the
+  authors' constant rate). A CPU-budget deviation: the last updates at a lower rate average out
+  the weight noise of a constant rate (docs/face_vae.md, "Longer training and a step decay")."""
+  if not config.lr_decay_at:
+    return config.learning_rate
+  return optax.piecewise_constant_schedule(config.learning_rate,
+                                           {int(config.lr_decay_at): config.lr_decay_factor})
+
+
 def optimizer(config: face_vae.FaceVAEConfig) -> optax.GradientTransformation:
-  """Per-tensor clip (``clipnorm``) then Keras Adam, as ``Adam(1e-4, clipnorm=1e-3)``."""
+  """Per-tensor clip (``clipnorm``) then Keras Adam, as ``Adam(1e-4, clipnorm=1e-3)``, at the
+  rate of `learning_rate_schedule`."""
   parts = []
   if config.clipnorm:
     parts.append(clip_by_norm_per_tensor(config.clipnorm))
-  parts.append(keras_adam(config.learning_rate, eps=config.adam_eps))
+  parts.append(keras_adam(learning_rate_schedule(config), eps=config.adam_eps))
   return optax.chain(*parts)
 
 
-__all__ = ["clip_by_norm_per_tensor", "compute_loss", "keras_adam", "kl_loss", "mask_bce",
-           "mask_dice", "optimizer", "ssim_loss"]
+__all__ = ["clip_by_norm_per_tensor", "compute_loss", "keras_adam", "kl_loss",
+           "learning_rate_schedule", "mask_bce", "mask_dice", "optimizer", "ssim_loss"]

@@ -125,6 +125,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.losses = losses
   c.model.clipnorm = 1e-3
   c.model.adam_eps = 1e-7
+  c.model.lr_decay_at = 0        # 0: the authors' constant rate; else rate x lr_decay_factor
+  c.model.lr_decay_factor = 0.1  # from update lr_decay_at on
   c.model.bn_momentum = 0.9      # CPU presets; the authors' (Keras) 0.99 in `paper`
 
   c.data = ml_collections.ConfigDict()
