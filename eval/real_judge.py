@@ -406,7 +406,8 @@ def judge_face_vae(vae, jobs, n_synthetic: int, n_mean: int
 
 def save_figure(path, names, bio_x, bio_out, vae_x, vae_out, rows: int) -> None:
   """One row per real face: BioFaceNet input, reconstruction, melanin, haemoglobin, shading;
-  VAE input, reconstruction, mask."""
+  VAE input, reconstruction, mask and the authors' prediction (the reconstruction composited
+  into the input with the mask)."""
   from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   n = min(rows, len(names))
@@ -425,6 +426,7 @@ def save_figure(path, names, bio_x, bio_out, vae_x, vae_out, rows: int) -> None:
     if "mask" in vae_out:
       cols.append(("VAE mask", lambda i: (vae_out["mask"][i], dict(cmap="gray", vmin=0,
                                                                    vmax=1))))
+      cols.append(("VAE composite", lambda i: (np.clip(vae_out["composite"][i], 0, 1), {})))
   fig = Figure(figsize=(1.2 * len(cols), 1.3 * n + 0.4))
   FigureCanvasAgg(fig)
   for r in range(n):
