@@ -117,3 +117,16 @@ def test_vae_rows_score_the_face_and_the_authors_composite():
       # A mask of zeros composites the mean image away too: the baseline is perfect.
       assert (abs(row["ssim_composite_mean_image"] - 1.0) < 1e-5) == (m == 0.0)
       assert row["ssim_face_mean_image"] < 0.9
+
+
+def test_figure_draws_every_column_of_the_face_vae(tmp_path):
+  """The figure is a PNG with one row per face; the VAE columns include the composite."""
+  import matplotlib.image as mpimg  # pylint: disable=g-import-not-at-top
+  x = np.random.default_rng(0).uniform(size=(2, 16, 16, 3)).astype(np.float32)
+  out = {"image": x[::-1], "mask": x[..., 0], "composite": x}
+  path = tmp_path / "judge.png"
+  rj.save_figure(path, ["a.jpg", "b.jpg"], None, None, x, out, rows=2)
+  wide = mpimg.imread(path)
+  rj.save_figure(path, ["a.jpg", "b.jpg"], None, None, x, {"image": x}, rows=2)
+  narrow = mpimg.imread(path)
+  assert wide.shape[0] == narrow.shape[0] and wide.shape[1] > 1.5 * narrow.shape[1]
