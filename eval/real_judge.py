@@ -219,14 +219,15 @@ def vae_regions(size: int) -> dict[str, np.ndarray]:
   return dict(face=face, hair=hair & ~face, corners=corner)
 
 
-def vae_rows(model, images: np.ndarray, mean_image: np.ndarray, masks=None
+def vae_rows(model, images: np.ndarray, mean_image: np.ndarray, masks=None, mirror: bool = False
              ) -> tuple[list[dict], dict[str, np.ndarray]]:
   """(per-image numbers, network outputs) of the face VAE on VAE-framed crops; `masks`: the
-  true face + hair masks of synthetic scenes."""
+  true face + hair masks of synthetic scenes; `mirror`: average each crop's reconstruction and
+  mask with its mirror image's (`bioface_jax.models.face_vae_mirror`)."""
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from bioface_jax import image_metrics  # pylint: disable=g-import-not-at-top
   from eval import photo_plausibility  # pylint: disable=g-import-not-at-top
-  out = _apply(model, images)
+  out = _apply(model, images, mirror=mirror)
   x = jnp.asarray(images)
   mean = jnp.broadcast_to(jnp.asarray(mean_image), x.shape)
   regions = vae_regions(images.shape[1])
@@ -358,9 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--figure-rows", type=int, default=12, help="faces in the figure")
   parser.add_argument("--json", default=None, help="also write every number to this file")
   parser.add_argument("--mirror", action="store_true",
-                      help="BioFaceNet: average each face's decomposition with its mirror "
-                           "image's and render the average (twice the network's cost; "
-                           "bioface_jax.models.biofacenet_mirror)")
+                      help="average each face's answer with its mirror image's (twice the "
+                           "networks' cost): BioFaceNet renders the averaged decomposition "
+                           "(bioface_jax.models.biofacenet_mirror), the face VAE averages "
+                           "reconstruction and mask (bioface_jax.models.face_vae_mirror)")
   return parser
 
 
@@ -386,7 +388,7 @@ def judge_biofacenet(bio, spectra, jobs, n_synthetic: int, mirror: bool = False
   return dict(synthetic=synthetic, real=real), text, real_x, real_out
 
 
-def judge_face_vae(vae, jobs, n_synthetic: int, n_mean: int
+def judge_face_vae(vae, jobs, n_synthetic: int, n_mean: int, mirror: bool = False
                    ) -> tuple[dict, str, np.ndarray, dict]:
   """(record, printed table, real crops, real outputs) of the face VAE."""
   from data import synth_vae  # pylint: disable=g-import-not-at-top
@@ -397,10 +399,11 @@ def judge_face_vae(vae, jobs, n_synthetic: int, n_mean: int
   mean_image = synthetic_scenes(np.arange(n_mean), size, seed, world, scene)[0].mean(0)
   real_v = np.stack([crop_padded(image, vae_box(box, image.shape[1], image.shape[0]), size)
                      for _, image, box, *_ in jobs])
-  synthetic, _ = vae_rows(vae, test_x, mean_image, test_m)
-  real, real_out = vae_rows(vae, real_v, mean_image)
+  synthetic, _ = vae_rows(vae, test_x, mean_image, test_m, mirror=mirror)
+  real, real_out = vae_rows(vae, real_v, mean_image, mirror=mirror)
   text = table(f"Face VAE ({size} px; synthetic: test scenes of the {world} world, seed {seed}; "
-               f"baseline: mean of {n_mean} training scenes)", VAE_TABLE, synthetic, real)
+               f"baseline: mean of {n_mean} training scenes"
+               f"{'; mirror-averaged' if mirror else ''})", VAE_TABLE, synthetic, real)
   return dict(synthetic=synthetic, real=real), text, real_v, real_out
 
 
@@ -467,7 +470,7 @@ def main(argv=None) -> int:
     print("\n" + text, flush=True)
   if vae is not None:
     record["face_vae"], text, vae_x, vae_out = judge_face_vae(vae, jobs, args.synthetic,
-                                                              args.mean_images)
+                                                              args.mean_images, args.mirror)
     print("\n" + text, flush=True)
   if args.json:
     path = pathlib.Path(args.json)

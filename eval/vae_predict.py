@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--example", choices=("astronaut", "grace_hopper"),
                       help="also run a sample photo that ships with scikit-image (astronaut) or "
                            "matplotlib (grace_hopper)")
+  parser.add_argument("--mirror", action="store_true",
+                      help="average the reconstruction and mask with those of the mirrored crop "
+                           "(bioface_jax.models.face_vae_mirror: sharper faces on real photos, "
+                           "twice the time)")
   return parser
 
 
@@ -66,7 +70,7 @@ def run_photo(model, args, name: str, source, out: pathlib.Path) -> str:
   cli.say_notes(name, photo)
   box = framing.crop_for("face_vae", cli.face_box(photo, args, name), photo.width, photo.height)
   x = framing.resize_crop(photo.pixels, box, model.input_size)
-  result = model.apply(x[None])
+  result = model.apply(x[None], mirror=args.mirror)
   arrays = dict(input=x, reconstruction=result["image"][0], composite=result["composite"][0],
                 crop_box=np.asarray(box, np.float64) * photo.scale)
   panels = [("input", x, {}), ("reconstruction", np.clip(arrays["reconstruction"], 0, 1), {})]

@@ -371,6 +371,14 @@ def test_vae_predict_equals_apply(photos, models, loaded, tmp_path, capsys):
   np.testing.assert_allclose(saved["composite"], m * saved["reconstruction"]
                              + (1 - m) * saved["input"], atol=2e-7)
   assert (out / "face_vae.png").stat().st_size > 0
+  # --mirror: the mirror-averaged answer of the same crop.
+  code = vae_predict.main([str(photos / "glass.png"), "--box", "4", "6", "24", "26", "--mirror",
+                           "--workdir", str(models["face_vae"]), "--out", str(out / "m")])
+  assert code == 0, capsys.readouterr().err
+  mirrored = np.load(out / "m" / "glass_vae.npz")
+  np.testing.assert_array_equal(mirrored["input"], saved["input"])
+  np.testing.assert_array_equal(mirrored["reconstruction"],
+                                model.apply(saved["input"][None], mirror=True)["image"][0])
 
 
 def test_prnet_predict_landmarks_in_photo_pixels(photos, models, loaded, tmp_path, capsys):

@@ -176,6 +176,31 @@ def test_sdps_outputs_unit_vectors_in_the_mask(runs):
                                 np.asarray(sdps_mirror.mirror_vectors(a["light_directions"])))
 
 
+def test_face_vae_mirror_averages_the_reconstructions_of_the_crop_and_its_mirror(runs):
+  """``mirror=True``: image and mask are the mean of the network's on the crops and, mirrored
+  back, on their mirror images; the composite is formed from the averaged image and mask."""
+  path, _, state = runs["face_vae"]
+  model = pretrained.load("face_vae", path)
+  x = _inputs(model)
+  out = model.apply(x, mirror=True)
+  for key, spec in CONTRACT["face_vae"].items():
+    assert out[key].shape == _expected_shape(spec, x), key
+  both = jax.jit(lambda p, s, x: face_vae.predict(p, s, x, model.config))(
+      state["params"], state["batch_stats"], np.concatenate([x, x[:, :, ::-1]]))
+  n = len(x)
+  for key, raw_key in (("image", "image_pre"), ("mask", "mask")):
+    a = np.asarray(both[raw_key][:n], np.float64)
+    b = np.asarray(both[raw_key][n:], np.float64)[:, :, ::-1]
+    # Averaging two float32 numbers rounds once: half an ulp of the result.
+    np.testing.assert_allclose(out[key], 0.5 * (a + b), rtol=np.finfo(np.float32).eps, atol=0,
+                               err_msg=key)
+  m = np.asarray(out["mask"], np.float64)[..., None]
+  want = m * out["image"] + (1 - m) * x  # two products and a sum of values in [0, 1]
+  np.testing.assert_allclose(out["composite"], want, rtol=0, atol=4 * np.finfo(np.float32).eps)
+  plain = model.apply(x)
+  assert np.abs(plain["image"] - out["image"]).max() > 1e-6  # the option changes the answer
+
+
 def test_biofacenet_mirror_averages_the_two_decompositions_and_renders_the_average(runs):
   """``mirror=True``: the maps are the mean of the network's maps on the photos and, mirrored
   back, on their mirror images; light and camera the mean of the two; ``linear_srgb`` is the

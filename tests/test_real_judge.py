@@ -108,7 +108,7 @@ def test_vae_rows_score_the_face_and_the_authors_composite():
   for m in (1.0, 0.0):
     mask = np.full(x.shape[:3], m, np.float32)
     composite = wrong * mask[..., None] + x * (1 - mask[..., None])
-    model = SimpleNamespace(apply=lambda images, c=composite, k=mask: dict(
+    model = SimpleNamespace(apply=lambda images, c=composite, k=mask, mirror=False: dict(
         image=wrong[:len(images)], mask=k[:len(images)], composite=c[:len(images)]))
     rows, _ = rj.vae_rows(model, x, mean_image=x.mean(0))
     for row in rows:

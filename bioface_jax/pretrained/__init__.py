@@ -13,7 +13,8 @@ name, a missing or damaged path, or a run of another system raises one `ValueErr
 model's input size (SDPS-Net: ``(B, N, H, W, 3)`` of any size and an optional ``mask=(B, H,
 W)``, and ``mirror=True`` to average the networks' answers on the photos and on their
 left-right mirror images, `bioface_jax.models.sdps_mirror`: better, twice the cost; BioFaceNet
-takes ``mirror=True`` too, `bioface_jax.models.biofacenet_mirror`) and is
+and the face VAE take ``mirror=True`` too, `bioface_jax.models.biofacenet_mirror`,
+`bioface_jax.models.face_vae_mirror`) and is
 deterministic (evaluation mode: running BatchNorm statistics, posterior mean):
 
 | name | outputs |

@@ -27,7 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bioface_jax.models import biofacenet, biofacenet_mirror, face_vae, prnet, sdps, sdps_mirror
+from bioface_jax.models import (biofacenet, biofacenet_mirror, face_vae, face_vae_mirror, prnet,
+                                sdps, sdps_mirror)
 
 NAMES = ("biofacenet", "face_vae", "sdps", "prnet")
 TRAIN_COMMANDS = {name: f"python -m train.{name} --config train/configs/{name}.py"
@@ -121,9 +122,9 @@ def face_vae_config(run: Mapping[str, Any]) -> face_vae.FaceVAEConfig:
 def _face_vae_apply(config, variables, assets):
   del assets
 
-  @jax.jit
-  def run(params, batch_stats, images):
-    out = face_vae.predict(params, batch_stats, images, config)
+  @functools.partial(jax.jit, static_argnames="mirror")
+  def run(params, batch_stats, images, mirror):
+    out = face_vae_mirror.predict(params, batch_stats, images, config, mirror=mirror)
     result = {"image": out["image_pre"]}
     if "mask" in out:
       result["mask"] = out["mask"]
@@ -132,9 +133,9 @@ def _face_vae_apply(config, variables, assets):
       result["composite"] = out["image_pre"]
     return result
 
-  def apply(images, *, size):
+  def apply(images, *, size, mirror=False):
     x = _check_unit_images(images, (None, size, size, 3), "face_vae")
-    return _numpy(run(variables["params"], variables["batch_stats"], x))
+    return _numpy(run(variables["params"], variables["batch_stats"], x, bool(mirror)))
   return apply
 
 
