@@ -1,6 +1,7 @@
 """Where a jitted train step spends its time: per-HLO-operation times from the JAX profiler.
 
   python -m eval.profile_step --model face_vae                    # 144 px, batch 16 (authors')
+  python -m eval.profile_step --model face_vae --vae_preset cpu   # 48 px, width 0.25 (training)
   python -m eval.profile_step --model nenet                       # N = 16 of 64², B = 2, α = 1
   python -m eval.profile_step --model lcnet|prnet [--top 30] [--steps 2] [--hlo OUT.txt]
 
@@ -44,6 +45,9 @@ def define_flags():
   flags.DEFINE_integer("size", 0, "Image side (0: the model's benchmark default).")
   flags.DEFINE_integer("batch", 0, "Batch size (0: the benchmark default).")
   flags.DEFINE_float("width", 1.0, "Width multiplier α of nenet / lcnet (0.25: the CPU size).")
+  flags.DEFINE_enum("vae_preset", "paper", ("paper", "cpu", "cpu72"), "face_vae: the network of "
+                    "this eval.bench_vae preset (paper: 144 px, width 1; cpu: the 48 px training "
+                    "preset, width 0.25, latent 128; --size overrides its side).")
   flags.DEFINE_integer("images", 16, "N, images per photometric-stereo sample (nenet, lcnet).")
   flags.DEFINE_integer("steps", 2, "Profiled steps (after one warm step).")
   flags.DEFINE_bool("inference", False, "Profile the benchmark's inference call instead of the "
@@ -138,8 +142,8 @@ def build(model: str, options: dict):
   if model == "face_vae" and FLAGS.inference:
     import jax  # pylint: disable=g-import-not-at-top
     from bioface_jax.models import face_vae  # pylint: disable=g-import-not-at-top
-    size, batch = FLAGS.size or 144, FLAGS.batch or 32
-    config = bench_vae.preset_config("paper", size)
+    batch = FLAGS.batch or 32
+    config = bench_vae.preset_config(FLAGS.vae_preset, FLAGS.size or None)
     images = jax.device_put(bench_vae.inputs(config, batch)[0])
     params, stats = face_vae.init(jax.random.key(0), images.shape, config)
     infer = jax.jit(lambda p, s, x: face_vae.reconstruct(p, s, x, config),
@@ -148,9 +152,9 @@ def build(model: str, options: dict):
   if FLAGS.inference:
     raise ValueError(f"--inference is implemented for --model face_vae only, not {model}")
   if model == "face_vae":
-    size, batch = FLAGS.size or 144, FLAGS.batch or 16
-    step, args, _ = bench_vae.make_jax_step(bench_vae.preset_config("paper", size), batch,
-                                            options)
+    batch = FLAGS.batch or 16
+    step, args, _ = bench_vae.make_jax_step(
+        bench_vae.preset_config(FLAGS.vae_preset, FLAGS.size or None), batch, options)
     return step, args, {batch}
   if model in ("nenet", "lcnet"):
     size, batch = FLAGS.size or 64, FLAGS.batch or 2

@@ -54,6 +54,10 @@ def test_profile_step_profiles_the_face_vae_inference_call():
                   "--batch", "2", "--steps", "1", "--top", "3", "--nohuge_pages")
   assert proc.returncode == 0, proc.stderr
   assert "one step without the tracer" in proc.stdout and "| ms | share |" in proc.stdout
+  proc = _command("eval.profile_step", "--model", "face_vae", "--vae_preset", "cpu", "--size",
+                  "16", "--batch", "2", "--steps", "1", "--top", "3", "--nohuge_pages")
+  assert proc.returncode == 0, proc.stderr  # the train step of the CPU training preset's network
+  assert "| ms | share |" in proc.stdout
   proc = _command("eval.profile_step", "--model", "nenet", "--inference")
   assert proc.returncode == 2 and "face_vae only" in proc.stderr, proc.stderr
 
