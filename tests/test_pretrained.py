@@ -176,6 +176,16 @@ def test_sdps_outputs_unit_vectors_in_the_mask(runs):
                                 np.asarray(sdps_mirror.mirror_vectors(a["light_directions"])))
 
 
+def _answers_on_photos_and_mirrors(predict, model, state, x, keys):
+  """The network's outputs `keys` on the photos `x` and on their mirror images (not mirrored
+  back), computed in one batch as ``mirror=True`` runs them, in float64: two dicts."""
+  both = jax.jit(lambda p, s, x: predict(p, s, x, model.config))(
+      state["params"], state["batch_stats"], np.concatenate([x, x[:, :, ::-1]]))
+  n = len(x)
+  return ({k: np.asarray(both[k][:n], np.float64) for k in keys},
+          {k: np.asarray(both[k][n:], np.float64) for k in keys})
+
+
 def test_face_vae_mirror_averages_the_reconstructions_of_the_crop_and_its_mirror(runs):
   """``mirror=True``: image and mask are the mean of the network's on the crops and, mirrored
   back, on their mirror images; the composite is formed from the averaged image and mask."""
@@ -185,15 +195,11 @@ def test_face_vae_mirror_averages_the_reconstructions_of_the_crop_and_its_mirror
   out = model.apply(x, mirror=True)
   for key, spec in CONTRACT["face_vae"].items():
     assert out[key].shape == _expected_shape(spec, x), key
-  both = jax.jit(lambda p, s, x: face_vae.predict(p, s, x, model.config))(
-      state["params"], state["batch_stats"], np.concatenate([x, x[:, :, ::-1]]))
-  n = len(x)
+  a, b = _answers_on_photos_and_mirrors(face_vae.predict, model, state, x, ("image_pre", "mask"))
   for key, raw_key in (("image", "image_pre"), ("mask", "mask")):
-    a = np.asarray(both[raw_key][:n], np.float64)
-    b = np.asarray(both[raw_key][n:], np.float64)[:, :, ::-1]
     # Averaging two float32 numbers rounds once: half an ulp of the result.
-    np.testing.assert_allclose(out[key], 0.5 * (a + b), rtol=np.finfo(np.float32).eps, atol=0,
-                               err_msg=key)
+    np.testing.assert_allclose(out[key], 0.5 * (a[raw_key] + b[raw_key][:, :, ::-1]),
+                               rtol=np.finfo(np.float32).eps, atol=0, err_msg=key)
   m = np.asarray(out["mask"], np.float64)[..., None]
   want = m * out["image"] + (1 - m) * x  # two products and a sum of values in [0, 1]
   np.testing.assert_allclose(out["composite"], want, rtol=0, atol=4 * np.finfo(np.float32).eps)
@@ -215,13 +221,10 @@ def test_biofacenet_mirror_averages_the_two_decompositions_and_renders_the_avera
     assert out[key].shape == _expected_shape(spec, x), key
   # The network's answers on the photos and their mirror images, in one batch as `mirror` runs
   # them; their mean in float64. Averaging two float32 numbers rounds once: half an ulp.
-  both = jax.jit(lambda p, s, x: biofacenet.predict(p, s, x, model.config))(
-      state["params"], state["batch_stats"], np.concatenate([x, x[:, :, ::-1]]))
-  n = len(x)
-  for key in biofacenet_mirror.MAP_KEYS + biofacenet_mirror.VECTOR_KEYS:
-    a = np.asarray(both[key][:n], np.float64)
-    b = np.asarray(both[key][n:], np.float64)
-    want = 0.5 * (a + (b[:, :, ::-1] if key in biofacenet_mirror.MAP_KEYS else b))
+  a, b = _answers_on_photos_and_mirrors(biofacenet.predict, model, state, x,
+                                        biofacenet_mirror.MAP_KEYS + biofacenet_mirror.VECTOR_KEYS)
+  for key in a:
+    want = 0.5 * (a[key] + (b[key][:, :, ::-1] if key in biofacenet_mirror.MAP_KEYS else b[key]))
     np.testing.assert_allclose(out[key], want, rtol=np.finfo(np.float32).eps, atol=0, err_msg=key)
   # The image is the renderer's, of exactly the returned parameters (same function, same
   # float32 inputs; only XLA's fusion around it may differ: a few ulp).

@@ -22,13 +22,9 @@ import jax
 import jax.numpy as jnp
 
 from bioface_jax.models import face_vae
+from bioface_jax.models.biofacenet_mirror import mirror_images
 
 MAP_KEYS = ("image_pre", "mask")  # (B, H, W[, 3]) outputs mirrored with the crop
-
-
-def mirror_images(images: jax.Array) -> jax.Array:
-  """Left-right mirror images of (B, H, W, ...) arrays (the width axis is axis 2)."""
-  return images[:, :, ::-1]
 
 
 def predict(params: Any, batch_stats: Any, images: jax.Array, config: face_vae.FaceVAEConfig,
@@ -47,4 +43,4 @@ def predict(params: Any, batch_stats: Any, images: jax.Array, config: face_vae.F
   return {k: 0.5 * (both[k][:n] + mirror_images(both[k][n:])) for k in MAP_KEYS if k in both}
 
 
-__all__ = ["MAP_KEYS", "mirror_images", "predict"]
+__all__ = ["MAP_KEYS", "predict"]
