@@ -4,8 +4,8 @@
 operation (so the float32 results agree to rounding):
 
 * window: the normalised Gaussian on ``arange(f) - (f - 1) / 2`` with standard deviation
-  ``filter_sigma``, applied per channel with VALID padding (separably here; TF uses the equal
-  2-D outer product);
+  ``filter_sigma``, applied per channel with VALID padding (separably here, as one matrix
+  product per axis with a band matrix; TF convolves with the equal 2-D outer product);
 * ``l = (2 mu_x mu_y + C1) / (mu_x^2 + mu_y^2 + C1)``,
   ``cs = (2 (E[xy] - mu_x mu_y) + C2) / (E[x^2] + E[y^2] - mu_x^2 - mu_y^2 + C2)``
   with ``C1 = (k1 max_val)^2``, ``C2 = (k2 max_val)^2`` (no clamping);
@@ -40,7 +40,7 @@ from jax import lax
 
 MS_SSIM_POWER_FACTORS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
-__all__ = ["MS_SSIM_POWER_FACTORS", "gaussian_window", "l1", "l2", "ms_ssim", "ssim",
+__all__ = ["MS_SSIM_POWER_FACTORS", "band_matrix", "gaussian_window", "l1", "l2", "ms_ssim", "ssim",
            "ssim_maps"]
 
 
@@ -66,17 +66,29 @@ def gaussian_window(filter_size: int, filter_sigma: float, dtype=jnp.float32) ->
   return jax.nn.softmax(g)
 
 
-def _filter(x: jax.Array, window: jax.Array) -> jax.Array:
-  """VALID separable filtering of (N, H, W, C) per channel."""
-  n, h, w, c = x.shape
+def band_matrix(size: int, window: jax.Array) -> jax.Array:
+  """(size - f + 1, size) matrix whose row i holds ``window`` at columns i .. i + f - 1.
+
+  Multiplying by it is VALID correlation with ``window`` along one axis: the same products as
+  a convolution, plus exact zeros.
+  """
   f = window.shape[0]
-  planes = jnp.moveaxis(x, -1, 1).reshape(n * c, 1, h, w)  # NCHW with one feature.
-  dn = ("NCHW", "OIHW", "NCHW")
-  planes = lax.conv_general_dilated(planes, window.reshape(1, 1, f, 1), (1, 1), "VALID",
-                                    dimension_numbers=dn, precision=lax.Precision.HIGHEST)
-  planes = lax.conv_general_dilated(planes, window.reshape(1, 1, 1, f), (1, 1), "VALID",
-                                    dimension_numbers=dn, precision=lax.Precision.HIGHEST)
-  return jnp.moveaxis(planes.reshape(n, c, h - f + 1, w - f + 1), 1, -1)
+  offsets = jnp.arange(size)[None, :] - jnp.arange(size - f + 1)[:, None]
+  inside = (offsets >= 0) & (offsets < f)
+  return jnp.where(inside, window[jnp.clip(offsets, 0, f - 1)], 0).astype(window.dtype)
+
+
+def _filter(x: jax.Array, window: jax.Array) -> jax.Array:
+  """VALID separable filtering of (N, H, W, C) per channel, as two matrix products.
+
+  One product per axis with the band matrix keeps the NHWC layout (no transposes) and gives
+  XLA two large dot operations instead of per-channel 1-channel convolutions, whose gradients
+  ran as slow kernel-gradient convolutions (docs/performance.md).
+  """
+  h, w = x.shape[1:3]
+  rows, cols = band_matrix(h, window), band_matrix(w, window)
+  x = jnp.einsum("ih,nhwc->niwc", rows, x, precision=lax.Precision.HIGHEST)
+  return jnp.einsum("jw,niwc->nijc", cols, x, precision=lax.Precision.HIGHEST)
 
 
 def ssim_maps(x, y, *, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03

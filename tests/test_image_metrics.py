@@ -11,7 +11,9 @@ propagation through l = A / B and cs = N / D (A, B, N, D each an affine combinat
 absolute error <= 8 delta) bounds the map error per pixel by
 |l cs| (8 delta (1/|A| + 1/|B| + 1/|N| + 1/|D|) + 4u); the mean adds log2(n) u |mean|. The bound
 is computed from the float64 reference itself (`_ssim64`). Two float32 implementations may
-differ by twice it. MS-SSIM: relative errors add with the power factors as weights.
+differ by twice it. MS-SSIM: relative errors add with the power factors as weights. The filter
+runs as matrix products with a band matrix (`band_matrix`); the extra terms are exact zeros,
+which add no rounding, so the bound is that of the f-tap sums.
 """
 
 import math
@@ -150,6 +152,19 @@ def test_ms_ssim_at_144_with_tf_defaults_is_an_error():
 
 
 # ---------------------------------------------------------------- float32 vs float64 NumPy
+@pytest.mark.parametrize("size,f", [(12, 5), (9, 9), (48, 9)])
+def test_band_matrix_product_is_valid_correlation(size, f):
+  window = np.asarray(im.gaussian_window(f, 1.5, jnp.float32), np.float64)
+  rng = np.random.default_rng(size)
+  v = rng.uniform(-1, 1, size)
+  band = np.asarray(im.band_matrix(size, jnp.asarray(window, jnp.float32)), np.float64)
+  assert band.shape == (size - f + 1, size)
+  # Exactly the window on the band, exact zeros elsewhere.
+  assert np.count_nonzero(band) == (size - f + 1) * f
+  np.testing.assert_allclose(band @ v, np.correlate(v, window, mode="valid"), rtol=0,
+                             atol=1e-15)
+
+
 @pytest.mark.parametrize("f", [11, 9, 7])
 def test_ssim_float32_within_rounding_bound_of_numpy(f):
   x, y = _random_pair((2, 3, 40, 36, 3))
