@@ -197,9 +197,11 @@ def test_face_vae_mirror_averages_the_reconstructions_of_the_crop_and_its_mirror
     assert out[key].shape == _expected_shape(spec, x), key
   a, b = _answers_on_photos_and_mirrors(face_vae.predict, model, state, x, ("image_pre", "mask"))
   for key, raw_key in (("image", "image_pre"), ("mask", "mask")):
-    # Averaging two float32 numbers rounds once: half an ulp of the result.
+    # Averaging two float32 numbers rounds once: half an ulp of the result (subnormal results
+    # may be flushed to zero by XLA:CPU: atol = float32's smallest normal number).
     np.testing.assert_allclose(out[key], 0.5 * (a[raw_key] + b[raw_key][:, :, ::-1]),
-                               rtol=np.finfo(np.float32).eps, atol=0, err_msg=key)
+                               rtol=np.finfo(np.float32).eps, atol=np.finfo(np.float32).tiny,
+                               err_msg=key)
   m = np.asarray(out["mask"], np.float64)[..., None]
   want = m * out["image"] + (1 - m) * x  # two products and a sum of values in [0, 1]
   np.testing.assert_allclose(out["composite"], want, rtol=0, atol=4 * np.finfo(np.float32).eps)
@@ -220,12 +222,15 @@ def test_biofacenet_mirror_averages_the_two_decompositions_and_renders_the_avera
   for key, spec in CONTRACT["biofacenet"].items():
     assert out[key].shape == _expected_shape(spec, x), key
   # The network's answers on the photos and their mirror images, in one batch as `mirror` runs
-  # them; their mean in float64. Averaging two float32 numbers rounds once: half an ulp.
+  # them; their mean in float64. Averaging two float32 numbers rounds once: half an ulp; and
+  # XLA:CPU flushes subnormal results to zero, so values below float32's smallest normal
+  # number (e.g. a light-basis weight of 1e-38) may come back as 0: atol = tiny.
   a, b = _answers_on_photos_and_mirrors(biofacenet.predict, model, state, x,
                                         biofacenet_mirror.MAP_KEYS + biofacenet_mirror.VECTOR_KEYS)
   for key in a:
     want = 0.5 * (a[key] + (b[key][:, :, ::-1] if key in biofacenet_mirror.MAP_KEYS else b[key]))
-    np.testing.assert_allclose(out[key], want, rtol=np.finfo(np.float32).eps, atol=0, err_msg=key)
+    np.testing.assert_allclose(out[key], want, rtol=np.finfo(np.float32).eps,
+                               atol=np.finfo(np.float32).tiny, err_msg=key)
   # The image is the renderer's, of exactly the returned parameters (same function, same
   # float32 inputs; only XLA's fusion around it may differ: a few ulp).
   spectra, lut = pretrained._assets()  # pylint: disable=protected-access

@@ -59,9 +59,9 @@ def test_config_names_and_aliases():
   assert c.learning_rate == 1e-4 and c.model.latent_dim == 512
   assert c.model.bn_momentum == 0.99  # Keras' default, the authors'
   assert configs.get_config("H6,cpu").model.bn_momentum == 0.9  # the documented CPU deviation
-  cpu = configs.get_config(None)  # the shipped recipe: the last 2,000 of 10,000 steps at 1e-4
+  cpu = configs.get_config(None)  # the shipped recipe: the last 3,000 of 16,000 steps at 1e-4
   assert (cpu.num_train_steps, cpu.model.lr_decay_at, cpu.model.lr_decay_factor) == (
-      10_000, 8000, 0.1)
+      16_000, 13_000, 0.1)
   for preset in ("smoke", "ablation", "paper"):  # the authors' constant rate elsewhere
     assert configs.get_config(preset).model.lr_decay_at == 0
   assert configs.get_config("l1,authors").model.sampling == "authors"

@@ -7,10 +7,11 @@ independent of the first. The decoder outputs (``image_pre``) and, with the mask
 masks are averaged pixel by pixel in the crop's frame; the authors' composite is then formed
 from the averaged image and mask as usual (`face_vae.composite`).
 
-Measured with the model shipped on 2026-12-07 (twelfth session) on the 29 real faces of
-`eval.real_judge`: raw SSIM over the face ellipse 0.429 -> 0.444 (paired +0.014 +- 0.005,
-better on 21 of 29), over the crop 0.291 -> 0.303; on 128 held-out synthetic scenes 0.585 ->
-0.598 over the face (docs/face_vae.md, "Mirror averaging"). The network and its weights are
+Measured on the 29 real faces of `eval.real_judge`: with the model shipped on 2026-12-07
+(thirteenth session) raw SSIM over the face ellipse 0.446 -> 0.472 (paired +0.026 +- 0.006,
+better on 23 of 29), over the crop 0.309 -> 0.328; on 128 held-out synthetic scenes 0.626 ->
+0.641 over the face; with the one before it 0.429 -> 0.444 (docs/face_vae.md, "Mirror
+averaging"). The network and its weights are
 untouched: an inference option, off by default, at twice the network's cost.
 """
 
