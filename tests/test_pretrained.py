@@ -176,6 +176,27 @@ def test_sdps_outputs_unit_vectors_in_the_mask(runs):
                                 np.asarray(sdps_mirror.mirror_vectors(a["light_directions"])))
 
 
+def _apply_mirrored(runs, name):
+  """(model, training state, inputs, ``apply(x, mirror=True)``) of system `name`'s test run,
+  the outputs' shapes checked against the contract."""
+  path, _, state = runs[name]
+  model = pretrained.load(name, path)
+  x = _inputs(model)
+  out = model.apply(x, mirror=True)
+  for key, spec in CONTRACT[name].items():
+    assert out[key].shape == _expected_shape(spec, x), key
+  return model, state, x, out
+
+
+def _assert_float32_mean(actual, want, key):
+  """`actual` is the float32 mean of two float32 numbers whose float64 mean is `want`: averaging
+  rounds once (half an ulp of the result), and XLA:CPU flushes subnormal results to zero, so
+  values below float32's smallest normal number (e.g. a light-basis weight of 1e-38) may come
+  back as 0: atol = tiny."""
+  np.testing.assert_allclose(actual, want, rtol=np.finfo(np.float32).eps,
+                             atol=np.finfo(np.float32).tiny, err_msg=key)
+
+
 def _answers_on_photos_and_mirrors(predict, model, state, x, keys):
   """The network's outputs `keys` on the photos `x` and on their mirror images (not mirrored
   back), computed in one batch as ``mirror=True`` runs them, in float64: two dicts."""
@@ -189,19 +210,10 @@ def _answers_on_photos_and_mirrors(predict, model, state, x, keys):
 def test_face_vae_mirror_averages_the_reconstructions_of_the_crop_and_its_mirror(runs):
   """``mirror=True``: image and mask are the mean of the network's on the crops and, mirrored
   back, on their mirror images; the composite is formed from the averaged image and mask."""
-  path, _, state = runs["face_vae"]
-  model = pretrained.load("face_vae", path)
-  x = _inputs(model)
-  out = model.apply(x, mirror=True)
-  for key, spec in CONTRACT["face_vae"].items():
-    assert out[key].shape == _expected_shape(spec, x), key
+  model, state, x, out = _apply_mirrored(runs, "face_vae")
   a, b = _answers_on_photos_and_mirrors(face_vae.predict, model, state, x, ("image_pre", "mask"))
   for key, raw_key in (("image", "image_pre"), ("mask", "mask")):
-    # Averaging two float32 numbers rounds once: half an ulp of the result (subnormal results
-    # may be flushed to zero by XLA:CPU: atol = float32's smallest normal number).
-    np.testing.assert_allclose(out[key], 0.5 * (a[raw_key] + b[raw_key][:, :, ::-1]),
-                               rtol=np.finfo(np.float32).eps, atol=np.finfo(np.float32).tiny,
-                               err_msg=key)
+    _assert_float32_mean(out[key], 0.5 * (a[raw_key] + b[raw_key][:, :, ::-1]), key)
   m = np.asarray(out["mask"], np.float64)[..., None]
   want = m * out["image"] + (1 - m) * x  # two products and a sum of values in [0, 1]
   np.testing.assert_allclose(out["composite"], want, rtol=0, atol=4 * np.finfo(np.float32).eps)
@@ -215,22 +227,14 @@ def test_biofacenet_mirror_averages_the_two_decompositions_and_renders_the_avera
   renderer's image of those averaged parameters (one decomposition, not a mean of images)."""
   from bioface_jax import physics  # pylint: disable=g-import-not-at-top
   from bioface_jax.models import biofacenet_mirror  # pylint: disable=g-import-not-at-top
-  path, _, state = runs["biofacenet"]
-  model = pretrained.load("biofacenet", path)
-  x = _inputs(model)
-  out = model.apply(x, mirror=True)
-  for key, spec in CONTRACT["biofacenet"].items():
-    assert out[key].shape == _expected_shape(spec, x), key
+  model, state, x, out = _apply_mirrored(runs, "biofacenet")
   # The network's answers on the photos and their mirror images, in one batch as `mirror` runs
-  # them; their mean in float64. Averaging two float32 numbers rounds once: half an ulp; and
-  # XLA:CPU flushes subnormal results to zero, so values below float32's smallest normal
-  # number (e.g. a light-basis weight of 1e-38) may come back as 0: atol = tiny.
+  # them; their mean in float64.
   a, b = _answers_on_photos_and_mirrors(biofacenet.predict, model, state, x,
                                         biofacenet_mirror.MAP_KEYS + biofacenet_mirror.VECTOR_KEYS)
   for key in a:
     want = 0.5 * (a[key] + (b[key][:, :, ::-1] if key in biofacenet_mirror.MAP_KEYS else b[key]))
-    np.testing.assert_allclose(out[key], want, rtol=np.finfo(np.float32).eps,
-                               atol=np.finfo(np.float32).tiny, err_msg=key)
+    _assert_float32_mean(out[key], want, key)
   # The image is the renderer's, of exactly the returned parameters (same function, same
   # float32 inputs; only XLA's fusion around it may differ: a few ulp).
   spectra, lut = pretrained._assets()  # pylint: disable=protected-access
