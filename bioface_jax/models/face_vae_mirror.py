@@ -11,8 +11,8 @@ Measured on the 29 real faces of `eval.real_judge`: with the model shipped on 20
 (thirteenth session) raw SSIM over the face ellipse 0.446 -> 0.472 (paired +0.026 +- 0.006,
 better on 23 of 29), over the crop 0.309 -> 0.328; on 128 held-out synthetic scenes 0.626 ->
 0.641 over the face; with the one before it 0.429 -> 0.444 (docs/face_vae.md, "Mirror
-averaging"). The network and its weights are
-untouched: an inference option, off by default, at twice the network's cost.
+averaging"). The network and its weights are untouched: an inference option, off by default,
+at twice the network's cost.
 """
 
 from __future__ import annotations
