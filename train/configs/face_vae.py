@@ -24,8 +24,8 @@
     (at Keras' 0.99 the evaluation-mode running statistics are still 0.99^t of their initial
     values after t steps); the clip, epsilon and losses are the authors'. **Measured** (the
     shipped model, 2026-12-07): ~59 min of training at a median 4.5 steps/s on the 2 cores
-    (AMD EPYC), plus the data; on 29 real faces (`python -m eval.real_judge --face_vae RUN`): raw decoder
-    output 0.309 +- 0.015 SSIM over the whole crop (mean training image 0.139) and 0.446 over
+    (AMD EPYC), plus the data; on 29 real faces (`python -m eval.real_judge --face_vae RUN`):
+    raw decoder output 0.309 +- 0.015 SSIM over the whole crop (mean training image 0.139) and 0.446 over
     the face ellipse (mean image 0.098), the authors' composite 0.810 (the mean image under
     the same mask 0.655), mask 0.94 over face skin and 0.81 over the hair band above the face;
     on 128 held-out synthetic scenes 0.626 over the face ellipse. The previous default (10,000
