@@ -25,9 +25,10 @@
     values after t steps); the clip, epsilon and losses are the authors'. **Measured** (the
     shipped model, 2026-12-07): ~59 min of training at a median 4.5 steps/s on the 2 cores
     (AMD EPYC), plus the data; on 29 real faces (`python -m eval.real_judge --face_vae RUN`):
-    raw decoder output 0.309 +- 0.015 SSIM over the whole crop (mean training image 0.139) and 0.446 over
-    the face ellipse (mean image 0.098), the authors' composite 0.810 (the mean image under
-    the same mask 0.655), mask 0.94 over face skin and 0.81 over the hair band above the face;
+    raw decoder output 0.309 +- 0.015 SSIM over the whole crop (mean training image 0.139)
+    and 0.446 over the face ellipse (mean image 0.098), the authors' composite 0.810 (the mean
+    image under the same mask 0.655), mask 0.94 over face skin and 0.81 over the hair band
+    above the face;
     on 128 held-out synthetic scenes 0.626 over the face ellipse. The previous default (10,000
     steps on 8,192 scenes, the last 2,000 at 1e-4; ``--config.num_train_steps=10000
     --config.model.lr_decay_at=8000 --config.data.num_faces=8192``) scored 0.291 / 0.429 on
