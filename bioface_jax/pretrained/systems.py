@@ -27,8 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bioface_jax.models import (biofacenet, biofacenet_mirror, face_vae, face_vae_mirror, prnet,
-                                sdps, sdps_mirror)
+from bioface_jax.models import (biofacenet, biofacenet_mirror, face_vae, face_vae_mirror,
+                                face_vae_refine, prnet, sdps, sdps_mirror)
 
 NAMES = ("biofacenet", "face_vae", "sdps", "prnet")
 TRAIN_COMMANDS = {name: f"python -m train.{name} --config train/configs/{name}.py"
@@ -133,8 +133,28 @@ def _face_vae_apply(config, variables, assets):
       result["composite"] = out["image_pre"]
     return result
 
-  def apply(images, *, size, mirror=False):
+  def refined(images, steps, learning_rate):
+    out = face_vae_refine.predict(variables["params"], variables["batch_stats"], images, config,
+                                  steps=steps, learning_rate=learning_rate)
+    result = {"image": out["image_pre"], "objective_before": out["objective_before"],
+              "objective_after": out["objective_after"]}
+    if "mask" in out:
+      result["mask"] = out["mask"]
+      result["composite"] = face_vae.composite(out["image_pre"], images, out["mask"])
+    else:
+      result["composite"] = out["image_pre"]
+    return result
+
+  def apply(images, *, size, mirror=False, refine_steps=0,
+            refine_lr=face_vae_refine.DEFAULT_LEARNING_RATE):
     x = _check_unit_images(images, (None, size, size, 3), "face_vae")
+    if not isinstance(refine_steps, int) or refine_steps < 0:
+      raise ValueError(f"face_vae: refine_steps must be an int >= 0, got {refine_steps!r}")
+    if refine_steps:
+      if mirror:
+        raise ValueError("face_vae: mirror and refine_steps are alternatives; refinement "
+                         "fits each photo's own latent, mirror averaging blurs that fit")
+      return _numpy(refined(jnp.asarray(x), refine_steps, float(refine_lr)))
     return _numpy(run(variables["params"], variables["batch_stats"], x, bool(mirror)))
   return apply
 
