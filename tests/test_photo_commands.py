@@ -220,6 +220,12 @@ def models(tmp_path_factory):
   return {name: tiny_models.export(name, root / name) for name in tiny_models.SIZES}
 
 
+def _npz(path) -> dict[str, np.ndarray]:
+  """The arrays of an .npz file, the file closed (an open one warns when collected)."""
+  with np.load(path) as npz:
+    return dict(npz)
+
+
 @pytest.fixture()
 def loaded(monkeypatch):
   """Records the model each command loads (through the real `pretrained.load`)."""
@@ -316,7 +322,7 @@ def test_predict_batch_writes_the_good_photos(photos, models, loaded, tmp_path, 
   assert (out / "face_2_decomposition.png").stat().st_size > 0
   model, = loaded
   size = model.input_size
-  grey = np.load(out / "grey16_maps.npz")
+  grey = _npz(out / "grey16_maps.npz")
   # 16-bit grey stays grey (equal channels), neither white nor clipped.
   x = grey["input"]
   assert x.shape == (size, size, 3) and np.ptp(x, axis=-1).max() < 1e-6 and x.max() < 0.95
@@ -324,7 +330,7 @@ def test_predict_batch_writes_the_good_photos(photos, models, loaded, tmp_path, 
   photo = read.read_photo(photos / "phone.jpg")
   crop = framing.resize_crop(photo.pixels, framing.central_square(photo.width, photo.height),
                              size)
-  phone = np.load(out / "phone_maps.npz")
+  phone = _npz(out / "phone_maps.npz")
   np.testing.assert_array_equal(phone["input"], crop)
   np.testing.assert_array_equal(phone["crop_box"], framing.central_square(24, 36))  # upright
   # The saved maps are pretrained.load(path).apply on the saved crop. The command's
@@ -333,7 +339,7 @@ def test_predict_batch_writes_the_good_photos(photos, models, loaded, tmp_path, 
   # the network's depth, bounded by 64 eps32 of each output's largest value (5 seen).
   eps = float(np.finfo(np.float32).eps)
   for name in ("face", "face_2", "phone"):
-    saved = np.load(out / f"{name}_maps.npz")
+    saved = _npz(out / f"{name}_maps.npz")
     direct = model.apply(saved["input"][None])
     for key, saved_key in (("fmel", "fmel"), ("fblood", "fblood"), ("shading", "diffuse"),
                            ("specular", "specular"), ("weights", "weights"), ("b", "b"),
@@ -359,7 +365,7 @@ def test_vae_predict_equals_apply(photos, models, loaded, tmp_path, capsys):
   assert code == 0, capsys.readouterr().err
   model, = loaded
   s = model.input_size
-  saved = np.load(out / "glass_vae.npz")
+  saved = _npz(out / "glass_vae.npz")
   assert {k: saved[k].shape for k in ("input", "reconstruction", "mask", "composite")} == {
       "input": (s, s, 3), "reconstruction": (s, s, 3), "mask": (s, s), "composite": (s, s, 3)}
   assert saved["input"].dtype == np.float32 and 0 <= saved["input"].min() <= 1
@@ -375,7 +381,7 @@ def test_vae_predict_equals_apply(photos, models, loaded, tmp_path, capsys):
   code = vae_predict.main([str(photos / "glass.png"), "--box", "4", "6", "24", "26", "--mirror",
                            "--workdir", str(models["face_vae"]), "--out", str(out / "m")])
   assert code == 0, capsys.readouterr().err
-  mirrored = np.load(out / "m" / "glass_vae.npz")
+  mirrored = _npz(out / "m" / "glass_vae.npz")
   np.testing.assert_array_equal(mirrored["input"], saved["input"])
   np.testing.assert_array_equal(mirrored["reconstruction"],
                                 model.apply(saved["input"][None], mirror=True)["image"][0])
@@ -384,7 +390,7 @@ def test_vae_predict_equals_apply(photos, models, loaded, tmp_path, capsys):
                            "--refine-steps", "2", "--workdir", str(models["face_vae"]),
                            "--out", str(out / "r")])
   assert code == 0, capsys.readouterr().err
-  refined = np.load(out / "r" / "glass_vae.npz")
+  refined = _npz(out / "r" / "glass_vae.npz")
   want = model.apply(saved["input"][None], refine_steps=2)
   np.testing.assert_array_equal(refined["reconstruction"], want["image"][0])
   assert int(refined["refine_steps"]) == 2
@@ -441,7 +447,7 @@ def test_sdps_predict_scene_folders(models, loaded, tmp_path, capsys):
                             "--workdir", str(models["sdps"]), "--out", str(out)])
   err = capsys.readouterr().err
   assert code == 1 and "empty: no image file" in err and "loose.png: is a file" in err
-  saved = np.load(out / "cup_normals.npz")
+  saved = _npz(out / "cup_normals.npz")
   assert list(saved["image_names"]) == ["c.png", "a.png", "b.png"]
   assert saved["normals"].shape == (20, 24, 3) and saved["mask"].shape == (20, 24)
   assert saved["light_directions"].shape == (3, 3) and saved["light_intensities"].shape == (3,)
