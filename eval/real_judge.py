@@ -410,6 +410,8 @@ def judge_face_vae(vae, jobs, n_synthetic: int, n_mean: int, mirror: bool = Fals
                      for _, image, box, *_ in jobs])
   synthetic, _ = vae_rows(vae, test_x, mean_image, test_m, mirror, refine_steps)
   real, real_out = vae_rows(vae, real_v, mean_image, mirror=mirror, refine_steps=refine_steps)
+  if refine_steps:  # for the figure: the network's own reconstruction beside the refined one
+    real_out["image_network"] = _apply(vae, real_v)["image"]
   how = "; mirror-averaged" if mirror else ""
   how += f"; latent refined per crop by {refine_steps} steps" if refine_steps else ""
   text = table(f"Face VAE ({size} px; synthetic: test scenes of the {world} world, seed {seed}; "
@@ -435,8 +437,11 @@ def save_figure(path, names, bio_x, bio_out, vae_x, vae_out, rows: int,
                                                                    vmax=1))),
              ("shading", lambda i: (bio_out["shading"][i], dict(cmap="gray", vmin=0)))]
   if vae_x is not None:
-    cols += [("VAE input", lambda i: (vae_x[i], {})),
-             ("VAE output", lambda i: (np.clip(vae_out["image"][i], 0, 1), {}))]
+    cols.append(("VAE input", lambda i: (vae_x[i], {})))
+    if "image_network" in vae_out:
+      cols.append(("VAE network", lambda i: (np.clip(vae_out["image_network"][i], 0, 1), {})))
+    cols.append(("VAE refined" if "image_network" in vae_out else "VAE output",
+                 lambda i: (np.clip(vae_out["image"][i], 0, 1), {})))
     if "mask" in vae_out:
       cols.append(("VAE mask", lambda i: (vae_out["mask"][i], dict(cmap="gray", vmin=0,
                                                                    vmax=1))))

@@ -130,3 +130,7 @@ def test_figure_draws_every_column_of_the_face_vae(tmp_path):
   rj.save_figure(path, ["a.jpg", "b.jpg"], None, None, x, {"image": x}, rows=2)
   narrow = mpimg.imread(path)
   assert wide.shape[0] == narrow.shape[0] and wide.shape[1] > 1.5 * narrow.shape[1]
+  # A refined run also shows the network's own reconstruction: one column more.
+  rj.save_figure(path, ["a.jpg", "b.jpg"], None, None, x, dict(out, image_network=x), rows=2,
+                 heading="refined")
+  assert mpimg.imread(path).shape[1] > 1.1 * wide.shape[1]
