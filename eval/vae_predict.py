@@ -19,8 +19,9 @@ For each photo, writes to --out (default ./predictions), named after the photo:
 Per-photo latent refinement (--refine-steps N, off by default): N Adam steps on the latent
 alone, minimising the model's own training objective for this photo with the predicted mask
 held fixed (bioface_jax.models.face_vae_refine). The network alone reconstructs real faces
-blurrily (SSIM 0.45 over the face on 29 real photos); 400 steps (~1 s a photo on 2 CPU cores)
-bring that to 0.69 (docs/face_vae.md, "Per-photo latent refinement").
+blurrily (SSIM 0.45 over the face on 29 real photos); 400 steps (~1.2 s a photo on 2 CPU cores)
+bring that to 0.69, 800 steps (~1.9 s) to 0.71 (docs/face_vae.md, "Per-photo latent
+refinement"). The mask stays the network's; --mirror cannot be combined with it.
 
 How a photo is prepared: read as a viewer shows it (EXIF orientation, 16-bit and greyscale,
 transparency on white); the face is --box, or the largest face the detector finds (--crop
@@ -56,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "twice the time)")
   parser.add_argument("--refine-steps", type=int, default=0, metavar="N",
                       help="fit the latent to each photo by N Adam steps on the model's own "
-                           "objective (bioface_jax.models.face_vae_refine; 400 is a good "
-                           "choice; default 0: the network's posterior mean)")
+                           "objective (bioface_jax.models.face_vae_refine): 400 (~1.2 s a "
+                           "photo on 2 CPU cores) or 800 (~1.9 s) for sharp faces; default 0: "
+                           "the network's posterior mean")
   parser.add_argument("--refine-lr", type=float, default=None, metavar="LR",
                       help="Adam step of the refinement (default 0.1)")
   return parser

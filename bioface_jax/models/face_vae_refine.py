@@ -17,10 +17,14 @@ with Adam. Each photo's loss depends on its own z only and Adam works elementwis
 a batch do not influence each other. The output is the decoder's reconstruction from the
 refined latent; the mask stays the network's.
 
-Measured on the 29 real faces of `eval.real_judge` with the model shipped on 2026-12-07:
-SSIM over the face ellipse 0.446 (network alone) -> see docs/face_vae.md ("Per-photo latent
-refinement") for the curve against the number of steps. The decoder carries the face knowledge:
-a randomly initialised decoder refined the same way stays at the mean image's level.
+Measured on the 29 real faces of `eval.real_judge` with the model shipped on 2026-12-07 (SSIM
+of the decoder's output over the face ellipse; docs/face_vae.md, "Per-photo latent
+refinement"): 0.446 for the network alone, 0.651 / 0.672 / 0.690 / 0.706 after 100 / 200 / 400
+/ 800 steps (better on all 29 faces; held-out synthetic scenes 0.626 -> 0.731 after 800), at
+~1.2 s (400 steps) and ~1.9 s (800) a photo on 2 CPU cores. The gain is the decoder's learned
+range, not the optimiser: a randomly initialised decoder refined the same way stays at 0.10;
+but it is partly generic: upside-down crops, which no training scene resembles, still refine
+from 0.28 to 0.60 (upright 0.69).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import optax
 from bioface_jax import image_metrics
 from bioface_jax.models import face_vae
 
-DEFAULT_STEPS = 400
+DEFAULT_STEPS = 400   # SSIM 0.690 over the face on the real photos; 800 steps 0.706
 DEFAULT_LEARNING_RATE = 0.1
 
 
