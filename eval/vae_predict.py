@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "photo on 2 CPU cores) or 800 (~1.9 s) for sharp faces; default 0: "
                            "the network's posterior mean")
   parser.add_argument("--refine-lr", type=float, default=None, metavar="LR",
-                      help="Adam step of the refinement (default 0.1)")
+                      help="Adam step of the refinement (default 0.3)")
   return parser
 
 

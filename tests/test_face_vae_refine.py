@@ -101,6 +101,20 @@ def test_refinement_lowers_every_crops_objective_and_zero_steps_is_the_network(t
                              rtol=0, atol=256 * EPS)
 
 
+def test_refinement_never_makes_a_photos_objective_worse_and_names_divergence(tiny):
+  """With an absurd step Adam overshoots: photos whose objective rose keep the network's
+  latent and output; a non-finite objective is an error naming the photos."""
+  config, params, stats, x, first = tiny
+  out = fr.predict(params, stats, x, config, steps=3, learning_rate=1e3)
+  before, after = np.asarray(out["objective_before"]), np.asarray(out["objective_after"])
+  assert np.all(after <= before)
+  kept = after == before
+  assert kept.any()  # the overshoot happened: the test exercises the fallback
+  np.testing.assert_array_equal(np.asarray(out["latent"])[kept], np.asarray(first["mean"])[kept])
+  with pytest.raises(FloatingPointError, match=r"diverged .* images \[0, 1, 2, 3\]"):
+    fr.predict(params, stats, x.at[:, 0, 0, 0].set(jnp.nan), config, steps=1)
+
+
 def test_bad_arguments_name_the_problem(tiny):
   config, params, stats, x, _ = tiny
   with pytest.raises(ValueError, match="steps must be an int >= 0"):
