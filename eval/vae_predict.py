@@ -20,7 +20,7 @@ Per-photo latent refinement (--refine-steps N, off by default): N Adam steps on 
 alone, minimising the model's own training objective for this photo with the predicted mask
 held fixed (bioface_jax.models.face_vae_refine). The network alone reconstructs real faces
 blurrily (SSIM 0.45 over the face on 29 real photos); 400 steps (~1.2 s a photo on 2 CPU cores)
-bring that to 0.69, 800 steps (~1.9 s) to 0.71 (docs/face_vae.md, "Per-photo latent
+bring that to 0.70, 800 steps (~1.9 s) to 0.71 (docs/face_vae.md, "Per-photo latent
 refinement"). The mask stays the network's; --mirror cannot be combined with it.
 
 How a photo is prepared: read as a viewer shows it (EXIF orientation, 16-bit and greyscale,

@@ -19,12 +19,13 @@ refined latent; the mask stays the network's.
 
 Measured on the 29 real faces of `eval.real_judge` with the model shipped on 2026-12-07 (SSIM
 of the decoder's output over the face ellipse; docs/face_vae.md, "Per-photo latent
-refinement"): 0.446 for the network alone, 0.651 / 0.672 / 0.690 / 0.706 after 100 / 200 / 400
-/ 800 steps (better on all 29 faces; held-out synthetic scenes 0.626 -> 0.731 after 800), at
-~1.2 s (400 steps) and ~1.9 s (800) a photo on 2 CPU cores. The gain is the decoder's learned
-range, not the optimiser: a randomly initialised decoder refined the same way stays at 0.10;
-but it is partly generic: upside-down crops, which no training scene resembles, still refine
-from 0.28 to 0.60 (upright 0.69).
+refinement"): 0.446 for the network alone, 0.685 / 0.700 / 0.711 after 200 / 400 / 800 steps
+at the default Adam step 0.3 (better on all 29 faces; at step 0.1 0.672 / 0.690 / 0.706;
+held-out synthetic scenes 0.626 -> 0.726 after 400), at ~1.2 s (400 steps) and ~1.9 s (800) a
+photo on 2 CPU cores. The gain is the decoder's learned range, not the optimiser: a randomly
+initialised decoder refined the same way stays at 0.10; but it is partly generic: upside-down
+crops, which no training scene resembles, still refine from 0.28 to 0.60 (upright 0.69, step
+0.1).
 """
 
 from __future__ import annotations
