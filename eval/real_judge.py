@@ -408,6 +408,10 @@ def judge_face_vae(vae, jobs, n_synthetic: int, n_mean: int, mirror: bool = Fals
   mean_image = synthetic_scenes(np.arange(n_mean), size, seed, world, scene)[0].mean(0)
   real_v = np.stack([crop_padded(image, vae_box(box, image.shape[1], image.shape[0]), size)
                      for _, image, box, *_ in jobs])
+  if refine_steps:
+    print(f"face VAE: fitting the latents of {len(test_x)} synthetic and {len(real_v)} real crops "
+          f"({refine_steps} steps each, ~{(len(test_x) + len(real_v)) * refine_steps / 480:.0f} s "
+          "on 2 CPU cores)...", flush=True)
   synthetic, _ = vae_rows(vae, test_x, mean_image, test_m, mirror, refine_steps)
   real, real_out = vae_rows(vae, real_v, mean_image, mirror=mirror, refine_steps=refine_steps)
   if refine_steps:  # for the figure: the network's own reconstruction beside the refined one
