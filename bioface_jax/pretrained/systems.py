@@ -119,31 +119,31 @@ def face_vae_config(run: Mapping[str, Any]) -> face_vae.FaceVAEConfig:
   return face_vae.FaceVAEConfig.from_mapping(fields)
 
 
+def _face_vae_outputs(out, images):
+  """The contract's ``image``, ``mask`` (with the mask branch) and ``composite`` of a face VAE
+  prediction ``out`` (``image_pre`` [+ ``mask``]) of `images`."""
+  result = {"image": out["image_pre"]}
+  if "mask" in out:
+    result["mask"] = out["mask"]
+    result["composite"] = face_vae.composite(out["image_pre"], images, out["mask"])
+  else:
+    result["composite"] = out["image_pre"]
+  return result
+
+
 def _face_vae_apply(config, variables, assets):
   del assets
 
   @functools.partial(jax.jit, static_argnames="mirror")
   def run(params, batch_stats, images, mirror):
     out = face_vae_mirror.predict(params, batch_stats, images, config, mirror=mirror)
-    result = {"image": out["image_pre"]}
-    if "mask" in out:
-      result["mask"] = out["mask"]
-      result["composite"] = face_vae.composite(out["image_pre"], images, out["mask"])
-    else:
-      result["composite"] = out["image_pre"]
-    return result
+    return _face_vae_outputs(out, images)
 
   def refined(images, steps, learning_rate):
     out = face_vae_refine.predict(variables["params"], variables["batch_stats"], images, config,
                                   steps=steps, learning_rate=learning_rate)
-    result = {"image": out["image_pre"], "objective_before": out["objective_before"],
-              "objective_after": out["objective_after"]}
-    if "mask" in out:
-      result["mask"] = out["mask"]
-      result["composite"] = face_vae.composite(out["image_pre"], images, out["mask"])
-    else:
-      result["composite"] = out["image_pre"]
-    return result
+    return dict(_face_vae_outputs(out, images), objective_before=out["objective_before"],
+                objective_after=out["objective_after"])
 
   def apply(images, *, size, mirror=False, refine_steps=0,
             refine_lr=face_vae_refine.DEFAULT_LEARNING_RATE):
