@@ -71,3 +71,65 @@ def test_config_names_and_aliases():
     configs.get_config("H3")
   with pytest.raises(ValueError, match="more than one preset"):
     configs.get_config("cpu,smoke")
+
+
+def _smoke_export(tmp_path, config):
+  """A face VAE export with random variables for `config`'s network (a warm-start source)."""
+  from bioface_jax import pretrained  # pylint: disable=g-import-not-at-top
+  from bioface_jax.models import face_vae  # pylint: disable=g-import-not-at-top
+  model = face_vae_task.model_config(config)
+  shape = (2, model.input_size, model.input_size, 3)
+  params, stats = face_vae.init(jax.random.key(3), shape, model)
+  # Running statistics unlike the initial ones, so evaluation-mode BatchNorm is not the identity.
+  stats = jax.tree.map(lambda s: s + 0.1 * np.abs(np.random.default_rng(0).normal(
+      size=s.shape)).astype(np.float32), stats)
+  pretrained.save(tmp_path / "export", "face_vae", {"params": params, "batch_stats": stats},
+                  model, input_size=model.input_size, dtype=np.float32, source="test",
+                  run_config=config.to_dict())
+  return tmp_path / "export", params, stats
+
+
+def test_encoder_only_needs_a_trained_model_and_a_known_part():
+  config = configs.get_config("ssim_l2_mask,smoke")
+  config.train_part = "encoder"
+  with pytest.raises(ValueError, match="init_workdir"):
+    face_vae_task.make_task(config)
+  config.train_part = "decoder"
+  with pytest.raises(ValueError, match="train_part must be one of"):
+    face_vae_task.train_part(config)
+
+
+@pytest.mark.slow
+def test_encoder_only_trains_the_deployed_loss_leaves_the_decoders_and_restores(tmp_path):
+  from bioface_jax.models import face_vae_loss  # pylint: disable=g-import-not-at-top
+  config = configs.get_config("ssim_l2_mask,smoke")
+  config.data.cache_dir = str(tmp_path / "cache")
+  config.data.num_faces = 32
+  config.data.n_test = 4
+  config.num_train_steps = 1
+  config.eval_every_steps = 0
+  config.figure_every_steps = 0
+  export, params, stats = _smoke_export(tmp_path, config)
+  config.init_workdir = str(export)
+  config.train_part = "encoder"
+  task = face_vae_task.make_task(config)
+  final, history = train_lib.train(task, config, tmp_path / "run")
+  assert set(final["opt_state"][1].mu) == {"encoder"}  # Adam's moments: the encoder's only
+  for part in ("image_decoder", "mask_decoder"):
+    assert _params_equal(final["params"][part], params[part])
+  assert _params_equal(final["batch_stats"], stats)
+  assert not _params_equal(final["params"]["encoder"], params["encoder"])
+  # The step's loss is the deployed network's (running statistics, z = mean) on its batch, not
+  # the training-mode one (batch statistics, sampled z).
+  batch = next(iter(task.make_batches(0)))
+  model = face_vae_task.model_config(config)
+  loss = jax.jit(lambda b, train: face_vae_loss.compute_loss(
+      params, stats, b, model, train=train, rng=jax.random.key(1))[0], static_argnums=1)
+  deployed, sampled = float(loss(batch, False)), float(loss(batch, True))
+  # Same graph and inputs, another compilation: equal up to float32 reduction order (a total
+  # of O(1) from sums of ~1e4 terms: 1e-5 relative); the training-mode loss differs by more.
+  np.testing.assert_allclose(history[0]["loss"], deployed, rtol=1e-5)
+  assert abs(sampled - deployed) > 1e-3
+  restored, _, _, run_config, step = face_vae_task.restore_for_inference(tmp_path / "run")
+  assert step == 1 and run_config.train_part == "encoder"
+  assert _params_equal(restored, final["params"])

@@ -113,3 +113,29 @@ def test_sdps_export_as_runs_for_training_and_benchmarks(tmp_path):
   assert jax.tree.structure(fused_shapes) == jax.tree.structure(fused.params)
   with pytest.raises(ValueError, match="holds a lcnet network, not nenet"):
     sdps_task.network_of(lcnet, "nenet", export)
+
+
+def test_biofacenet_task_starts_from_an_export(tmp_path):
+  from bioface_jax.models import biofacenet  # pylint: disable=g-import-not-at-top
+  from train import biofacenet_task  # pylint: disable=g-import-not-at-top
+  from train.configs import biofacenet as configs  # pylint: disable=g-import-not-at-top
+  config = configs.get_config("smoke")
+  model = biofacenet_task.model_config(config)
+  shape = (2, config.data.size, config.data.size, 3)
+  params, stats = jax.eval_shape(lambda: biofacenet.init(jax.random.key(0), shape, model))
+  variables = {"params": _random(params, 5), "batch_stats": _random(stats, 6)}
+  export = tmp_path / "biofacenet"
+  pretrained.save(export, "biofacenet", variables, model, input_size=config.data.size,
+                  dtype=np.float32, source="test")
+  config.init_workdir = str(export)
+  task = biofacenet_task.BioFaceNetTask(config, None, None, model, None, None,
+                                        init_variables=warm_start.read("biofacenet", export)
+                                        .variables)
+  state = jax.jit(lambda: task.init(jax.random.key(0), {"image": jnp.zeros(shape)}))()
+  for k in ("params", "batch_stats"):
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(state[k]), variables[k])
+  wider = dataclasses.replace(model, base_filters=model.base_filters + 1)
+  other = biofacenet_task.BioFaceNetTask(config, None, None, wider, None, None,
+                                         init_variables=task.init_variables)
+  with pytest.raises(ValueError, match="holds another network"):
+    jax.eval_shape(other.init, jax.random.key(0), {"image": jnp.zeros(shape)})

@@ -7,7 +7,8 @@
   `data.synth.scene`, or "faces", the previous skin-only faces) or the Neural Face Editing HDF5 shards
   (``"nfe"``, ``config.data.dir``), both read by `data.nfe.NFEDataset`, batched by the
   deterministic `data.pipeline.iterate_batches` (batch s is a pure function of seed and s);
-* state: ``{"params", "batch_stats", "opt_state"}``;
+* state: ``{"params", "batch_stats", "opt_state"}`` (fresh, or the network variables of
+  ``config.init_workdir``, a run or export of the same network, with a fresh optimiser);
 * step: `bioface_jax.models.biofacenet.compute_loss` (training-mode BatchNorm) + the optimiser;
 * eval: the same loss with running BatchNorm statistics on held-out faces; on synthetic faces
   (which carry ground truth) also the held-out recovery metrics ``recovery/*`` (melanin and
@@ -33,7 +34,7 @@ import optax
 
 from bioface_jax import figures, physics
 from bioface_jax.models import biofacenet
-from bioface_jax.pretrained import systems
+from bioface_jax.pretrained import systems, warm_start
 from bioface_jax.train_lib import Task
 from data import nfe, pipeline
 from data.synth import labels as synth_labels
@@ -138,6 +139,7 @@ class BioFaceNetTask:
   holdout_set: Any
   train_truth: dict[str, np.ndarray] | None = None
   holdout_truth: dict[str, np.ndarray] | None = None
+  init_variables: Any = None  # warm start: the variables of config.init_workdir
 
   @classmethod
   def create(cls, config: ml_collections.ConfigDict) -> BioFaceNetTask:
@@ -160,12 +162,19 @@ class BioFaceNetTask:
                                                  if k not in biofacenet.TRUTH_KEYS)
     holdout_truth = (load_truth_rows(holdout_set, config.eval_examples, holdout_keys)
                      if config.eval_examples > 0 else None)
+    init_variables = None
+    if config.get("init_workdir"):  # a run or an export (same network)
+      init_variables = warm_start.read("biofacenet", config.init_workdir).variables
     return cls(config, spectra, physics.skin_lut(spectra), model, train_set, holdout_set,
-               train_truth, holdout_truth)
+               train_truth, holdout_truth, init_variables)
 
   # -- the trainer's functions ---------------------------------------------------------------
   def init(self, rng: jax.Array, example_batch) -> dict[str, Any]:
     params, batch_stats = biofacenet.init(rng, example_batch["image"].shape, self.model)
+    if self.init_variables is not None:  # warm start: same network, fresh optimiser
+      v = warm_start.like({"params": params, "batch_stats": batch_stats}, self.init_variables,
+                          self.config.init_workdir)
+      params, batch_stats = v["params"], v["batch_stats"]
     return dict(params=params, batch_stats=batch_stats,
                 opt_state=biofacenet.optimizer(self.model).init(params))
 

@@ -7,7 +7,10 @@
   previous portraits) or CelebA + face-parsing masks through TFDS (``"celeba"``,
   `data.celeba_faceparsing`), batched by the deterministic `data.pipeline.iterate_batches`;
 * state: ``{"params", "batch_stats", "opt_state"}``; step: `face_vae.compute_loss` (training
-  BatchNorm, sampled z, label-mask compositing) + per-tensor clip + Keras Adam;
+  BatchNorm, sampled z, label-mask compositing) + per-tensor clip + Keras Adam; with
+  ``config.train_part = "encoder"`` (amortised refinement, from a trained model) the same loss
+  as the deployed network computes it (running statistics, z = mean) and only the encoder
+  learns (`trainable`);
 * eval: the loss with running statistics and z = mean, plus SSIM / l1 / l2 of the deployed
   reconstruction (predicted-mask compositing) on held-out scenes;
 * figure: rows of input | label mask | predicted mask | decoder output | composite.
@@ -59,6 +62,24 @@ def load_datasets(config: ml_collections.ConfigDict):
   raise ValueError(f"config.data.source must be 'synthetic' or 'celeba', got {data.source!r}")
 
 
+TRAIN_PARTS = ("all", "encoder")
+
+
+def train_part(config: ml_collections.ConfigDict) -> str:
+  """``config.train_part`` ("all" when absent: runs from before the field), checked."""
+  part = config.get("train_part", "all")
+  if part not in TRAIN_PARTS:
+    raise ValueError(f"config.train_part must be one of {TRAIN_PARTS}, got {part!r}")
+  return part
+
+
+def trainable(params: Any, part: str) -> Any:
+  """The parameters the optimiser updates: all, or the encoder's alone (``"encoder"``: the
+  decoders stay as trained, so the encoder learns to map images to the latents that the fixed
+  decoders draw best: refinement's objective (`face_vae_refine`) amortised over the data)."""
+  return params if part == "all" else {"encoder": params["encoder"]}
+
+
 def _select(batch):
   return {"image": np.asarray(batch["image"], np.float32),
           "mask": np.asarray(batch["mask"], np.float32)}
@@ -94,6 +115,9 @@ class FaceVAETask:
       raise ValueError(f"the training set has {len(train_set)} images, fewer than "
                        f"batch_size={config.batch_size}.")
     init_variables = None
+    if train_part(config) != "all" and not config.get("init_workdir"):
+      raise ValueError(f"config.train_part={config.train_part!r} trains part of a trained "
+                       "network: give the trained model with --config.init_workdir=DIR")
     if config.get("init_workdir"):  # a run, an export or the authors' imported weights
       init_variables = warm_start.read("face_vae", config.init_workdir).variables
     return cls(config, model, train_set, holdout_set, test_set, init_variables)
@@ -104,21 +128,25 @@ class FaceVAETask:
       v = warm_start.like({"params": params, "batch_stats": batch_stats}, self.init_variables,
                           self.config.init_workdir)
       params, batch_stats = v["params"], v["batch_stats"]
+    part = train_part(self.config)
     return dict(params=params, batch_stats=batch_stats,
-                opt_state=face_vae.optimizer(self.model).init(params))
+                opt_state=face_vae.optimizer(self.model).init(trainable(params, part)))
 
   def train_step(self, state, batch, rng):
     tx = face_vae.optimizer(self.model)
+    part = train_part(self.config)
 
-    def loss_fn(params):
+    def loss_fn(learned):
+      params = {**state["params"], **learned}
+      # The encoder alone learns as the deployed network runs: running statistics, z = mean.
       loss, (terms, new_stats, _) = face_vae.compute_loss(
-          params, state["batch_stats"], batch, self.model, train=True, rng=rng)
+          params, state["batch_stats"], batch, self.model, train=part == "all", rng=rng)
       return loss, (terms, new_stats)
 
-    (loss, (terms, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state["params"])
-    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-    params = optax.apply_updates(state["params"], updates)
+    learned = trainable(state["params"], part)
+    (loss, (terms, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(learned)
+    updates, opt_state = tx.update(grads, state["opt_state"], learned)
+    params = {**state["params"], **optax.apply_updates(learned, updates)}
     metrics = {f"loss/{k}": v for k, v in terms.items() if k != "total"}
     metrics["loss"] = loss
     metrics["grad_norm"] = optax.tree.norm(grads)
@@ -195,12 +223,13 @@ def restore_for_inference(workdir: str | pathlib.Path):
     shape = (config.batch_size, model.input_size, model.input_size, 3)
     params, batch_stats = jax.eval_shape(lambda: face_vae.init(jax.random.key(0), shape, model))
     return {"params": params, "batch_stats": batch_stats,
-            "opt_state": jax.eval_shape(face_vae.optimizer(model).init, params)}
+            "opt_state": jax.eval_shape(face_vae.optimizer(model).init,
+                                        trainable(params, train_part(config)))}
 
   state, config, step = export.restore_latest(workdir, abstract_state, "python -m train.face_vae",
                                               ml_collections.ConfigDict)
   return state["params"], state["batch_stats"], model_config(config), config, step
 
 
-__all__ = ["FaceVAETask", "figure_rows", "load_datasets", "make_task", "model_config",
-           "restore_for_inference"]
+__all__ = ["FaceVAETask", "TRAIN_PARTS", "figure_rows", "load_datasets", "make_task", "model_config",
+           "restore_for_inference", "train_part", "trainable"]

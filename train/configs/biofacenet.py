@@ -2,6 +2,9 @@
 
 Every field can be overridden on the command line, e.g. ``--config.num_train_steps=500
 --config.batch_size=32 --config.learning_rate=3e-4 --config.model.base_filters=8``.
+``--config.init_workdir=DIR`` starts from the network variables of DIR (a run or an export, e.g.
+the shipped model ``bioface_jax/pretrained/shipped/biofacenet``) with a fresh optimiser and
+schedule; the config must build the same network.
 
 Variants (commands run from the repository root; times are on the 2-core CPU this project is
 developed on unless stated):
@@ -168,6 +171,7 @@ def _base() -> ml_collections.ConfigDict:
   c.log_every_steps = 25
   c.checkpoint_every_steps = 250
   c.figure_every_steps = 250
+  c.init_workdir = ""             # warm start from this run / export (same network)
   c.eval_every_steps = 250
   c.eval_examples = 128
   c.max_to_keep = 3

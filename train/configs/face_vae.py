@@ -119,6 +119,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.max_to_keep = 2
   c.async_checkpointing = True
   c.init_workdir = ""             # warm start from this run / export / imported weights
+  c.train_part = "all"            # "encoder": only the encoder learns, as deployed (z = mean,
+                                  # running statistics); needs init_workdir (face_vae.md)
 
   c.model = ml_collections.ConfigDict()
   c.model.input_size = 48
