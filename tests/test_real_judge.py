@@ -1,4 +1,5 @@
-"""Tests for the helpers of the real-photo judge (`eval.real_judge`)."""
+"""Tests for the real-photo judge (`eval.real_judge`) and its per-crop scores
+(`eval.real_scores`)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import pytest
 
 from bioface_jax import physics
 from eval import real_judge as rj
+from eval import real_scores as rs
 
 
 def test_vae_crop_frames_the_biofacenet_crop_as_the_training_scenes():
   box = (100, 80, 172, 152)  # a 72-pixel BioFaceNet crop
-  left, top, right, bottom = rj.vae_box(box, 400, 300)
+  left, top, right, bottom = rs.vae_box(box, 400, 300)
   assert right - left == bottom - top == 100  # 72 / 0.72
   assert (left + right) / 2 == pytest.approx(136)  # same centre column
   assert 116 - top == pytest.approx(0.45 * 100, abs=0.5)  # crop centre row at 0.45 of the side
@@ -20,7 +22,7 @@ def test_vae_crop_frames_the_biofacenet_crop_as_the_training_scenes():
 def test_padded_crop_repeats_the_edge_outside_the_photo():
   image = np.zeros((20, 30, 3), np.uint8)
   image[:, :, 0] = np.arange(30)[None, :] * 8
-  crop = rj.crop_padded(image, (-10, -5, 10, 15), 20)
+  crop = rs.crop_padded(image, (-10, -5, 10, 15), 20)
   assert crop.shape == (20, 20, 3)
   np.testing.assert_array_equal(crop[:, :10, 0], 0.0)  # left of the photo: its first column
   np.testing.assert_allclose(crop[0, 10:, 0], np.arange(10) * 8 / 255, atol=1e-6)
@@ -32,7 +34,7 @@ def test_pigment_share_outside_a_region():
   fblood = np.zeros((4, 4), np.float32)
   region = np.zeros((4, 4), bool)
   region[:2] = True
-  mel, hb = rj.pigment_share_outside(fmel, fblood, region)
+  mel, hb = rs.pigment_share_outside(fmel, fblood, region)
   assert mel == pytest.approx(0.0, abs=1e-5)  # f = -1 is 0.43 * 0.01^3 melanin
   assert hb == pytest.approx(0.5)
 
@@ -41,13 +43,13 @@ def test_illuminant_cct_of_daylight_and_tungsten(spectra):
   weights = np.zeros((2, 14), np.float32)
   weights[0, 1] = 1.0  # daylight table at t = 3.5 (6500 K)
   weights[1, 0] = 1.0  # CIE A, 2856 K
-  cct = rj.illuminant_cct(spectra, weights, np.array([3.5, 3.5], np.float32))
+  cct = rs.illuminant_cct(spectra, weights, np.array([3.5, 3.5], np.float32))
   assert cct[0] == pytest.approx(6500, rel=0.02)
   assert cct[1] == pytest.approx(2856, rel=0.02)
 
 
 def test_vae_regions_lie_inside_the_crop_and_do_not_overlap():
-  regions = rj.vae_regions(64)
+  regions = rs.vae_regions(64)
   assert all(r.any() for r in regions.values())
   assert not (regions["face"] & regions["hair"]).any()
   assert not (regions["face"] & regions["corners"]).any()
@@ -69,8 +71,8 @@ def test_vae_crop_reads_float_and_uint8_photos_alike():
   rng = np.random.default_rng(0)
   image = rng.integers(0, 256, (40, 30, 3)).astype(np.uint8)
   box = (-5, 2, 25, 32)
-  a = rj.crop_padded(image, box, 10)
-  b = rj.crop_padded(image.astype(np.float32) / 255.0, box, 10)
+  a = rs.crop_padded(image, box, 10)
+  b = rs.crop_padded(image.astype(np.float32) / 255.0, box, 10)
   np.testing.assert_array_equal(a, b)
   assert a.max() > 0.5
 
@@ -78,7 +80,7 @@ def test_vae_crop_reads_float_and_uint8_photos_alike():
 def test_float_crop_keeps_sub_quantum_values():
   """The crop is area-averaged in float: values between two 8-bit levels survive."""
   image = np.full((8, 8, 3), 0.5 / 255.0, np.float32)
-  crop = rj.crop_padded(image, (-2, -2, 10, 10), 4)
+  crop = rs.crop_padded(image, (-2, -2, 10, 10), 4)
   np.testing.assert_allclose(crop, 0.5 / 255.0, rtol=1e-6)
 
 
@@ -103,14 +105,14 @@ def test_vae_rows_score_the_face_and_the_authors_composite():
   from types import SimpleNamespace
   rng = np.random.default_rng(0)
   x = rng.uniform(0.2, 0.8, (2, 64, 64, 3)).astype(np.float32)
-  corners = rj.vae_regions(64)["corners"]
+  corners = rs.vae_regions(64)["corners"]
   wrong = np.where(corners[None, :, :, None], 1.0 - x, x)
   for m in (1.0, 0.0):
     mask = np.full(x.shape[:3], m, np.float32)
     composite = wrong * mask[..., None] + x * (1 - mask[..., None])
     model = SimpleNamespace(apply=lambda images, c=composite, k=mask, mirror=False: dict(
         image=wrong[:len(images)], mask=k[:len(images)], composite=c[:len(images)]))
-    rows, _ = rj.vae_rows(model, x, mean_image=x.mean(0))
+    rows, _ = rs.vae_rows(model, x, mean_image=x.mean(0))
     for row in rows:
       assert row["ssim"] < 0.95 and abs(row["ssim_face"] - 1.0) < 1e-5
       assert (abs(row["ssim_composite"] - 1.0) < 1e-5) == (m == 0.0)
