@@ -109,15 +109,15 @@ class FaceVAETask:
 
   @classmethod
   def create(cls, config: ml_collections.ConfigDict) -> FaceVAETask:
+    if train_part(config) != "all" and not config.get("init_workdir"):
+      raise ValueError(f"config.train_part={config.train_part!r} trains part of a trained "
+                       "network: give the trained model with --config.init_workdir=DIR")
     model = model_config(config)
     train_set, holdout_set, test_set = load_datasets(config)
     if len(train_set) < config.batch_size:
       raise ValueError(f"the training set has {len(train_set)} images, fewer than "
                        f"batch_size={config.batch_size}.")
     init_variables = None
-    if train_part(config) != "all" and not config.get("init_workdir"):
-      raise ValueError(f"config.train_part={config.train_part!r} trains part of a trained "
-                       "network: give the trained model with --config.init_workdir=DIR")
     if config.get("init_workdir"):  # a run, an export or the authors' imported weights
       init_variables = warm_start.read("face_vae", config.init_workdir).variables
     return cls(config, model, train_set, holdout_set, test_set, init_variables)
