@@ -46,10 +46,16 @@ developed on unless stated):
   With a 2- or 5-px margin the off-skin term makes melanin follow shading (r +0.32, +0.21)
   and misses the haemoglobin target (docs/synthetic_world.md, "No pigment off the skin, on
   the shipped default"). Runtime: 5.5 min of scene generation + 37 min for the 5250 steps on
-  the 2 cores (niced, with short test and evaluation jobs beside it). This is the shipped
-  model::
+  the 2 cores (niced, with short test and evaluation jobs beside it)::
 
     python -m train.biofacenet --config train/configs/biofacenet.py --workdir runs/default
+
+  The shipped model is this run continued twice by the same recipe on 4,096 fresh scenes each
+  (``--config.init_workdir=runs/default --config.data.seed=1 --workdir runs/more1``, then
+  ``--config.init_workdir=runs/more1 --config.data.seed=2 --workdir runs/more2``; 33-46 min
+  each): held-out melanin / haemoglobin RMSE 0.133 / 0.080, r 0.96 / 0.94, reconstruction
+  0.024; on the 29 real faces central sRGB RMSE 0.050 network alone (better than the run above
+  on all 29), 0.020 refined (docs/synthetic_world.md, "More training on fresh scenes").
 
   With ``--config.model.base_filters=12`` (3.73M parameters, ~1.7x the time per step): better
   on its own world (central sRGB RMSE 0.045 vs 0.047, shading 0.071), no better on real
