@@ -5,8 +5,8 @@ The same numbers on real crops and on held-out synthetic ones, so the two can si
 
 BioFaceNet (crops framed as its training faces, `bioface_jax.photo.biofacenet_fit.prepare`):
 * median central-region sRGB RMSE of the reconstruction
-  (`bioface_jax.photo.biofacenet_fit.central_srgb_rmse`; goal <= 0.05), and what of it is the light's colour and what is brightness
-  (`eval.photo_plausibility.reconstruction_error_parts`);
+  (`bioface_jax.photo.biofacenet_fit.central_srgb_rmse`; goal <= 0.05), and what of it is the
+  light's colour and what is brightness (`eval.photo_plausibility.reconstruction_error_parts`);
 * pigment confinement: the share of the melanin (and haemoglobin) volume-fraction mass that
   lies outside the face region. Real photos have no face mask, so the face region is the
   ellipse that holds the synthetic faces' masks in this framing (centre (0.50, 0.49) of the
