@@ -231,5 +231,5 @@ def restore_for_inference(workdir: str | pathlib.Path):
   return state["params"], state["batch_stats"], model_config(config), config, step
 
 
-__all__ = ["FaceVAETask", "TRAIN_PARTS", "figure_rows", "load_datasets", "make_task", "model_config",
-           "restore_for_inference", "train_part", "trainable"]
+__all__ = ["FaceVAETask", "TRAIN_PARTS", "figure_rows", "load_datasets", "make_task",
+           "model_config", "restore_for_inference", "train_part", "trainable"]
